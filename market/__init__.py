@@ -1,0 +1,1 @@
+"""PicoGrid market layer."""

@@ -1,0 +1,1 @@
+"""PicoGrid node layer."""
