@@ -1,0 +1,52 @@
+"""The node's own source chain: `append(type, payload)` with the right seq, prev and timestamp."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ledger.actions import Action, sign_action
+from ledger.keys import Identity
+from ledger.schemas import check_payload
+from ledger.store import Head, Store
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class SourceChain:
+    """Appends our own agent's actions. Timestamps never go backwards, even if the clock does."""
+
+    def __init__(
+        self, store: Store, identity: Identity, clock: Callable[[], int] = now_us
+    ) -> None:
+        self.store = store
+        self.identity = identity
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    @property
+    def agent(self) -> bytes:
+        return self.identity.agent
+
+    def head(self) -> Head | None:
+        return self.store.head(self.identity.agent)
+
+    def append(self, type_: str, payload: dict) -> Action:
+        """Sign and store the next action; the payload is checked against its schema first."""
+        check_payload(type_, payload)
+        now = self.clock()
+
+        def build(head: Head | None) -> Action:
+            if head is None:
+                if type_ != "genesis":
+                    raise ValueError("the chain has no genesis yet")
+                return sign_action(self.identity, 0, None, now, type_, payload)
+            return sign_action(
+                self.identity, head.seq + 1, head.hash, max(now, head.ts), type_, payload
+            )
+
+        with self._lock:
+            return self.store.append_own(self.identity.agent, build, now)

@@ -1,0 +1,180 @@
+"""The community charter (PROTOCOL section 6): the signed rules every node settles by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger import codec
+from ledger.keys import Identity, verify
+
+MECHANISMS = ("merit-order", "pay-as-clear", "pay-as-bid")
+_GRID_KEYS = ("community_price", "feed_in", "household_price", "mechanism", "retail")
+_CHARTER_KEYS = frozenset(
+    (
+        "v", "community", "admin", "version", "effective_from", "open", "epoch_us",
+        "interval_ms", "lead_ms", "grace_ms", "grids",
+    )
+)
+
+
+class CharterError(ValueError):
+    """A charter that is malformed, badly signed, or signed by a key we do not pin."""
+
+
+@dataclass(frozen=True, slots=True)
+class GridRules:
+    """How one grid of the community clears: its mechanism and its tariffs (milli-cents/kWh)."""
+
+    mechanism: str = "merit-order"
+    retail: int = 30000
+    feed_in: int = 5000
+    community_price: int = 15000
+    household_price: int = 0
+
+    def to_map(self) -> dict:
+        return {
+            "mechanism": self.mechanism,
+            "retail": self.retail,
+            "feed_in": self.feed_in,
+            "community_price": self.community_price,
+            "household_price": self.household_price,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Charter:
+    """The decoded content of a charter; `signed` holds the wire form when it came signed."""
+
+    community: str
+    admin: bytes
+    version: int = 1
+    effective_from: int = 0
+    open: bool = True
+    epoch_us: int = 0
+    interval_ms: int = 3_600_000
+    lead_ms: int = 60_000
+    grace_ms: int = 10_000
+    grids: dict[str, GridRules] = field(default_factory=dict)
+    signed: bytes | None = field(default=None, compare=False)
+
+    def to_map(self) -> dict:
+        return {
+            "v": 1,
+            "community": self.community,
+            "admin": self.admin,
+            "version": self.version,
+            "effective_from": self.effective_from,
+            "open": self.open,
+            "epoch_us": self.epoch_us,
+            "interval_ms": self.interval_ms,
+            "lead_ms": self.lead_ms,
+            "grace_ms": self.grace_ms,
+            "grids": {name: rules.to_map() for name, rules in self.grids.items()},
+        }
+
+    def charter_bytes(self) -> bytes:
+        return codec.encode(self.to_map())
+
+    def sign(self, admin: Identity) -> Charter:
+        """Return this charter signed by `admin`, whose key must be the charter's `admin`."""
+        if admin.agent != self.admin:
+            raise CharterError("the signing key is not the charter's admin key")
+        body = self.charter_bytes()
+        signed = codec.encode([body, admin.sign(body)])
+        return parse_charter(signed)
+
+    def rules_for(self, grid: str) -> GridRules | None:
+        return self.grids.get(grid)
+
+
+def _int(m: dict, key: str, minimum: int | None = None) -> int:
+    value = m.get(key)
+    if type(value) is not int:
+        raise CharterError(f"charter {key!r} must be an integer")
+    if minimum is not None and value < minimum:
+        raise CharterError(f"charter {key!r} must be >= {minimum}")
+    return value
+
+
+def _grid(name: object, m: object) -> GridRules:
+    if not isinstance(name, str) or not name:
+        raise CharterError("grid names must be non-empty text")
+    if not isinstance(m, dict) or tuple(m) != _GRID_KEYS:
+        raise CharterError(f"grid {name!r} must have exactly the keys {', '.join(_GRID_KEYS)}")
+    mechanism = m["mechanism"]
+    if not isinstance(mechanism, str) or not mechanism:
+        raise CharterError(f"grid {name!r}: mechanism must be text")
+    prices = {k: _int(m, k, 0) for k in ("retail", "feed_in", "community_price", "household_price")}
+    return GridRules(mechanism=mechanism, **prices)
+
+
+def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
+    """Check a decoded charter map against PROTOCOL section 6 and build a `Charter`."""
+    if not isinstance(m, dict) or set(m) != _CHARTER_KEYS:
+        raise CharterError(f"a charter must have exactly the keys {', '.join(sorted(_CHARTER_KEYS))}")
+    if m["v"] != 1 or type(m["v"]) is not int:
+        raise CharterError("unsupported charter version field v")
+    if not isinstance(m["community"], str) or not m["community"]:
+        raise CharterError("charter community must be non-empty text")
+    if not isinstance(m["admin"], bytes) or len(m["admin"]) != 32:
+        raise CharterError("charter admin must be a 32-byte public key")
+    if not isinstance(m["open"], bool):
+        raise CharterError("charter open must be true or false")
+    if not isinstance(m["grids"], dict):
+        raise CharterError("charter grids must be a map")
+    interval_ms = _int(m, "interval_ms", 1)
+    lead_ms = _int(m, "lead_ms", 0)
+    grace_ms = _int(m, "grace_ms", 0)
+    if not grace_ms < lead_ms <= interval_ms:
+        raise CharterError("charter timing needs grace_ms < lead_ms <= interval_ms")
+    return Charter(
+        community=m["community"],
+        admin=m["admin"],
+        version=_int(m, "version", 1),
+        effective_from=_int(m, "effective_from", 0),
+        open=m["open"],
+        epoch_us=_int(m, "epoch_us"),
+        interval_ms=interval_ms,
+        lead_ms=lead_ms,
+        grace_ms=grace_ms,
+        grids={name: _grid(name, g) for name, g in m["grids"].items()},
+        signed=signed,
+    )
+
+
+def parse_charter(signed: bytes, pinned_admin: bytes | None = None) -> Charter:
+    """Decode and verify a signed charter `[charter_bytes, signature]`.
+
+    With `pinned_admin`, a charter naming or signed by any other key is refused.
+    """
+    try:
+        outer = codec.decode(signed)
+    except codec.CodecError as exc:
+        raise CharterError(f"charter is not canonical msgpack: {exc}") from None
+    if (
+        not isinstance(outer, list)
+        or len(outer) != 2
+        or not isinstance(outer[0], bytes)
+        or not isinstance(outer[1], bytes)
+    ):
+        raise CharterError("a signed charter is [charter_bytes, signature]")
+    body, signature = outer
+    try:
+        m = codec.decode(body)
+    except codec.CodecError as exc:
+        raise CharterError(f"charter_bytes are not canonical msgpack: {exc}") from None
+    charter = charter_from_map(m, signed=bytes(signed))
+    if pinned_admin is not None and charter.admin != pinned_admin:
+        raise CharterError("charter is signed by a key other than the pinned admin key")
+    if not verify(charter.admin, body, signature):
+        raise CharterError("charter signature does not verify against its admin key")
+    return charter
+
+
+def charter_for_interval(charters: list[Charter], interval: int) -> Charter | None:
+    """The newest version whose `effective_from <= interval` (PROTOCOL section 6)."""
+    best = None
+    for c in charters:
+        if c.effective_from <= interval and (best is None or c.version > best.version):
+            best = c
+    return best

@@ -1,0 +1,35 @@
+"""The fixed reason codes of PROTOCOL section 2, and the exception that carries one."""
+
+from __future__ import annotations
+
+BAD_ENCODING = "bad-encoding"
+BAD_SIGNATURE = "bad-signature"
+BAD_LINK = "bad-link"
+BAD_SEQ = "bad-seq"
+BAD_TIME = "bad-time"
+BAD_PAYLOAD = "bad-payload"
+TOO_LARGE = "too-large"
+WRONG_COMMUNITY = "wrong-community"
+FORKED_AUTHOR = "forked-author"
+
+REASONS = (
+    BAD_ENCODING,
+    BAD_SIGNATURE,
+    BAD_LINK,
+    BAD_SEQ,
+    BAD_TIME,
+    BAD_PAYLOAD,
+    TOO_LARGE,
+    WRONG_COMMUNITY,
+    FORKED_AUTHOR,
+)
+
+
+class Invalid(ValueError):
+    """An action that fails validation. `reason` is one of `REASONS`; `detail` is for humans."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail

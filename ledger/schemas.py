@@ -1,0 +1,139 @@
+"""Entry schemas (PROTOCOL section 3): exact keys, exact types, ranges. Unknown keys are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ledger.errors import BAD_PAYLOAD, Invalid
+
+ROLES = ("consumer", "generator", "storage")
+
+Check = Callable[[Any], bool]
+
+
+def _int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _int_ge0(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _int_gt0(v: Any) -> bool:
+    return type(v) is int and v > 0
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _name(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 200
+
+
+def _bin32(v: Any) -> bool:
+    return isinstance(v, bytes) and len(v) == 32
+
+
+def _int_or_nil(v: Any) -> bool:
+    return v is None or type(v) is int
+
+
+def _invite(v: Any) -> bool:
+    return v is None or (isinstance(v, bytes) and len(v) == 64)
+
+
+def _role(v: Any) -> bool:
+    return v in ROLES and isinstance(v, str)
+
+
+def _trade(t: Any) -> bool:
+    return (
+        isinstance(t, list)
+        and len(t) == 6
+        and _bin32(t[0])
+        and _bin32(t[1])
+        and _int_gt0(t[2])
+        and _int_ge0(t[3])
+        and _bin32(t[4])
+        and _bin32(t[5])
+    )
+
+
+def _trades(v: Any) -> bool:
+    return isinstance(v, list) and all(_trade(t) for t in v)
+
+
+def _evidence(v: Any) -> bool:
+    # The two signed actions are checked in depth by `validation.check_warrant`.
+    return (
+        isinstance(v, list)
+        and len(v) == 2
+        and all(
+            isinstance(e, list) and len(e) == 2 and all(isinstance(x, bytes) for x in e)
+            for e in v
+        )
+    )
+
+
+_ORDER = {"interval": _int, "energy_wh": _int_gt0, "price": _int_ge0}
+
+SCHEMAS: dict[str, dict[str, Check]] = {
+    "genesis": {
+        "community": _name,
+        "grid": _name,
+        "name": _name,
+        "role": _role,
+        "household": _name,
+        "capacity_wh": _int_ge0,
+        "max_power_w": _int_ge0,
+        "invite": _invite,
+    },
+    "offer": _ORDER,
+    "bid": _ORDER,
+    "settlement": {
+        "interval": _int,
+        "mechanism": _text,
+        "book": _bin32,
+        "trades": _trades,
+        "grid_import_wh": _int_ge0,
+        "grid_export_wh": _int_ge0,
+    },
+    "reading": {
+        "interval": _int,
+        "import_wh": _int_ge0,
+        "export_wh": _int_ge0,
+        "soc_wh": _int_or_nil,
+        "bus_mv": _int,
+        "current_ua": _int,
+        "power_uw": _int,
+        "samples": _int_ge0,
+        "sensor": _text,
+    },
+    "warrant": {"evidence": _evidence},
+}
+
+
+def check_payload(type_: str, payload: Any) -> None:
+    """Raise `Invalid(bad-payload)` unless `payload` matches the schema of `type_` exactly."""
+    schema = SCHEMAS.get(type_)
+    if schema is None:
+        raise Invalid(BAD_PAYLOAD, f"unknown entry type {type_!r}")
+    if not isinstance(payload, dict):
+        raise Invalid(BAD_PAYLOAD, "payload must be a map")
+    if payload.keys() != schema.keys():
+        missing = sorted(schema.keys() - payload.keys())
+        unknown = sorted(payload.keys() - schema.keys())
+        raise Invalid(BAD_PAYLOAD, f"{type_}: missing keys {missing}, unknown keys {unknown}")
+    for key, check in schema.items():
+        if not check(payload[key]):
+            raise Invalid(BAD_PAYLOAD, f"{type_}: bad value for {key!r}")
+    if type_ == "genesis":
+        storage = payload["role"] == "storage"
+        if not storage and payload["capacity_wh"] != 0:
+            raise Invalid(BAD_PAYLOAD, "genesis: capacity_wh must be 0 unless role is storage")
+    elif type_ == "settlement":
+        for trade in payload["trades"]:
+            if trade[0] == trade[1]:
+                raise Invalid(BAD_PAYLOAD, "settlement: a trade's seller and buyer are the same")

@@ -1,0 +1,1 @@
+"""Sub-commands of the `picogrid` command line."""
