@@ -11,7 +11,15 @@ from node.errors import UserError
 
 # Each module registers its sub-command(s) with `register(subparsers)` and sets `func(args) -> int`.
 COMMAND_MODULES = [
+    "node.commands.init",
+    "node.commands.run",
+    "node.commands.join",
+    "node.commands.audit",
+    "node.commands.status",
+    "node.commands.invite",
+    "node.commands.charter",
     "node.commands.hw",
+    "node.commands.simulate",
 ]
 
 

@@ -1,0 +1,112 @@
+"""HTTP client for another node's gossip and audit endpoints, with short timeouts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from ledger.charter import Charter, CharterError, parse_charter
+from node import wire
+
+DEFAULT_TIMEOUT = 2.0
+
+
+class PeerError(Exception):
+    """The peer could not be reached, timed out, or answered something unusable."""
+
+
+class PeerClient:
+    """Talks to one base URL. Every call costs at most `timeout` seconds."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.session = session
+        self.base = base_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
+        try:
+            async with self.session.get(self.base + path, params=params,
+                                        timeout=self.timeout) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}")
+                return body, resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
+
+    async def _post(self, path: str, body: bytes) -> bytes:
+        try:
+            async with self.session.post(
+                self.base + path, data=body, timeout=self.timeout,
+                headers={"Content-Type": wire.CONTENT_TYPE},
+            ) as resp:
+                data = await resp.read()
+                if resp.status != 200:
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}")
+                return data
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
+
+    async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
+        """The peer's heads and the charter version it announces (0 when it says nothing)."""
+        body, headers = await self._get("/v1/gossip/heads")
+        try:
+            version = int(headers.get("PicoGrid-Charter-Version", "0"))
+        except ValueError:
+            version = 0
+        try:
+            return wire.unpack_heads(body), version
+        except wire.BadBody as exc:
+            raise PeerError(f"{self.base}: {exc}") from None
+
+    async def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        body, _ = await self._get(f"/v1/gossip/chain/{author.hex()}",
+                                  {"from": str(start), "limit": str(limit)})
+        try:
+            items = wire.signed_list(wire.unpack(body))
+        except wire.BadBody as exc:
+            raise PeerError(f"{self.base}: {exc}") from None
+        out = []
+        for item in items:
+            if not (isinstance(item, list) and len(item) == 2
+                    and all(isinstance(x, bytes) for x in item)):
+                raise PeerError(f"{self.base}: chain items must be [bin, bin]")
+            out.append((item[0], item[1]))
+        return out
+
+    async def push(self, items: list[tuple[bytes, bytes]]) -> dict:
+        data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]))
+        answer = wire.unpack(data)
+        if not isinstance(answer, dict):
+            raise PeerError(f"{self.base}: push answer is not a map")
+        return answer
+
+    async def peers(self) -> list:
+        body, _ = await self._get("/v1/gossip/peers")
+        value = wire.unpack(body)
+        if not isinstance(value, list):
+            raise PeerError(f"{self.base}: peers answer is not an array")
+        return value
+
+    async def post_peers(self, infos: list[list[bytes]]) -> dict:
+        return wire.unpack(await self._post("/v1/gossip/peers", wire.pack(infos)))
+
+    async def charter(self, pinned_admin: bytes | None = None) -> Charter:
+        body, _ = await self._get("/v1/community/charter")
+        try:
+            return parse_charter(body, pinned_admin)
+        except CharterError as exc:
+            raise PeerError(f"{self.base}: {exc}") from None
+
+    async def post_charter(self, signed: bytes) -> None:
+        await self._post("/v1/community/charter", signed)
+
+    async def json(self, path: str, params: dict | None = None) -> Any:
+        body, _ = await self._get(path, params)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise PeerError(f"{self.base}{path}: not JSON") from None

@@ -1,0 +1,67 @@
+"""`picogrid run`: run the node until SIGINT or SIGTERM, then stop cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from ledger.keys import KeyFileError
+from node.config import load_config, parse_host_port
+from node.errors import UserError
+
+log = logging.getLogger("picogrid.run")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run this agent's node until Ctrl-C",
+                       description="Run the node: serve gossip and the audit API, gossip with "
+                                   "peers, trade every interval. Stops cleanly on SIGINT/SIGTERM.")
+    p.add_argument("--dir", required=True, type=Path, help="data directory made by `init`")
+    p.add_argument("--listen", metavar="HOST:PORT", help="override the configured address")
+    p.add_argument("--peer", metavar="URL", action="append", default=[],
+                   help="an extra bootstrap peer (repeatable)")
+    p.add_argument("--round-ms", type=int, help="anti-entropy round length (default 1000)")
+    p.add_argument("--hardware", action="store_true", help="drive the real LEDs and sensors")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.dir)
+    if args.listen:
+        parse_host_port(args.listen)
+        cfg.listen = args.listen
+    cfg.peers += [u.rstrip("/") for u in args.peer if u.rstrip("/") not in cfg.peers]
+    if args.round_ms is not None:
+        if args.round_ms < 50:
+            raise UserError("--round-ms must be at least 50")
+        cfg.round_ms = args.round_ms
+    if args.hardware:
+        cfg.hardware = True
+    return asyncio.run(serve(cfg))
+
+
+async def serve(cfg) -> int:
+    from node.node import Node
+
+    try:
+        node = Node(cfg)
+    except KeyFileError as exc:
+        raise UserError(str(exc)) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except OSError as exc:
+        await node.stop()
+        raise UserError(f"cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await node.stop()
+    return 0

@@ -1,0 +1,88 @@
+"""Founding and joining a community: key files, the first charter, the genesis action."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ledger.chain import SourceChain
+from ledger.charter import Charter, GridRules
+from ledger.keys import Identity, KeyFileError, load_identity, save_identity
+from ledger.membrane import Membrane
+from ledger.store import Store
+from node.config import NodeConfig
+from node.errors import UserError
+
+HOUR_MS = 3_600_000
+DAY_US = 86_400_000_000
+
+
+def midnight_utc_us(now_us: int) -> int:
+    return now_us - now_us % DAY_US
+
+
+def default_charter(community: str, admin: bytes, grid: str, mechanism: str = "merit-order",
+                    *, interval_ms: int = HOUR_MS, epoch_us: int | None = None,
+                    open_: bool = True) -> Charter:
+    """Version 1: open, hourly intervals from midnight UTC today, the kit's tariffs."""
+    if epoch_us is None:
+        epoch_us = midnight_utc_us(time.time_ns() // 1000)
+    if interval_ms <= 60_000:  # demo pace: orders close 40% of an interval ahead
+        lead, grace = interval_ms * 2 // 5, interval_ms // 5
+    else:
+        lead = min(300_000, interval_ms // 4)
+        grace = lead // 5
+    return Charter(community=community, admin=admin, version=1, effective_from=0, open=open_,
+                   epoch_us=epoch_us, interval_ms=interval_ms, lead_ms=lead, grace_ms=grace,
+                   grids={grid: GridRules(mechanism=mechanism)})
+
+
+def create_identity(directory: Path) -> Identity:
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "agent.key").exists():
+        raise UserError(f"{directory} already holds an identity (agent.key); refusing to overwrite")
+    identity = Identity.generate()
+    try:
+        save_identity(identity, directory / "agent.key")
+    except KeyFileError as exc:
+        raise UserError(str(exc)) from None
+    return identity
+
+
+def create_admin(directory: Path) -> Identity:
+    admin = Identity.generate()
+    try:
+        save_identity(admin, directory / "admin.key")
+    except KeyFileError as exc:
+        raise UserError(str(exc)) from None
+    return admin
+
+
+def load_admin(path: Path) -> Identity:
+    try:
+        return load_identity(path)
+    except KeyFileError as exc:
+        raise UserError(str(exc)) from None
+
+
+def write_genesis(cfg: NodeConfig, identity: Identity, charter: Charter,
+                  invite: bytes | None) -> bytes:
+    """Store the charter, then sign our genesis; returns the genesis hash."""
+    store = Store(cfg.store_path, Membrane(cfg.community, charter.admin, charter.open))
+    try:
+        assert charter.signed is not None
+        store.save_charter(charter.version, charter.signed)
+        chain = SourceChain(store, identity)
+        genesis = chain.append("genesis", {
+            "community": cfg.community,
+            "grid": cfg.grid,
+            "name": cfg.name,
+            "role": cfg.role,
+            "household": cfg.household,
+            "capacity_wh": cfg.capacity_wh,
+            "max_power_w": cfg.max_power_w,
+            "invite": invite,
+        })
+        return genesis.hash
+    finally:
+        store.close()

@@ -1,0 +1,167 @@
+"""A node's data directory: its key, its TOML config, its store, and the local admin token.
+
+    DIR/agent.key        Ed25519 seed, mode 0600
+    DIR/admin.key        the community admin key (only on the node that founded it), mode 0600
+    DIR/config.toml      what `picogrid init` wrote; edit it to change listen address or peers
+    DIR/store.sqlite3    the source-chain store
+    DIR/token            bearer token for the loopback-only admin endpoints, mode 0600
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.errors import UserError
+
+DEFAULT_PORT = 8700
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    dir: Path
+    name: str
+    role: str
+    household: str
+    grid: str
+    community: str
+    admin: str  # hex of the pinned admin key
+    capacity_wh: int = 0
+    max_power_w: int = 0
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    public_url: str | None = None  # None: http://<listen>; "": not reachable (behind a router)
+    peers: list[str] = field(default_factory=list)
+    round_ms: int = 1000
+    strategy: str = ""
+    scenario: str = ""  # a scenario file whose profile for `name` drives the simulated meter
+    hardware: bool = False
+    influx_url: str = ""
+    influx_db: str = "picogrid"
+    influx_token: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key_path(self) -> Path:
+        return self.dir / "agent.key"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.dir / "admin.key"
+
+    @property
+    def store_path(self) -> Path:
+        return self.dir / "store.sqlite3"
+
+    @property
+    def url(self) -> str:
+        if self.public_url is not None:
+            return self.public_url
+        return f"http://{self.listen}"
+
+    def listen_host_port(self) -> tuple[str, int]:
+        return parse_host_port(self.listen)
+
+    def save(self) -> None:
+        path = self.dir / "config.toml"
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(self.to_toml())
+        os.replace(tmp, path)
+
+    def to_toml(self) -> str:
+        sections = {
+            "agent": {
+                "name": self.name, "role": self.role, "household": self.household,
+                "grid": self.grid, "capacity_wh": self.capacity_wh,
+                "max_power_w": self.max_power_w,
+            },
+            "community": {"name": self.community, "admin": self.admin},
+            "node": {
+                "listen": self.listen, "peers": self.peers, "round_ms": self.round_ms,
+                **({"public_url": self.public_url} if self.public_url is not None else {}),
+            },
+            "market": {"strategy": self.strategy, "scenario": self.scenario},
+            "hardware": {"enabled": self.hardware},
+            "influx": {"url": self.influx_url, "database": self.influx_db,
+                       "token": self.influx_token},
+        }
+        lines = ["# PicoGrid node configuration, written by `picogrid init`.", ""]
+        for section, values in sections.items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(type(v))
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UserError(f"expected HOST:PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def load_config(directory: str | Path) -> NodeConfig:
+    d = Path(directory)
+    path = d / "config.toml"
+    if not path.exists():
+        raise UserError(f"{d} is not a PicoGrid node directory (no config.toml); run `picogrid init`")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    try:
+        agent, community = data["agent"], data["community"]
+        node = data.get("node", {})
+        market = data.get("market", {})
+        influx = data.get("influx", {})
+        cfg = NodeConfig(
+            dir=d,
+            name=agent["name"], role=agent["role"], household=agent["household"],
+            grid=agent["grid"], capacity_wh=int(agent.get("capacity_wh", 0)),
+            max_power_w=int(agent.get("max_power_w", 0)),
+            community=community["name"], admin=community["admin"],
+            listen=node.get("listen", f"127.0.0.1:{DEFAULT_PORT}"),
+            public_url=node.get("public_url"),
+            peers=list(node.get("peers", [])),
+            round_ms=int(node.get("round_ms", 1000)),
+            strategy=market.get("strategy", ""),
+            scenario=market.get("scenario", ""),
+            hardware=bool(data.get("hardware", {}).get("enabled", False)),
+            influx_url=influx.get("url", ""),
+            influx_db=influx.get("database", "picogrid"),
+            influx_token=influx.get("token", ""),
+            extra=data,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: missing or bad setting {exc}") from None
+    if cfg.round_ms < 50:
+        raise UserError(f"{path}: node.round_ms must be at least 50")
+    parse_host_port(cfg.listen)
+    return cfg
+
+
+def ensure_token(directory: Path) -> str:
+    """The bearer token for local admin endpoints; created (0600) on first use."""
+    path = Path(directory) / "token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token

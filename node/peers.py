@@ -1,0 +1,102 @@
+"""The peer table: who we know, where they listen, how well they answer, how far behind they are.
+
+A dead peer costs one short timeout, then exponential back-off (1 s, 2 s, 4 s ... 60 s): it is
+never chosen again before its back-off ends, so it never delays rounds with live peers.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ledger.agentinfo import AgentInfo
+
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(slots=True)
+class Peer:
+    url: str
+    agent: bytes | None = None
+    info: AgentInfo | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    last_ok: float = 0.0
+    last_error: str = ""
+    lag: int | None = None  # actions the peer holds that we lack (last comparison)
+    behind: int | None = None  # actions we hold that the peer lacked
+    bootstrap: bool = False
+
+    def live(self, now: float) -> bool:
+        return bool(self.url) and now >= self.retry_at
+
+    def to_json(self, now: float) -> dict:
+        return {
+            "url": self.url,
+            "agent": self.agent.hex() if self.agent else None,
+            "reachable": bool(self.url),
+            "live": self.failures == 0 and self.last_ok > 0,
+            "failures": self.failures,
+            "seconds_since_ok": round(now - self.last_ok, 1) if self.last_ok else None,
+            "lag": self.lag,
+            "behind": self.behind,
+            "last_error": self.last_error or None,
+        }
+
+
+@dataclass
+class PeerTable:
+    own_url: str
+    own_agent: bytes
+    rng: random.Random = field(default_factory=random.Random)
+    by_url: dict[str, Peer] = field(default_factory=dict)
+    infos: dict[bytes, AgentInfo] = field(default_factory=dict)
+
+    def add_url(self, url: str, bootstrap: bool = False) -> Peer | None:
+        url = url.rstrip("/")
+        if not url or url == self.own_url.rstrip("/"):
+            return None
+        peer = self.by_url.get(url)
+        if peer is None:
+            peer = self.by_url[url] = Peer(url=url, bootstrap=bootstrap)
+        peer.bootstrap = peer.bootstrap or bootstrap
+        return peer
+
+    def add_info(self, info: AgentInfo) -> bool:
+        """Keep the newest info per agent; returns True when it told us something new."""
+        if info.agent == self.own_agent:
+            return False
+        old = self.infos.get(info.agent)
+        if old is not None and old.created_us >= info.created_us:
+            return False
+        self.infos[info.agent] = info
+        if info.url:
+            peer = self.add_url(info.url)
+            if peer is not None:
+                peer.agent, peer.info = info.agent, info
+        return True
+
+    def drop_expired(self, now_us: int) -> None:
+        for agent in [a for a, i in self.infos.items() if i.expires_us < now_us]:
+            del self.infos[agent]
+
+    def live(self, now: float) -> list[Peer]:
+        return [p for p in self.by_url.values() if p.live(now)]
+
+    def pick(self, now: float, k: int = 1) -> list[Peer]:
+        live = self.live(now)
+        return self.rng.sample(live, min(k, len(live)))
+
+    def ok(self, peer: Peer, now: float) -> None:
+        peer.failures = 0
+        peer.retry_at = 0.0
+        peer.last_ok = now
+        peer.last_error = ""
+
+    def failed(self, peer: Peer, now: float, error: str) -> None:
+        peer.failures += 1
+        peer.last_error = error[:200]
+        peer.retry_at = now + min(MAX_BACKOFF_S, 2.0 ** (peer.failures - 1))
+
+    def all(self) -> list[Peer]:
+        return sorted(self.by_url.values(), key=lambda p: p.url)

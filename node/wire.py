@@ -1,0 +1,70 @@
+"""Gossip message bodies (PROTOCOL section 4): msgpack, `application/msgpack`.
+
+Signed objects inside (actions, agent infos, charters) are checked canonically by `ledger`; the
+envelopes here are plain msgpack, decoded with limits so a peer cannot make us allocate much.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+CONTENT_TYPE = "application/msgpack"
+MAX_BODY = 4 * 1024 * 1024
+MAX_BATCH = 1000
+
+
+class BadBody(ValueError):
+    """An undecodable or wrongly shaped gossip body."""
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            timestamp=0,
+        )
+    except Exception as exc:  # msgpack raises a variety of ValueError subclasses and others
+        raise BadBody(f"undecodable msgpack body ({exc.__class__.__name__})") from None
+
+
+def pack_heads(heads: dict[bytes, tuple[int, bytes]]) -> bytes:
+    return pack({author: [seq, h] for author, (seq, h) in sorted(heads.items())})
+
+
+def unpack_heads(data: bytes) -> dict[bytes, tuple[int, bytes]]:
+    value = unpack(data)
+    if not isinstance(value, dict):
+        raise BadBody("heads must be a map")
+    heads = {}
+    for author, entry in value.items():
+        if (
+            not isinstance(author, bytes)
+            or len(author) != 32
+            or not isinstance(entry, list)
+            or len(entry) != 2
+            or type(entry[0]) is not int
+            or entry[0] < 0
+            or not isinstance(entry[1], bytes)
+            or len(entry[1]) != 32
+        ):
+            raise BadBody("heads entries are author (bin 32) -> [seq, hash (bin 32)]")
+        heads[author] = (entry[0], entry[1])
+    return heads
+
+
+def signed_list(value: Any, what: str = "signed actions") -> list[list]:
+    """An array of `[bin, bin]` pairs, at most MAX_BATCH of them."""
+    if not isinstance(value, list):
+        raise BadBody(f"body must be an array of {what}")
+    if len(value) > MAX_BATCH:
+        raise BadBody(f"at most {MAX_BATCH} {what} per request")
+    return value
