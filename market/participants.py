@@ -1,0 +1,34 @@
+"""The agents of a grid as the market sees them: built from each agent's genesis payload."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+ROLES = ("consumer", "generator", "storage")
+COMMUNITY = "community"  # the household of community assets (neighbourhood battery, shared solar)
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """An agent's market identity: who it is, what it does, where it sits, what it can hold."""
+
+    agent: bytes  # 32-byte agent id
+    name: str
+    role: str  # "consumer" | "generator" | "storage"
+    household: str  # "community" for community assets
+    capacity_wh: int = 0  # storage only
+    max_power_w: int = 0
+
+    @property
+    def is_community(self) -> bool:
+        return self.household == COMMUNITY
+
+    def power_cap_wh(self, interval_ms: int) -> int:
+        """Energy `max_power_w` moves in an interval of `interval_ms`, rounded down to whole Wh."""
+        return self.max_power_w * interval_ms // 3_600_000
+
+
+def simulated_agent_id(name: str) -> bytes:
+    """The agent id the simulator gives a named agent: BLAKE2b-256 of the UTF-8 name."""
+    return hashlib.blake2b(name.encode("utf-8"), digest_size=32).digest()
