@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "node.commands.status",
     "node.commands.invite",
     "node.commands.charter",
+    "node.commands.demo",
     "node.commands.hw",
     "node.commands.simulate",
 ]

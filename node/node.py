@@ -62,6 +62,7 @@ class Node:
         self.started = time.monotonic()
         self.own_info: AgentInfo | None = None
         self.listeners: list[Any] = []  # objects with `async on_new(actions)` (agent loop, ...)
+        self.agent: Any = None
 
     # -- community -----------------------------------------------------------------------
 
@@ -165,6 +166,10 @@ class Node:
         log.info("node %s (%s) listening on http://%s:%d", self.cfg.name,
                  self.identity.agent_hex[:12], host, port)
         self.tasks.append(asyncio.create_task(self.gossip.run(), name="gossip"))
+        from node.agent import AgentLoop  # the market sits above the ledger plumbing
+
+        self.agent = AgentLoop(self)
+        self.tasks.append(asyncio.create_task(self.agent.run(), name="agent"))
         self.tasks.append(asyncio.create_task(self._republish(), name="republish"))
 
     def spawn(self, coro, name: str) -> asyncio.Task:

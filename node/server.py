@@ -217,6 +217,9 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/v1/community/charter", get_charter)
     app.router.add_post("/v1/community/charter", post_charter)
     add_api_routes(app)
+    from node.api_market import add_market_routes
+
+    add_market_routes(app)
     return app
 
 

@@ -1,0 +1,156 @@
+"""`picogrid demo`: a whole PicoGrid on one machine, one real `picogrid run` process per agent.
+
+The demo founds a community whose charter runs the scenario's day at demo pace (each interval of
+a few seconds stands for one hour), creates each agent's directory (key, config, genesis), starts
+the nodes on consecutive ports, and follows the market through the first node's API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.charter import Charter
+from market.scenario import Scenario
+from node.community import create_admin, create_identity, write_genesis
+from node.config import NodeConfig
+
+log = logging.getLogger("picogrid.demo")
+GRID = "kit"
+COMMUNITY = "picogrid-demo"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "agent"
+
+
+@dataclass
+class DemoNode:
+    name: str
+    dir: Path
+    port: int
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def prepare(base: Path, scenario: Scenario, port: int, interval_s: int, mechanism: str,
+            start_in_s: float, scenario_path: str = "", round_ms: int = 500) -> list[DemoNode]:
+    """Create every agent's directory; the founder's also holds the admin key."""
+    base.mkdir(parents=True, exist_ok=True)
+    admin = create_admin(base)
+    epoch = time.time_ns() // 1000 + int(start_in_s * 1_000_000)
+    rules = scenario.rules.__class__(**{**scenario.rules.to_map(), "mechanism": mechanism})
+    interval_ms = interval_s * 1000
+    charter = Charter(community=COMMUNITY, admin=admin.agent, version=1, effective_from=0,
+                      open=True, epoch_us=epoch, interval_ms=interval_ms,
+                      lead_ms=interval_ms * 2 // 5, grace_ms=interval_ms // 5,
+                      grids={GRID: rules}).sign(admin)
+    nodes = [DemoNode(spec.name, base / slug(spec.name), port + i)
+             for i, spec in enumerate(scenario.agents)]
+    for spec, node in zip(scenario.agents, nodes, strict=True):
+        identity = create_identity(node.dir)
+        cfg = NodeConfig(
+            dir=node.dir, name=spec.name, role=spec.role, household=spec.household, grid=GRID,
+            community=COMMUNITY, admin=admin.agent.hex(), capacity_wh=spec.capacity_wh,
+            max_power_w=spec.max_power_w, listen=f"127.0.0.1:{node.port}",
+            peers=[n.url for n in nodes if n is not node], round_ms=round_ms,
+            scenario=scenario_path, strategy=spec.strategy or "",
+        )
+        cfg.save()
+        write_genesis(cfg, identity, charter, None)
+    return nodes
+
+
+def start(nodes: list[DemoNode], hardware: bool = False) -> None:
+    for node in nodes:
+        cmd = [sys.executable, "-m", "node.cli", "run", "--dir", str(node.dir)]
+        if hardware:
+            cmd.append("--hardware")
+        log_file = open(node.dir / "node.log", "ab")  # noqa: SIM115 - owned by the child
+        node.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log_file.close()
+
+
+def stop(nodes: list[DemoNode], timeout: float = 10.0) -> None:
+    """SIGTERM every node (each commits its writes and exits), then SIGKILL stragglers."""
+    for node in nodes:
+        if node.proc and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        if node.proc is None:
+            continue
+        try:
+            node.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+
+
+def get_json(url: str, timeout: float = 3.0) -> dict | list | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def wait_ready(nodes: list[DemoNode], timeout: float = 30.0) -> list[str]:
+    """Names of nodes that did not answer in time (empty when all are up)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(nodes)
+    while waiting and time.monotonic() < deadline:
+        waiting = [n for n in waiting if get_json(n.url + "/v1/info", 1.0) is None]
+        for n in waiting:
+            if n.proc is not None and n.proc.poll() is not None:
+                return [n.name for n in waiting]
+        if waiting:
+            time.sleep(0.2)
+    return [n.name for n in waiting]
+
+
+def interval_settled(view: dict, agents: int) -> bool:
+    return len(view.get("settlements", {})) >= agents and not any(
+        t["status"] == "pending" for t in view.get("trades", []))
+
+
+def interval_line(view: dict, kpis: dict | None) -> str:
+    figures = view.get("agents", {})
+    gen = sum(f.get("generation_wh", 0) for f in figures.values())
+    demand = sum(f.get("demand_wh", 0) for f in figures.values())
+    socs = [f"{n.split()[0][:5]} {f['soc_wh']}" for n, f in figures.items() if "soc_wh" in f]
+    trades = view.get("trades", [])
+    confirmed = sum(t["status"] == "confirmed" for t in trades)
+    disputed = sum(t["status"] == "disputed" for t in trades)
+    ss = kpis.get("self_sufficiency") if kpis else None
+    ss_text = f"{ss * 100:.0f}%" if ss is not None else "-"
+    hour = view["interval"] % 24
+    line = (f"interval {view['interval']:>3} ({hour:02d}:00)  generation {gen:>5} Wh  "
+            f"demand {demand:>5} Wh  batteries {', '.join(socs) or '-'} Wh  "
+            f"trades {confirmed} confirmed")
+    if disputed:
+        line += f", {disputed} DISPUTED"
+    return line + f"  self-sufficiency so far {ss_text}"
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // max(1, total)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} intervals"
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"

@@ -1,0 +1,144 @@
+"""The market as a node sees it: books, clearings, settlements and readings read from the store.
+
+Everything here is computed from signed actions in the store and the charter, with the pure
+functions of `market/`; the agent loop, the HTTP API and the auditor all use it, so they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ledger.actions import Action
+from ledger.charter import Charter, GridRules
+from ledger.store import Store
+from market.clearing import clear
+from market.intervals import charter_in_force, gate_closure_us
+from market.orders import Order, select_book
+from market.participants import Participant
+from market.results import Bill, baseline_net, interval_figures, reconcile
+from market.settlement import TradeStatus, classify, settlement_payload
+from market.trades import Clearing, Trade
+
+DEMO_PACE_MS = 60_000
+HOUR_MS = 3_600_000
+
+
+def energy_window_ms(charter: Charter) -> int:
+    """The time an interval's energy stands for, for battery power limits.
+
+    A charter with intervals shorter than a minute runs a sped-up day (the demo, tests): each
+    interval stands for an hour of the kit's day. Every node and auditor derives this from the
+    charter alone, so clearing stays the same everywhere.
+    """
+    return HOUR_MS if charter.interval_ms < DEMO_PACE_MS else charter.interval_ms
+
+
+def order_of(a: Action) -> Order:
+    p = a.payload
+    return Order(a.hash, a.author, a.seq, a.type, p["interval"], p["energy_wh"], p["price"], a.ts)
+
+
+def participants_of(store: Store, grid: str) -> dict[bytes, Participant]:
+    return {
+        r["author"]: Participant(r["author"], r["name"], r["role"], r["household"],
+                                 r["capacity_wh"], r["max_power_w"])
+        for r in store.agents() if r["grid"] == grid
+    }
+
+
+@dataclass
+class IntervalState:
+    """One grid's interval `k`: the book, how it clears, and what the agents signed."""
+
+    grid: str
+    interval: int
+    charter: Charter
+    rules: GridRules | None
+    participants: dict[bytes, Participant]
+    orders: list[Order]  # every order held for k, before the gate and fork filters
+    book: list[Order]
+    clearing: Clearing | None
+    settlements: dict[bytes, dict] = field(default_factory=dict)
+    readings: dict[bytes, dict] = field(default_factory=dict)
+    statuses: list[TradeStatus] = field(default_factory=list)
+
+    def payload_for(self, agent: bytes) -> dict | None:
+        if self.clearing is None or self.rules is None:
+            return None
+        return settlement_payload(agent, self.interval, self.rules.mechanism, self.book,
+                                  self.clearing)
+
+
+def interval_state(store: Store, charters: list[Charter], grid: str, k: int) -> IntervalState:
+    charter = charter_in_force(charters, k)
+    rules = charter.grids.get(grid)
+    participants = participants_of(store, grid)
+    forked = store.forked_authors()
+    actions = store.by_interval(grid, k, ("offer", "bid", "settlement", "reading"))
+    orders = [order_of(a) for a in actions if a.type in ("offer", "bid")]
+    book = select_book(orders, gate_us=gate_closure_us(charters, k),
+                       members=set(participants), forked=forked)
+    clearing = None
+    if rules is not None:
+        try:
+            clearing = clear(book, participants, rules, interval_ms=energy_window_ms(charter))
+        except ValueError:  # a mechanism this version does not know: no market here
+            clearing = None
+    state = IntervalState(grid, k, charter, rules, participants, orders, book, clearing)
+    for a in actions:  # ordered by author, seq: the latest action of each kind wins
+        if a.author in forked:
+            continue
+        if a.type == "settlement":
+            state.settlements[a.author] = a.payload
+        elif a.type == "reading":
+            state.readings[a.author] = a.payload
+    state.statuses = classify(state.settlements, book)
+    return state
+
+
+def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Participant],
+                lookback: int = 48) -> dict[bytes, int]:
+    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh`."""
+    socs: dict[bytes, int] = {}
+    storage = {a for a, p in participants.items() if p.role == "storage"}
+    for j in range(k - 1, k - 1 - lookback, -1):
+        if not storage - set(socs):
+            break
+        for a in store.by_interval(grid, j, ("reading",)):
+            if a.author in storage and a.author not in socs and a.payload["soc_wh"] is not None:
+                socs[a.author] = a.payload["soc_wh"]
+    return socs
+
+
+def figures_of(state: IntervalState, socs: dict[bytes, int]) -> dict[str, dict]:
+    if state.clearing is None:
+        return {}
+    metered = {a: (r["import_wh"], r["export_wh"]) for a, r in state.readings.items()}
+    return interval_figures(state.participants, state.clearing, socs, metered)
+
+
+def confirmed_trades(state: IntervalState) -> list[Trade]:
+    return [s.trade for s in state.statuses if s.status == "confirmed"]
+
+
+def bills_of(state: IntervalState) -> tuple[dict[bytes, Bill], dict[bytes, int]]:
+    """Per agent with a reading: the interval's bill and its grid-only baseline."""
+    bills, baselines = {}, {}
+    if state.rules is None:
+        return bills, baselines
+    trades = confirmed_trades(state)
+    for agent, reading in state.readings.items():
+        who = state.participants.get(agent)
+        if who is None:
+            continue
+        bills[agent] = reconcile(agent, trades, reading, state.rules)
+        baselines[agent] = baseline_net(who, reading, state.rules)
+    return bills, baselines
+
+
+def sum_bills(bills: Iterable[Bill]) -> Bill:
+    total = Bill()
+    for b in bills:
+        total = total + b
+    return total
