@@ -274,7 +274,17 @@ async def get_summary(request: web.Request) -> web.Response:
     return web.json_response(await request.app["loop_run"](summary_json, node, grid, frm, to))
 
 
+async def get_charters(request: web.Request) -> web.Response:
+    """Every charter version held, oldest first, so auditors can settle old intervals too."""
+    node = _node(request)
+    return web.json_response([
+        {"version": c.version, "effective_from": c.effective_from, "signed": c.signed.hex()}
+        for c in sorted(node.charters, key=lambda c: c.version) if c.signed is not None
+    ])
+
+
 def add_market_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/community/charters", get_charters)
     app.router.add_get("/v1/intervals/{k}", get_interval)
     app.router.add_get("/v1/trades", get_trades)
     app.router.add_get("/v1/agents/{id}/bill", get_bill)

@@ -13,7 +13,7 @@ import aiohttp
 
 from ledger.actions import Action, decode_action
 from ledger.chain import now_us
-from ledger.charter import Charter
+from ledger.charter import Charter, CharterError, parse_charter
 from ledger.errors import Invalid
 from ledger.membrane import Membrane
 from node.client import PeerClient, PeerError
@@ -35,6 +35,7 @@ class AuditResult:
 
     @property
     def ok(self) -> bool:
+        """Nothing forked, invalid or wrongly settled (disputes alone are reported, not failed)."""
         return not self.error and all(r.status == "valid" for r in self.reports.values()) and \
             not self.market.get("problems")
 
@@ -74,6 +75,21 @@ async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tup
     return items
 
 
+async def fetch_charters(client: PeerClient, newest: Charter) -> list[Charter]:
+    """Every charter version the node holds, each verified against the newest's admin key."""
+    try:
+        listed = await client.json("/v1/community/charters")
+    except PeerError:
+        return [newest]
+    out = []
+    for entry in listed if isinstance(listed, list) else []:
+        try:
+            out.append(parse_charter(bytes.fromhex(entry["signed"]), newest.admin))
+        except (CharterError, KeyError, TypeError, ValueError):
+            continue
+    return [c for c in out if c.community == newest.community] or [newest]
+
+
 async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = None,
                     timeout: float = 10.0) -> AuditResult:
     """Raises PeerError when the node cannot be reached at all."""
@@ -87,6 +103,7 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
             if "HTTP" in str(exc) and admin is None:
                 raise
             result.error = f"charter refused: {exc}"
+        charters = await fetch_charters(client, result.charter) if result.charter else []
         authors = [agent] if agent is not None else sorted(heads)
         if agent is not None and agent not in heads:
             result.error = f"the node holds no chain for agent {agent.hex()}"
@@ -95,7 +112,12 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     charter = result.charter
     membrane = Membrane(charter.community, charter.admin, charter.open) if charter else None
     claimed = {a: heads[a] for a in authors}
-    result.reports = verify_chains(raw, membrane, now_us(), claimed=claimed)
+    now = now_us()
+    result.reports = verify_chains(raw, membrane, now, claimed=claimed)
+    if agent is None and charter is not None:
+        from node.audit_market import audit_market
+
+        result.market = audit_market(raw, charters or [charter], membrane, now)
     for author, items in raw.items():
         actions = []
         for body, sig in items:

@@ -62,6 +62,13 @@ def render(result: AuditResult) -> str:
                      f"{market.get('disputed', 0)}, pending: {market.get('pending', 0)}")
         for problem in market.get("problems", [])[:50]:
             lines.append(f"  ! {problem}")
+        for d in market.get("disputes", [])[:50]:
+            lacked = "; ".join(f"{who} lacked {len(hs)} order(s): {', '.join(h[:12] for h in hs)}"
+                               for who, hs in d["lacked"].items()) or "cause not found"
+            lines.append(f"  disputed: interval {d['interval']} {d['seller']} -> {d['buyer']} "
+                         f"{d['energy_wh']} Wh at {d['price']} ({lacked})")
+        for note in market.get("notes", [])[:20]:
+            lines.append(f"  note: {note}")
     verdict = "ALL VALID" if result.ok else "PROBLEMS FOUND"
     lines.append(f"{len(rows)} agents, {data['forked']} forked, {data['invalid']} invalid: "
                  f"{verdict}")
