@@ -3,6 +3,7 @@ config file they read."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 from hardware import gpio
 from hardware.kit_config import DEFAULT_SENSORS, load_kit_config, parse_kit_config
 from hardware.leds import DEFAULT_PIN_MAP
-from node import cli
 from node.commands import hw
+from node.errors import UserError
 
 PICOGRID = Path(sys.executable).with_name("picogrid")
 
@@ -22,6 +23,19 @@ def picogrid(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(PICOGRID), *args], capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def run_hw(argv: list[str]) -> int:
+    """`picogrid hw ...` in this process, with only the hw sub-command registered (as
+    node.cli does it: a UserError is exit code 2)."""
+    parser = argparse.ArgumentParser(prog="picogrid")
+    hw.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"picogrid: error: {exc}", file=sys.stderr)
+        return 2
 
 
 @pytest.fixture
@@ -70,22 +84,29 @@ def test_hw_scan_sim_lists_the_simulated_chips():
     assert "3 device(s) found" in result.stdout
 
 
+def test_a_bad_config_file_is_a_user_error(tmp_path):
+    config = tmp_path / "kit.toml"
+    config.write_text('[leds]\n"Home 4/grid" = 5\n')
+    result = picogrid("hw", "test", "--sim", "--delay", "0", "--config", str(config))
+    assert result.returncode == 2
+    assert "kit.toml: unknown LED 'Home 4/grid'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('[leds]\n"Home 4/grid" = 5\n', "unknown LED 'Home 4/grid'"),
         ("[leds]\nstatus = 16\n", "one pin to several LEDs"),
         ("[[sensors]]\naddress = 0x30\n", "0x40-0x4F"),
         ("[leds\n", "not valid TOML"),
     ],
 )
-def test_a_bad_config_file_is_a_user_error(tmp_path, content, message):
+def test_config_file_mistakes_are_named(tmp_path, capsys, content, message):
     config = tmp_path / "kit.toml"
     config.write_text(content)
-    result = picogrid("hw", "test", "--sim", "--delay", "0", "--config", str(config))
-    assert result.returncode == 2
-    assert message in result.stderr and "kit.toml" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert run_hw(["hw", "test", "--sim", "--delay", "0", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "kit.toml" in err
 
 
 def test_a_missing_config_file_is_a_user_error(tmp_path):
@@ -106,7 +127,7 @@ def test_a_failing_sensor_is_reported_by_address_and_the_test_goes_on(monkeypatc
         return bus
 
     monkeypatch.setattr(hw, "_simulated_bus", with_a_dead_chip)
-    assert cli.main(["hw", "test", "--sim", "--delay", "0"]) == 1
+    assert run_hw(["hw", "test", "--sim", "--delay", "0"]) == 1
     out = capsys.readouterr().out
     assert "ina219@0x41  FAILED: ina219@0x41: I2C" in out
     assert "ina219@0x44    5.000 V" in out  # read after the failure
@@ -122,12 +143,12 @@ def test_an_overloaded_sensor_fails_the_test(monkeypatch, capsys):
         return bus
 
     monkeypatch.setattr(hw, "_simulated_bus", overloaded)
-    assert cli.main(["hw", "test", "--sim", "--delay", "0"]) == 1
+    assert run_hw(["hw", "test", "--sim", "--delay", "0"]) == 1
     assert "ina219@0x40  FAILED: ina219@0x40: shunt voltage saturated" in capsys.readouterr().out
 
 
 def test_hw_test_off_a_pi_uses_mock_leds_and_fails_without_i2c(no_pi_no_i2c, capsys):
-    assert cli.main(["hw", "test", "--delay", "0"]) == 1
+    assert run_hw(["hw", "test", "--delay", "0"]) == 1
     out = capsys.readouterr().out
     assert "Community solar        BCM 18  lit" in out
     assert "Sensors: FAILED: I2C bus 1 is not available" in out
@@ -135,7 +156,7 @@ def test_hw_test_off_a_pi_uses_mock_leds_and_fails_without_i2c(no_pi_no_i2c, cap
 
 
 def test_hw_scan_without_i2c_says_so(no_pi_no_i2c, capsys):
-    assert cli.main(["hw", "scan"]) == 1
+    assert run_hw(["hw", "scan"]) == 1
     out = capsys.readouterr().out
     assert "I2C bus 1 is not available" in out and "--sim" in out
 
@@ -143,13 +164,13 @@ def test_hw_scan_without_i2c_says_so(no_pi_no_i2c, capsys):
 def test_hw_scan_that_finds_nothing_fails(monkeypatch, capsys, tmp_path):
     config = tmp_path / "kit.toml"
     config.write_text("sensors = []\n")
-    assert cli.main(["hw", "scan", "--sim", "--config", str(config)]) == 1
+    assert run_hw(["hw", "scan", "--sim", "--config", str(config)]) == 1
     assert "nothing answers at 0x40-0x4F" in capsys.readouterr().out
 
 
 def test_usage_mistakes(capsys):
-    assert cli.main(["hw"]) == 2
-    assert cli.main(["hw", "test", "--sim", "--delay", "-1"]) == 2
+    assert run_hw(["hw"]) == 2
+    assert run_hw(["hw", "test", "--sim", "--delay", "-1"]) == 2
     assert "--delay must not be negative" in capsys.readouterr().err
 
 
