@@ -47,11 +47,16 @@ class DemoNode:
 
 
 def prepare(base: Path, scenario: Scenario, port: int, interval_s: int, mechanism: str,
-            start_in_s: float, scenario_path: str = "", round_ms: int = 500) -> list[DemoNode]:
-    """Create every agent's directory; the founder's also holds the admin key."""
+            start_in_s: float, scenario_path: str = "", round_ms: int = 500,
+            first_interval: int = 0) -> list[DemoNode]:
+    """Create every agent's directory; the founder's also holds the admin key.
+
+    Interval `first_interval` (hour of the day = interval mod 24) starts in `start_in_s`.
+    """
     base.mkdir(parents=True, exist_ok=True)
     admin = create_admin(base)
-    epoch = time.time_ns() // 1000 + int(start_in_s * 1_000_000)
+    epoch = (time.time_ns() // 1000 + int(start_in_s * 1_000_000)
+             - first_interval * interval_s * 1_000_000)
     rules = scenario.rules.__class__(**{**scenario.rules.to_map(), "mechanism": mechanism})
     interval_ms = interval_s * 1000
     charter = Charter(community=COMMUNITY, admin=admin.agent, version=1, effective_from=0,

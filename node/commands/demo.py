@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mechanism", choices=MECHANISMS, help="override the scenario's mechanism")
     p.add_argument("--scenario", type=Path, help="a scenario TOML file (see docs/)")
     p.add_argument("--hardware", action="store_true", help="drive the kit's real LEDs/sensors")
+    p.add_argument("--start-hour", type=int, default=0,
+                   help="hour of the day the demo starts at (default 0; try 10 for sunshine)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--interval-seconds must be at least 2")
     if args.intervals is not None and args.intervals < 1:
         raise UserError("--intervals must be at least 1")
+    if not 0 <= args.start_hour <= 23:
+        raise UserError("--start-hour must be between 0 and 23")
     if not 1024 <= args.port <= 65000:
         raise UserError("--port must be between 1024 and 65000")
     try:
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
           f"{total} intervals of {args.interval_seconds} s; data in {base}")
     nodes = demo.prepare(base, scenario, args.port, args.interval_seconds, mechanism,
                          start_in_s=3.0 + 0.4 * n,
-                         scenario_path=str(args.scenario.resolve()) if args.scenario else "")
+                         scenario_path=str(args.scenario.resolve()) if args.scenario else "",
+                         first_interval=args.start_hour)
     board = None
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         url = nodes[0].url
         print(f"dashboard: {url}/   (every node serves one; Ctrl-C stops the PicoGrid)")
         board = _board() if args.hardware else None
-        follow(nodes, total, board=board)
+        follow(nodes, total, first=args.start_hour, board=board)
         if args.intervals is not None:
             return 0
         print(f"the day is done; the nodes keep trading. Dashboard: {url}/  Ctrl-C to stop.")
@@ -93,15 +98,15 @@ def _board():
         return None
 
 
-def follow(nodes: list[demo.DemoNode], total: int, board=None) -> None:
+def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -> None:
     """Print a line per settled interval and a progress bar, until `total` are settled."""
     from hardware.leds import LedMode
 
     url = nodes[0].url
     n = len(nodes)
-    k = 0
+    k = first
     tty = demo.is_tty()
-    while k < total:
+    while k < first + total:
         for node in nodes:
             if node.proc is not None and node.proc.poll() is not None:
                 raise SystemExit(f"node {node.name} exited (code {node.proc.returncode}); "
@@ -109,10 +114,10 @@ def follow(nodes: list[demo.DemoNode], total: int, board=None) -> None:
         view = demo.get_json(f"{url}/v1/intervals/{k}")
         if view is None or not demo.interval_settled(view, n):
             if tty:
-                print("\r" + demo.progress_bar(k, total), end="", flush=True)
+                print("\r" + demo.progress_bar(k - first, total), end="", flush=True)
             time.sleep(0.25)
             continue
-        summary = demo.get_json(f"{url}/v1/summary?from=0&to={k}")
+        summary = demo.get_json(f"{url}/v1/summary?from={first}&to={k}")
         line = demo.interval_line(view, summary.get("kpis") if summary else None)
         print(("\r" if tty else "") + line + (" " * 4 if tty else ""))
         if board is not None and view.get("leds"):
