@@ -2,7 +2,7 @@
 
     >>> ina = INA219(smbus2.SMBus(1), address=0x40, shunt_ohms=0.1, max_expected_amps=2.0)
     >>> ina.read()
-    Measurement(bus_mv=5004, shunt_uv=12030, current_ua=120300, power_uw=602000)
+    Measurement(bus_mv=5004, shunt_uv=12030, current_ua=120300, power_uw=600000)
 
 All results are integers in milli- or micro-units. What the common Python library gets wrong,
 this driver does differently:
