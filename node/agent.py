@@ -177,13 +177,29 @@ class AgentLoop:
             pass  # a real sensor measures what really happens
 
     async def sign_reading(self, k: int) -> None:
+        from hardware.ina219 import MeasurementError
+
         self.read.add(k)
-        self.meter.sample()
-        reading = self.meter.close_interval(k)
+        loop = asyncio.get_running_loop()
+        try:  # a real sensor takes about a second for its 10 reads: off the event loop
+            await loop.run_in_executor(None, self.meter.sample)
+        except MeasurementError as exc:
+            self.report_meter_error(exc)
+        reading = await loop.run_in_executor(None, self.meter.close_interval, k)
         if reading.get("soc_wh") is not None:
             self.soc_wh = reading["soc_wh"]
         await self.node.append("reading", reading)
         self.node.metrics["readings_signed"] += 1
+
+
+    def report_meter_error(self, exc: Exception) -> None:
+        """Meter trouble never stops the agent: it is logged, counted and shown on the LED."""
+        self.node.metrics["meter_errors:measuring"] += 1
+        status = getattr(self.node, "status", None)
+        if status is not None:
+            status.report("measuring", str(exc))
+        else:
+            log.warning("meter: %s", exc)
 
 
 def charter_interval_s(interval_ms: int) -> int:
