@@ -35,6 +35,7 @@ class NodeConfig:
     public_url: str | None = None  # None: http://<listen>; "": not reachable (behind a router)
     peers: list[str] = field(default_factory=list)
     round_ms: int = 1000
+    rate_limit: int = 200  # requests per second per client address (burst: twice that)
     strategy: str = ""
     scenario: str = ""  # a scenario file whose profile for `name` drives the simulated meter
     hardware: bool = False
@@ -80,6 +81,7 @@ class NodeConfig:
             "community": {"name": self.community, "admin": self.admin},
             "node": {
                 "listen": self.listen, "peers": self.peers, "round_ms": self.round_ms,
+                "rate_limit": self.rate_limit,
                 **({"public_url": self.public_url} if self.public_url is not None else {}),
             },
             "market": {"strategy": self.strategy, "scenario": self.scenario},
@@ -139,6 +141,7 @@ def load_config(directory: str | Path) -> NodeConfig:
             public_url=node.get("public_url"),
             peers=list(node.get("peers", [])),
             round_ms=int(node.get("round_ms", 1000)),
+            rate_limit=int(node.get("rate_limit", 200)),
             strategy=market.get("strategy", ""),
             scenario=market.get("scenario", ""),
             hardware=bool(data.get("hardware", {}).get("enabled", False)),
@@ -151,6 +154,8 @@ def load_config(directory: str | Path) -> NodeConfig:
         raise UserError(f"{path}: missing or bad setting {exc}") from None
     if cfg.round_ms < 50:
         raise UserError(f"{path}: node.round_ms must be at least 50")
+    if cfg.rate_limit < 1:
+        raise UserError(f"{path}: node.rate_limit must be at least 1")
     parse_host_port(cfg.listen)
     return cfg
 

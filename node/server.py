@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("picogrid.http")
 NODE_KEY: web.AppKey = web.AppKey("node", object)
+FORWARD_MAX = 100  # pushed batches up to this size are eager-pushed on to our peers
 
 
 class RateLimiter:
@@ -58,11 +59,19 @@ class BadRequest(Exception):
 async def errors_and_limits(request: web.Request, handler) -> web.StreamResponse:
     node: Node = request.app[NODE_KEY]
     limiter: RateLimiter = request.app["limiter"]
+    response = await _answer(node, limiter, request, handler)
+    if request.method in ("GET", "HEAD"):  # the read-only API is public, also from browsers
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def _answer(node: Node, limiter: RateLimiter, request: web.Request,
+                  handler) -> web.StreamResponse:
     if not limiter.allow(request.remote or "?"):
         node.metrics["http_429"] += 1
         return json_error(429, "too many requests; slow down")
     try:
-        response = await handler(request)
+        return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         node.metrics["http_413"] += 1
         return json_error(413, f"request body larger than {wire.MAX_BODY} bytes")
@@ -73,9 +82,6 @@ async def errors_and_limits(request: web.Request, handler) -> web.StreamResponse
     except (BadRequest, wire.BadBody, ValueError) as exc:
         node.metrics["http_400"] += 1
         return json_error(400, str(exc) or "bad request")
-    if request.method in ("GET", "HEAD"):
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -137,7 +143,9 @@ async def gossip_post_actions(request: web.Request) -> web.Response:
             pairs.append((index, (item[0], item[1])))
         else:
             shape_errors.append([index, "bad-encoding"])
-    result = await node.ingest([p for _, p in pairs])
+    # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
+    # that lack it too get it by their own anti-entropy rounds.
+    result = await node.ingest([p for _, p in pairs], forward=len(pairs) <= FORWARD_MAX)
     answer = result.summary()
     answer["rejected"] = sorted(
         [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
@@ -201,7 +209,7 @@ def build_app(node: Node) -> web.Application:
 
     app = web.Application(middlewares=[errors_and_limits], client_max_size=wire.MAX_BODY)
     app[NODE_KEY] = node
-    app["limiter"] = RateLimiter()
+    app["limiter"] = RateLimiter(rate=node.cfg.rate_limit, burst=2 * node.cfg.rate_limit)
 
     async def loop_run(fn, *args):
         import asyncio

@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peer", metavar="URL", action="append", default=[],
                    help="an extra bootstrap peer (repeatable)")
     p.add_argument("--round-ms", type=int, help="anti-entropy round length (default 1000)")
+    p.add_argument("--rate-limit", type=int, metavar="N",
+                   help="requests per second one client address may make (default 200)")
     p.add_argument("--hardware", action="store_true", help="drive the real LEDs and sensors")
     p.set_defaults(func=run)
 
@@ -38,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
         if args.round_ms < 50:
             raise UserError("--round-ms must be at least 50")
         cfg.round_ms = args.round_ms
+    if args.rate_limit is not None:
+        if args.rate_limit < 1:
+            raise UserError("--rate-limit must be at least 1")
+        cfg.rate_limit = args.rate_limit
     if args.hardware:
         cfg.hardware = True
     return asyncio.run(serve(cfg))
