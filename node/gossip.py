@@ -1,11 +1,18 @@
 """Gossip (PROTOCOL section 4): eager push of new actions, anti-entropy rounds, peer exchange.
 
-- Every new action (ours, or new to us from a peer) is pushed at once to 3 random live peers.
+- Every new action (ours, or pushed to us and new to us) is pushed at once to 3 random live
+  peers. Actions we pulled are not forwarded: they are repairs, and the peers that lack them
+  get them by their own rounds.
 - Every round (default 1 s) we compare heads with one random live peer, pull what it has and we
-  lack (pages of 1000, the next page fetched while the last one is verified), and push what it
-  lacks. A node with no reachable URL takes part the same way: it only ever initiates.
+  lack (pages of 1000, the next page fetched while the last one is verified), push what it
+  lacks, and hand our charter to it when it holds an older version. A node with no reachable
+  URL takes part the same way: it only ever initiates.
 - Every 10th round with a peer, and at first contact, we exchange signed agent infos.
-A dead or slow peer costs one short timeout and then back-off; rounds go on with live peers.
+
+A round runs as its own task: the loop starts the next round on time whatever the last one is
+doing, so a dead or slow peer costs one short timeout (in its own task) and then back-off, and
+never delays rounds with live peers. At most MAX_ROUNDS rounds run at once, never two with the
+same peer, and an author's missing range is pulled by one round at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from ledger.actions import Action
 from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
 from ledger.charter import CharterError
+from node import wire
 from node.client import PeerClient, PeerError
 from node.peers import Peer
 
@@ -30,6 +38,8 @@ FANOUT = 3
 PAGE = 1000
 MAX_PAGES_PER_ROUND = 40
 PEER_EXCHANGE_EVERY = 10
+MAX_ROUNDS = 4
+MAX_REFUSED = 10_000
 
 
 class Gossip:
@@ -37,12 +47,23 @@ class Gossip:
         self.node = node
         self.rounds = 0
         self._push_tasks: set[asyncio.Task] = set()
+        self._round_tasks: set[asyncio.Task] = set()
+        self._busy: set[str] = set()  # peers a round is talking to
+        self._pulling: set[bytes] = set()  # authors a round is pulling
+        self._refused: set[bytes] = set()  # authors whose genesis we refused (other community)
+        self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
 
     def client(self, url: str) -> PeerClient:
         assert self.node.session is not None
         return PeerClient(self.node.session, url)
+
+    def _spawn(self, coro, tasks: set[asyncio.Task]) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
 
     # -- eager push ----------------------------------------------------------------------
 
@@ -51,18 +72,16 @@ class Gossip:
             return
         items = [a.wire() for a in actions]
         for peer in self.node.peers.pick(time.monotonic(), FANOUT):
-            task = asyncio.create_task(self._push(peer, items))
-            self._push_tasks.add(task)
-            task.add_done_callback(self._push_tasks.discard)
+            self._spawn(self._push(peer, items), self._push_tasks)
 
     async def _push(self, peer: Peer, items: list[list[bytes]]) -> None:
-        for start in range(0, len(items), PAGE):
+        for batch in wire.batches(items):
             try:
-                await self.client(peer.url).push(items[start : start + PAGE])
+                await self.client(peer.url).push(batch)
             except PeerError as exc:
                 self.node.peers.failed(peer, time.monotonic(), str(exc))
                 return
-            self.node.metrics["gossip_pushed"] += len(items[start : start + PAGE])
+            self.node.metrics["gossip_pushed"] += len(batch)
         self.node.peers.ok(peer, time.monotonic())
 
     # -- anti-entropy ----------------------------------------------------------------------
@@ -72,36 +91,55 @@ class Gossip:
         while True:
             started = time.monotonic()
             try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a round must never kill the node
-                log.exception("gossip round failed")
-            self.last_round_s = time.monotonic() - started
-            await asyncio.sleep(max(0.0, interval - self.last_round_s))
+                self.start_round()
+            except Exception:  # the loop must never stop
+                log.exception("could not start a gossip round")
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def start_round(self) -> asyncio.Task | None:
+        """Start a round with one random live peer that no running round is talking to."""
+        if len(self._round_tasks) >= MAX_ROUNDS:
+            return None
+        now = time.monotonic()
+        candidates = [p for p in self.node.peers.live(now) if p.url not in self._busy]
+        if not candidates:
+            return None
+        peer = self.node.peers.rng.choice(candidates)
+        self._busy.add(peer.url)
+        return self._spawn(self._round_with(peer), self._round_tasks)
 
     async def round(self) -> None:
+        """One round, awaited (for tests and tools); the loop runs rounds as tasks."""
+        task = self.start_round()
+        if task is not None:
+            await task
+
+    async def _round_with(self, peer: Peer) -> None:
+        started = time.monotonic()
         self.rounds += 1
-        peers = self.node.peers.pick(time.monotonic(), 1)
-        if not peers:
-            return
-        peer = peers[0]
         try:
             await self.sync_with(peer)
-            if self.rounds - self._exchanged.get(peer.url, -PEER_EXCHANGE_EVERY) >= PEER_EXCHANGE_EVERY:
+            last = self._exchanged.get(peer.url, -PEER_EXCHANGE_EVERY)
+            if self.rounds - last >= PEER_EXCHANGE_EVERY:
                 await self.exchange_peers(peer)
                 self._exchanged[peer.url] = self.rounds
         except PeerError as exc:
             self.node.peers.failed(peer, time.monotonic(), str(exc))
             log.debug("peer %s failed: %s", peer.url, exc)
             return
+        except Exception:  # a round must never kill the node
+            log.exception("gossip round with %s failed", peer.url)
+            return
+        finally:
+            self._busy.discard(peer.url)
+            self.last_round_s = time.monotonic() - started
         self.node.peers.ok(peer, time.monotonic())
         self.node.metrics["gossip_rounds"] += 1
 
     async def sync_with(self, peer: Peer) -> None:
         client = self.client(peer.url)
         theirs, charter_version = await client.heads()
-        await self._maybe_take_charter(client, charter_version)
+        await self._exchange_charter(client, charter_version)
         ours = self.node.store.heads()
         lag = behind = 0
         pulls: list[tuple[bytes, int]] = []
@@ -110,8 +148,9 @@ class Gossip:
             mine = ours.get(author)
             if mine is None or mine[0] < seq:
                 start = 0 if mine is None else mine[0] + 1
-                pulls.append((author, start))
                 lag += seq - start + 1
+                if author not in self._refused:
+                    pulls.append((author, start))
             elif mine[0] == seq and mine[1] != h:
                 pulls.append((author, seq))  # same seq, other hash: fetch the fork evidence
         for author, (seq, _) in ours.items():
@@ -121,7 +160,12 @@ class Gossip:
                 pushes.append((author, start))
                 behind += seq - start + 1
         peer.lag, peer.behind = lag, behind
-        await self._pull(client, pulls)
+        mine_now = [(a, s) for a, s in pulls if a not in self._pulling]
+        self._pulling.update(a for a, _ in mine_now)
+        try:
+            await self._pull(client, mine_now)
+        finally:
+            self._pulling.difference_update(a for a, _ in mine_now)
         await self._push_ranges(client, pushes)
 
     async def _pull(self, client: PeerClient, pulls: list[tuple[bytes, int]]) -> None:
@@ -136,16 +180,23 @@ class Gossip:
                     self.node.metrics["gossip_pulled"] += len(page)
                     if pending_ingest is not None:
                         await pending_ingest
-                    if not page:
                         pending_ingest = None
+                    if not page:
                         break
-                    pending_ingest = asyncio.create_task(self.node.ingest(page))
+                    pending_ingest = asyncio.create_task(self._ingest_page(author, start, page))
                     if len(page) < PAGE:
                         break
                     start += len(page)
         finally:
             if pending_ingest is not None:
                 await pending_ingest
+
+    async def _ingest_page(self, author: bytes, start: int, page: list) -> None:
+        result = await self.node.ingest(page, forward=False)
+        if start == 0 and (0, "wrong-community") in result.rejected:
+            # Its genesis names another community: do not fetch that chain again and again.
+            if len(self._refused) < MAX_REFUSED:
+                self._refused.add(author)
 
     async def _push_ranges(self, client: PeerClient, pushes: list[tuple[bytes, int]]) -> None:
         loop = asyncio.get_running_loop()
@@ -156,33 +207,43 @@ class Gossip:
                 items = await loop.run_in_executor(None, store.chain_range, author, start, PAGE)
                 if not items:
                     break
-                await client.push([list(i) for i in items])
+                for batch in wire.batches([list(i) for i in items]):
+                    await client.push(batch)
                 pages += 1
                 self.node.metrics["gossip_pushed"] += len(items)
                 if len(items) < PAGE:
                     break
                 start += len(items)
 
-    async def _maybe_take_charter(self, client: PeerClient, version: int) -> None:
+    async def _exchange_charter(self, client: PeerClient, version: int) -> None:
+        """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""
         current = self.node.charter
-        if version <= (current.version if current else 0):
-            return
-        try:
-            charter = await client.charter(self.node.admin)
-            if charter.signed is not None:
-                self.node.accept_charter(charter.signed)
-        except (PeerError, CharterError) as exc:
-            log.info("peer %s offered charter version %d, refused: %s", client.base, version, exc)
+        ours = current.version if current else 0
+        if version > ours and self._refused_charter.get(client.base) != version:
+            try:
+                charter = await client.charter(self.node.admin)
+                if charter.signed is not None:
+                    self.node.accept_charter(charter.signed)
+                    self._refused.clear()  # a new charter may admit whom the old one refused
+            except (PeerError, CharterError) as exc:
+                self._refused_charter[client.base] = version
+                log.info("peer %s offered charter version %d, refused: %s",
+                         client.base, version, exc)
+        elif version < ours and current is not None and current.signed is not None:
+            try:
+                await client.post_charter(current.signed)
+            except PeerError as exc:
+                log.debug("peer %s did not take our charter: %s", client.base, exc)
 
     # -- peer exchange ---------------------------------------------------------------------
 
     async def exchange_peers(self, peer: Peer) -> None:
         client = self.client(peer.url)
         mine = [self.node.own_info.wire()] if self.node.own_info else []
-        mine += [i.wire() for i in self.node.peers.infos.values()]
-        await client.post_peers(mine[:1000])
         now = now_us()
-        for item in (await client.peers())[:1000]:
+        mine += [i.wire() for i in self.node.peers.infos.values() if i.expires_us >= now]
+        await client.post_peers(mine[: wire.MAX_BATCH])
+        for item in (await client.peers())[: wire.MAX_BATCH]:
             try:
                 info = parse_agent_info(item, now, self.node.cfg.community)
             except AgentInfoError:
@@ -190,6 +251,7 @@ class Gossip:
             self.node.peers.add_info(info)
 
     async def close(self) -> None:
-        for task in list(self._push_tasks):
+        tasks = list(self._push_tasks) + list(self._round_tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._push_tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -77,8 +77,12 @@ class PeerTable:
         return True
 
     def drop_expired(self, now_us: int) -> None:
+        """Forget expired infos, and the URLs only they told us about (bootstrap peers stay)."""
         for agent in [a for a, i in self.infos.items() if i.expires_us < now_us]:
-            del self.infos[agent]
+            info = self.infos.pop(agent)
+            peer = self.by_url.get(info.url.rstrip("/"))
+            if peer is not None and not peer.bootstrap and peer.agent == agent:
+                del self.by_url[peer.url]
 
     def live(self, now: float) -> list[Peer]:
         return [p for p in self.by_url.values() if p.live(now)]

@@ -6,6 +6,7 @@ envelopes here are plain msgpack, decoded with limits so a peer cannot make us a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -59,6 +60,22 @@ def unpack_heads(data: bytes) -> dict[bytes, tuple[int, bytes]]:
             raise BadBody("heads entries are author (bin 32) -> [seq, hash (bin 32)]")
         heads[author] = (entry[0], entry[1])
     return heads
+
+
+def batches(items: list[list[bytes]], max_items: int = MAX_BATCH,
+            max_bytes: int = MAX_BODY - 1024) -> Iterator[list[list[bytes]]]:
+    """Cut signed items (`[bin, bin]`) into request bodies a peer accepts: <= 1000, < 4 MiB."""
+    batch: list[list[bytes]] = []
+    size = 5
+    for item in items:
+        item_size = 1 + sum(5 + len(x) for x in item)
+        if batch and (len(batch) >= max_items or size + item_size > max_bytes):
+            yield batch
+            batch, size = [], 5
+        batch.append(item)
+        size += item_size
+    if batch:
+        yield batch
 
 
 def signed_list(value: Any, what: str = "signed actions") -> list[list]:
