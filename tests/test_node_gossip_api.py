@@ -1,0 +1,281 @@
+"""The gossip endpoints of one real `picogrid run` process, exactly as PROTOCOL section 4 says.
+
+Shapes of every answer, `from`/`limit` bounds, batches of up to 1000, every reason code of
+PROTOCOL section 2 reported with its index and counted, 400/413/429 with a JSON error, CORS on
+GET, and a fuzz loop of garbage bodies, paths and query strings that must never get a 500.
+"""
+
+from __future__ import annotations
+
+import random
+
+import msgpack
+import pytest
+from nodeproc import (
+    Author,
+    Cluster,
+    get_json,
+    get_msgpack,
+    heads,
+    post_actions,
+    post_msgpack,
+    request,
+    wait_until,
+)
+
+from ledger import codec
+from ledger.actions import decode_action
+from ledger.chain import now_us
+from ledger.errors import REASONS
+
+MIB4 = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    with Cluster(tmp_path_factory.mktemp("gossip-api")) as c:
+        a = c.found("A")
+        c.start(a, rate_limit=100_000)
+        yield a
+
+
+def counters(url: str) -> dict:
+    return get_json(f"{url}/v1/info")["counters"]
+
+
+def raw_action(author: Author, seq: int, prev: bytes | None, ts: int, type_: str,
+               payload: dict) -> list[bytes]:
+    """A signed action built by hand, without any of `sign_action`'s checks."""
+    body = codec.encode([1, author.agent, seq, prev, ts, type_, payload])
+    return [body, author.identity.sign(body)]
+
+
+def test_heads_is_a_map_of_every_chain_held(node):
+    resp = request("GET", f"{node.url}/v1/gossip/heads")
+    assert resp.status == 200
+    assert resp.headers["content-type"].startswith("application/msgpack")
+    assert resp.headers["access-control-allow-origin"] == "*"
+    value = resp.msgpack()
+    assert isinstance(value, dict) and node.agent in value
+    for author, entry in value.items():
+        assert isinstance(author, bytes) and len(author) == 32
+        seq, h = entry
+        assert type(seq) is int and seq >= 0 and isinstance(h, bytes) and len(h) == 32
+    author = Author(name="heads")
+    post_actions(node.url, author.extend(3))
+    assert heads(node.url)[author.agent] == [2, author.actions[-1].hash]
+
+
+def test_chain_pages_are_contiguous_and_bounded(node):
+    author = Author(name="pages")
+    assert post_actions(node.url, author.extend(25))["accepted"] == 25
+    base = f"{node.url}/v1/gossip/chain/{author.agent_hex}"
+
+    def page(query: str = "") -> list:
+        items = get_msgpack(base + query)
+        assert isinstance(items, list)
+        return items
+
+    everything = page()  # from 0, limit 1000 by default
+    assert [decode_action(b, s).seq for b, s in everything] == list(range(25))
+    assert everything == [a.wire() for a in author.actions]
+    assert [decode_action(b, s).seq for b, s in page("?from=10&limit=5")] == [10, 11, 12, 13, 14]
+    assert len(page("?from=20&limit=1000")) == 5
+    assert page("?from=25") == []
+    assert page("?limit=1") == [author.actions[0].wire()]
+    assert page(f"?from={2**62}") == []
+    unknown = Author(name="nobody").agent_hex
+    assert get_msgpack(f"{node.url}/v1/gossip/chain/{unknown}") == []
+    for query in ("?limit=1001", "?limit=0", "?limit=-3", "?from=-1", "?from=x", "?limit=1.5",
+                  f"?from={2**62 + 1}", "?from=" + "9" * 5000):
+        resp = request("GET", base + query)
+        assert resp.status == 400, query
+        assert "error" in resp.json()
+    for bad_id in ("abc", author.agent_hex.upper(), "zz" * 32, author.agent_hex + "00"):
+        resp = request("GET", f"{node.url}/v1/gossip/chain/{bad_id}")
+        assert resp.status == 400 and "error" in resp.json(), bad_id
+
+
+def test_post_answers_accepted_duplicate_pending(node):
+    author = Author(name="counts")
+    actions = author.extend(10)
+    answer = post_actions(node.url, actions[:6])
+    assert answer == {"accepted": 6, "duplicate": 0, "pending": 0, "rejected": []}
+    answer = post_actions(node.url, actions[8:])  # seq 7 is missing: held, not rejected
+    assert answer == {"accepted": 0, "duplicate": 0, "pending": 2, "rejected": []}
+    answer = post_actions(node.url, actions[:8])  # 6 known, 2 new; the 2 held ones follow them
+    assert answer == {"accepted": 2, "duplicate": 6, "pending": 0, "rejected": []}
+    assert heads(node.url)[author.agent][0] == 9  # each item is counted once, when it came
+
+
+def test_every_reason_code_is_reported_with_its_index_and_counted(node):
+    now = now_us()
+    good = Author(name="good")
+    linked = Author(name="linked")
+    forked = Author(name="forked")
+    post_actions(node.url, linked.extend(2) + forked.extend(2))
+    post_actions(node.url, [forked.fork(1)])  # the node now knows `forked` signed twice
+    wait_until(lambda: get_json(f"{node.url}/v1/agents/{forked.agent_hex}")["forked"], 5,
+               "the fork is recorded")
+    before = counters(node.url)
+    last = linked.actions[-1]
+    bad_sig = linked.next()
+    linked.actions.pop()
+    bid = {"interval": 1, "energy_wh": 5, "price": 1}
+    big = dict(bid, padding="x" * 17_000)
+    stranger = Author(community="elsewhere", name="stranger")
+    batch = [
+        good.genesis().wire(),                                             # 0 accepted
+        [b"\xc1not msgpack", bytes(64)],                                   # 1 bad-encoding
+        [bad_sig.action_bytes, bytes(64)],                                 # 2 bad-signature
+        raw_action(linked, 2, bytes(32), last.ts, "bid", bid),             # 3 bad-link
+        raw_action(good, 0, None, now, "bid", bid),                        # 4 bad-seq
+        raw_action(linked, 2, last.hash, now + 600_000_000, "bid", bid),   # 5 bad-time
+        raw_action(linked, 2, last.hash, last.ts, "bid", dict(bid, energy_wh=0)),  # 6 bad-payload
+        raw_action(linked, 2, last.hash, last.ts, "bid", big),             # 7 too-large
+        stranger.genesis().wire(),                                         # 8 wrong-community
+        forked.next().wire(),                                              # 9 forked-author
+        "not a pair",                                                      # 10 bad-encoding
+        raw_action(linked, 2, last.hash, last.ts - 1, "bid", bid),         # 11 bad-time
+    ]
+    resp = post_msgpack(f"{node.url}/v1/gossip/actions", batch)
+    assert resp.status == 200
+    answer = resp.msgpack()
+    expected = [[1, "bad-encoding"], [2, "bad-signature"], [3, "bad-link"], [4, "bad-seq"],
+                [5, "bad-time"], [6, "bad-payload"], [7, "too-large"], [8, "wrong-community"],
+                [9, "forked-author"], [10, "bad-encoding"], [11, "bad-time"]]
+    assert answer == {"accepted": 1, "duplicate": 0, "pending": 0, "rejected": expected}
+    assert {reason for _, reason in expected} == set(REASONS)
+    after = counters(node.url)
+    for reason in REASONS:
+        want = sum(1 for _, r in expected if r == reason)
+        got = after.get(f"rejected:{reason}", 0) - before.get(f"rejected:{reason}", 0)
+        assert got == want, reason
+    held = heads(node.url)
+    assert stranger.agent not in held and held[linked.agent][0] == 1
+
+
+def test_a_batch_holds_at_most_1000_actions(node):
+    author = Author(name="thousand")
+    actions = author.extend(1001)
+    answer = post_actions(node.url, actions[:1000])
+    assert answer["accepted"] == 1000 and answer["rejected"] == []
+    resp = post_msgpack(f"{node.url}/v1/gossip/actions", [a.wire() for a in actions])
+    assert resp.status == 400 and "1000" in resp.json()["error"]
+    assert heads(node.url)[author.agent][0] == 999
+
+
+@pytest.mark.parametrize("path", ["/v1/gossip/actions", "/v1/gossip/peers"])
+@pytest.mark.parametrize("body", [
+    b"", b"\xc1", b"\x92\x01", b"\x91\xc4\x01", b"\x90\x00",  # undecodable, truncated, trailing
+    msgpack.packb({"accepted": 1}), msgpack.packb(7), msgpack.packb("text"),
+    msgpack.packb(None), msgpack.packb([[b"x", b"y"]] * 1001, use_bin_type=True),
+])
+def test_undecodable_or_wrongly_shaped_bodies_get_400(node, path, body):
+    resp = request("POST", node.url + path, body, {"Content-Type": "application/msgpack"})
+    assert resp.status == 400, (resp.status, resp.body[:200])
+    assert resp.headers["content-type"].startswith("application/json")
+    assert isinstance(resp.json()["error"], str)
+
+
+def test_bodies_over_4_mib_get_413(node):
+    for path in ("/v1/gossip/actions", "/v1/gossip/peers", "/v1/community/charter"):
+        resp = request("POST", node.url + path, b"\x00" * (MIB4 + 1),
+                       {"Content-Type": "application/msgpack"}, timeout=30)
+        assert resp.status == 413, path
+        assert "error" in resp.json()
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for _ in range(5):
+            yield b"\x00" * (1024 * 1024)
+
+    resp = request("POST", node.url + "/v1/gossip/actions", chunks(),
+                   {"Content-Type": "application/msgpack", "Transfer-Encoding": "chunked"},
+                   timeout=30)
+    assert resp.status == 413
+    assert counters(node.url)["http_413"] >= 4
+
+
+def test_cors_and_json_errors_on_get(node):
+    for path in ("/v1/info", "/v1/agents", "/v1/community", "/v1/gossip/peers",
+                 "/v1/agents/nothex", "/v1/no-such-route"):
+        resp = request("GET", node.url + path, headers={"Origin": "http://example.org"})
+        assert resp.headers.get("access-control-allow-origin") == "*", path
+        if resp.status >= 400:
+            assert "error" in resp.json()
+    resp = request("DELETE", node.url + "/v1/info")
+    assert resp.status == 405 and "error" in resp.json()
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return rng.randbytes(rng.choice([0, 1, 32, 64, 200]))
+    if kind == 1:
+        return rng.choice([0, -1, 1, 2**31, 2**63 - 1, -(2**63), 2**64 - 1])
+    if kind == 2:
+        return rng.choice(["", "genesis", "bid", "x" * 300, "\u00e9"])
+    if kind == 3:
+        return None
+    if kind == 4:
+        return rng.random()
+    if kind == 5:
+        return rng.choice([True, False])
+    if kind == 6:
+        return [random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == 7:  # shaped like a signed action around random inner bytes
+        return [random_value(rng, depth + 1), rng.randbytes(64)]
+    return {rng.choice(["a", "b", "accepted"]): random_value(rng, depth + 1)
+            for _ in range(rng.randrange(3))}
+
+
+def test_fuzz_bodies_paths_and_queries_never_get_500(node):
+    rng = random.Random(20260521)
+    author = Author(name="fuzz")
+    actions = author.extend(3)
+    paths_get = ["/v1/gossip/heads", "/v1/gossip/peers", f"/v1/gossip/chain/{author.agent_hex}",
+                 "/v1/info", "/v1/agents", f"/v1/agents/{author.agent_hex}",
+                 f"/v1/agents/{author.agent_hex}/chain", f"/v1/agents/{author.agent_hex}/audit",
+                 "/v1/community", "/v1/community/charter", "/v1/openapi.json"]
+    queries = ["from", "limit", "x", "agent", "%00", "from[]"]
+    values = ["", "-1", "0", "1000", "1001", "9" * 30, "%ff", "%00", "nan", "1e3", "0x10", "%201", "+1", "%E2%98%83"]
+    statuses = set()
+    for i in range(400):
+        if i % 2:
+            path = rng.choice(paths_get)
+            if rng.random() < 0.3:
+                path = path.replace(author.agent_hex, rng.choice(["", "g" * 64, "%2e%2e", "0"]))
+            query = "&".join(f"{rng.choice(queries)}={rng.choice(values)}"
+                             for _ in range(rng.randrange(3)))
+            resp = request("GET", f"{node.url}{path}{'?' + query if query else ''}")
+        else:
+            path = rng.choice(["/v1/gossip/actions", "/v1/gossip/peers", "/v1/community/charter"])
+            if rng.random() < 0.5:
+                body = rng.randbytes(rng.randrange(200))
+            else:
+                value = [random_value(rng) for _ in range(rng.randrange(5))]
+                if rng.random() < 0.3:  # mutate one byte of a real signed action
+                    b, s = actions[rng.randrange(3)].wire()
+                    b = bytearray(b)
+                    b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+                    value.append([bytes(b), s])
+                body = msgpack.packb(value, use_bin_type=True)
+            resp = request("POST", node.url + path, body, {"Content-Type": "application/msgpack"})
+        statuses.add(resp.status)
+        assert resp.status in (200, 400, 404, 405), (path, resp.status, resp.body[:300])
+        if resp.status >= 400:
+            assert "error" in resp.json()
+    assert {200, 400} <= statuses
+    assert get_json(f"{node.url}/v1/info")["agent"] == node.agent_hex  # still serving
+
+
+def test_a_flood_gets_429_then_service_resumes(tmp_path):
+    with Cluster(tmp_path) as c:
+        a = c.found("A")
+        c.start(a, rate_limit=5)  # 5 requests/s per client address, bursts of 10
+        codes = [request("GET", f"{a.url}/v1/gossip/heads").status for _ in range(40)]
+        assert codes.count(429) >= 20 and codes[0] == 200
+        resp = request("GET", f"{a.url}/v1/gossip/heads")
+        assert resp.status == 429 and "error" in resp.json()
+        info = wait_until(lambda: get_json(f"{a.url}/v1/info"), 5, "service resumes")
+        assert info["counters"]["http_429"] >= 20
