@@ -14,22 +14,31 @@ its own offers, defensively.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 
 from market.trades import Open, Trade, fill
 
+_price = attrgetter("price")
+
 
 def _sorted_sides(bids: list[Open], offers: list[Open]) -> tuple[list[Open], list[Open]]:
-    return (
-        sorted(bids, key=lambda o: (-o.price, o.hash)),
-        sorted(offers, key=lambda o: (o.price, o.hash)),
-    )
+    """Bids by price high to low, offers low to high, ties by order hash.
+
+    Both lists come in hash order (`usable_orders`) and Python's sort is stable, also in
+    reverse, so sorting by price alone keeps equal prices in hash order: one integer key.
+    """
+    return sorted(bids, key=_price, reverse=True), sorted(offers, key=_price)
 
 
 def cancel_own_crossing(bids: list[Open], offers: list[Open]) -> None:
-    """Take from each agent's bids and offers the energy where its bid price >= its offer price."""
+    """Take from each agent's bids and offers the energy where its bid price >= its offer price.
+
+    Only storage both bids and offers (`usable_orders` drops the rest), so only storage is looked at.
+    """
     own_offers: dict[bytes, list[Open]] = {}
     for o in offers:
-        own_offers.setdefault(o.author, []).append(o)
+        if o.role == "storage":
+            own_offers.setdefault(o.author, []).append(o)
     own_bids: dict[bytes, list[Open]] = {}
     for b in bids:
         if b.author in own_offers:
@@ -83,10 +92,14 @@ def _match(
     return trades
 
 
+def _bid_price(bid: Open, offer: Open) -> int:
+    return bid.price
+
+
 def pay_as_bid(bids: list[Open], offers: list[Open]) -> list[Trade]:
     """Offers and bids matched in price order; each trade at the bid's price."""
     bids, offers = _prepared(bids, offers)
-    return _match(bids, offers, lambda bid, offer: bid.price)
+    return _match(bids, offers, _bid_price)
 
 
 def clearing_price(bids: list[Open], offers: list[Open]) -> int | None:

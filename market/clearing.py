@@ -14,6 +14,8 @@ unmatched offer energy exported to it; storage never trades with the utility gri
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from ledger.charter import MECHANISMS, GridRules
 from market.auctions import pay_as_bid, pay_as_clear
 from market.merit_order import merit_order
@@ -23,16 +25,30 @@ from market.trades import Clearing, Open, Trade
 
 __all__ = ["Clearing", "Trade", "clear", "usable_orders"]
 
+_hash = attrgetter("hash")
 _SIDE_OF_ROLE = {"consumer": ("bid",), "generator": ("offer",), "storage": ("bid", "offer")}
 
 
 def usable_orders(
     book: list[Order], participants: dict[bytes, Participant], interval_ms: int | None = None
 ) -> list[Open]:
-    """The book's orders that take part, capped as above, in order-hash order."""
+    """The book's orders that take part, capped as above, in order-hash order.
+
+    One pass over the book (it normally comes sorted by hash from `select_book`; any other
+    order is sorted here). ValueError if the book mixes intervals.
+    """
     opens = []
-    for order in sorted(book, key=lambda o: o.hash):
-        who = participants.get(order.author)
+    get = participants.get
+    interval = book[0].interval if book else None
+    previous = b""
+    in_order = True
+    for order in book:
+        if order.interval != interval:
+            raise ValueError("a book holds the orders of one interval only")
+        if order.hash < previous:
+            in_order = False
+        previous = order.hash
+        who = get(order.author)
         if who is None or order.side not in _SIDE_OF_ROLE.get(who.role, ()):
             continue
         energy = order.energy_wh
@@ -42,7 +58,20 @@ def usable_orders(
                 energy = min(energy, who.power_cap_wh(interval_ms))
         if energy > 0:
             opens.append(Open(order, who, energy))
+    if not in_order:
+        opens.sort(key=_hash)
     return opens
+
+
+def _grid_flows(opens: list[Open], role: str) -> dict[bytes, int]:
+    """What is left of the orders of agents of `role`, per agent."""
+    mine = [o for o in opens if o.role == role]
+    flows = {o.author: o.left for o in mine}
+    if len(flows) < len(mine):  # an agent with several orders: add them up
+        flows = dict.fromkeys(flows, 0)
+        for o in mine:
+            flows[o.author] += o.left
+    return flows
 
 
 def clear(
@@ -58,24 +87,21 @@ def clear(
         raise ValueError(
             f"unknown mechanism {mechanism!r}: expected one of {', '.join(MECHANISMS)}"
         )
-    if len({o.interval for o in book}) > 1:
-        raise ValueError("a book holds the orders of one interval only")
     opens = usable_orders(book, participants, interval_ms)
     price = None
     if mechanism == "merit-order":
         trades = merit_order(opens, rules)
     else:
-        bids = [o for o in opens if o.order.side == "bid"]
-        offers = [o for o in opens if o.order.side == "offer"]
+        bids = [o for o in opens if o.side == "bid"]
+        offers = [o for o in opens if o.side == "offer"]
         if mechanism == "pay-as-bid":
             trades = pay_as_bid(bids, offers)
         else:
             trades, price = pay_as_clear(bids, offers)
-    imports: dict[bytes, int] = {}
-    exports: dict[bytes, int] = {}
-    for o in opens:
-        if o.who.role == "consumer":
-            imports[o.author] = imports.get(o.author, 0) + o.left
-        elif o.who.role == "generator":
-            exports[o.author] = exports.get(o.author, 0) + o.left
-    return Clearing(mechanism, tuple(trades), imports, exports, price)
+    return Clearing(
+        mechanism,
+        tuple(trades),
+        _grid_flows(opens, "consumer"),
+        _grid_flows(opens, "generator"),
+        price,
+    )

@@ -81,7 +81,7 @@ def _group(opens: list[Open]) -> dict[str, _Group]:
             g.demand.append(o)
         elif o.who.role == "generator":
             g.generation.append(o)
-        elif o.order.side == "bid":
+        elif o.side == "bid":
             g.charge.append(o)
         else:
             g.discharge.append(o)

@@ -158,7 +158,7 @@ def test_auctions_leave_no_profitable_match_unmade(market):
     # What each order brings to the auction: capped, less an agent's own crossing orders.
     opens = usable_orders(book, participants, interval_ms)
     cancel_own_crossing(
-        [o for o in opens if o.order.side == "bid"], [o for o in opens if o.order.side == "offer"]
+        [o for o in opens if o.side == "bid"], [o for o in opens if o.side == "offer"]
     )
     left = {o.hash: o.left for o in opens}
     for t in c.trades:
