@@ -7,11 +7,13 @@ the nodes on consecutive ports, and follows the market through the first node's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,12 +130,44 @@ def wait_ready(nodes: list[DemoNode], timeout: float = 30.0) -> list[str]:
     return [n.name for n in waiting]
 
 
+def first_open_interval(url: str, k: int, margin_s: float = 0.5) -> int:
+    """The first interval from `k` on whose gate closes more than `margin_s` from now.
+
+    Called once every node answers: a node that started after an interval's gate closure signs
+    no orders and no settlement for it, so the demo follows the market from the next one.
+    """
+    view = get_json(f"{url}/v1/intervals/{k}")
+    if not view:
+        return k
+    gate, length = view["gate_us"], view["end_us"] - view["start_us"]
+    soon = time.time_ns() // 1000 + int(margin_s * 1_000_000)
+    while gate <= soon:
+        k, gate = k + 1, gate + length
+    return k
+
+
 def interval_settled(view: dict, agents: int) -> bool:
     return len(view.get("settlements", {})) >= agents and not any(
         t["status"] == "pending" for t in view.get("trades", []))
 
 
-def interval_line(view: dict, kpis: dict | None) -> str:
+def home_supply(view: dict) -> tuple[int, int]:
+    """(locally supplied Wh, demand Wh) of the homes in a settled interval's view.
+
+    Local supply is what a home got from generators and storage, capped at its demand: the
+    numerator and denominator of DESIGN's self-sufficiency.
+    """
+    local = demand = 0
+    for f in view.get("agents", {}).values():
+        if "demand_wh" in f:
+            demand += f["demand_wh"]
+            local += min(f["demand_wh"], f.get("from_generation_wh", 0)
+                         + f.get("from_storage_wh", 0))
+    return local, demand
+
+
+def interval_line(view: dict, self_sufficiency: float | None, note: str = "") -> str:
+    """One line for a settled interval; `self_sufficiency` is over the demo's intervals so far."""
     figures = view.get("agents", {})
     gen = sum(f.get("generation_wh", 0) for f in figures.values())
     demand = sum(f.get("demand_wh", 0) for f in figures.values())
@@ -141,15 +175,67 @@ def interval_line(view: dict, kpis: dict | None) -> str:
     trades = view.get("trades", [])
     confirmed = sum(t["status"] == "confirmed" for t in trades)
     disputed = sum(t["status"] == "disputed" for t in trades)
-    ss = kpis.get("self_sufficiency") if kpis else None
-    ss_text = f"{ss * 100:.0f}%" if ss is not None else "-"
+    ss_text = f"{self_sufficiency * 100:.0f}%" if self_sufficiency is not None else "-"
     hour = view["interval"] % 24
     line = (f"interval {view['interval']:>3} ({hour:02d}:00)  generation {gen:>5} Wh  "
             f"demand {demand:>5} Wh  batteries {', '.join(socs) or '-'} Wh  "
             f"trades {confirmed} confirmed")
     if disputed:
         line += f", {disputed} DISPUTED"
-    return line + f"  self-sufficiency so far {ss_text}"
+    line += f"  self-sufficiency so far {ss_text}"
+    return line + (f"  ({note})" if note else "")
+
+
+def busy_ports(port: int, count: int, host: str = "127.0.0.1") -> list[int]:
+    """The ports of `port`..`port+count-1` that something on `host` already listens on."""
+    busy = []
+    for p in range(port, port + count):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the nodes bind
+            try:
+                s.bind((host, p))
+            except OSError:
+                busy.append(p)
+    return busy
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM become KeyboardInterrupt, except inside `deferred()`.
+
+    Inside `deferred()` a signal is only noted, and raised when the block ends: a node process
+    is never started without the demo holding its handle, so none can be left behind. After
+    `stopping()` further signals are ignored, so a second Ctrl-C cannot cut the clean stop short.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._defer = 0
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if not self._defer:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._defer += 1
+        try:
+            yield
+        finally:
+            self._defer -= 1
+        if self.requested and not self._defer:
+            raise KeyboardInterrupt
+
+    def stopping(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
 import time
@@ -42,28 +41,41 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--intervals must be at least 1")
     if not 0 <= args.start_hour <= 23:
         raise UserError("--start-hour must be between 0 and 23")
-    if not 1024 <= args.port <= 65000:
-        raise UserError("--port must be between 1024 and 65000")
     try:
         scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
     except (ScenarioError, OSError) as exc:
         raise UserError(f"scenario {args.scenario}: {exc}") from None
-    mechanism = args.mechanism or scenario.mechanism
-    base = args.dir or Path(tempfile.mkdtemp(prefix="picogrid-demo-"))
-    if base.exists() and any(base.iterdir()):
-        raise UserError(f"{base} is not empty; give an empty or new --dir")
-    total = args.intervals or scenario.intervals
     n = len(scenario.agents)
-    print(f"PicoGrid demo: {n} agents of {scenario.name!r}, {mechanism}, "
-          f"{total} intervals of {args.interval_seconds} s; data in {base}")
-    nodes = demo.prepare(base, scenario, args.port, args.interval_seconds, mechanism,
-                         start_in_s=3.0 + 0.4 * n,
-                         scenario_path=str(args.scenario.resolve()) if args.scenario else "",
-                         first_interval=args.start_hour)
+    if not 1024 <= args.port <= 65535 - n + 1:
+        raise UserError(f"--port must be between 1024 and {65535 - n + 1} "
+                        f"(the demo uses {n} ports from it)")
+    busy = demo.busy_ports(args.port, n)
+    if busy:
+        raise UserError(f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
+                        f"already in use on 127.0.0.1 (a demo still running?); "
+                        f"choose other ports with --port")
+    if args.dir is not None and args.dir.exists():
+        if not args.dir.is_dir():
+            raise UserError(f"{args.dir} is not a directory")
+        if any(args.dir.iterdir()):
+            raise UserError(f"{args.dir} is not empty; give an empty or new --dir")
+    mechanism = args.mechanism or scenario.mechanism
+    total = args.intervals or scenario.intervals
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe
+    signals = demo.StopSignals()
+    nodes: list[demo.DemoNode] = []
     board = None
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        demo.start(nodes, hardware=args.hardware)
+        base = args.dir or Path(tempfile.mkdtemp(prefix="picogrid-demo-"))
+        print(f"PicoGrid demo: {n} agents of {scenario.name!r}, {mechanism}, "
+              f"{total} intervals of {args.interval_seconds} s; data in {base}")
+        nodes = demo.prepare(base, scenario, args.port, args.interval_seconds, mechanism,
+                             start_in_s=3.0 + 0.4 * n,
+                             scenario_path=str(args.scenario.resolve()) if args.scenario else "",
+                             first_interval=args.start_hour)
+        with signals.deferred():  # every process started is one the finally below stops
+            demo.start(nodes, hardware=args.hardware)
         late = demo.wait_ready(nodes)
         if late:
             print(f"these nodes did not start: {', '.join(late)}; see node.log in {base}",
@@ -71,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
             return 1
         url = nodes[0].url
         print(f"dashboard: {url}/   (every node serves one; Ctrl-C stops the PicoGrid)")
+        first = demo.first_open_interval(url, args.start_hour)
+        if first != args.start_hour:
+            print(f"the nodes took longer to start than planned: the day starts at "
+                  f"{first % 24:02d}:00")
         board = _board() if args.hardware else None
-        follow(nodes, total, first=args.start_hour, board=board)
+        follow(nodes, total, first=first, board=board)
         if args.intervals is not None:
             return 0
         print(f"the day is done; the nodes keep trading. Dashboard: {url}/  Ctrl-C to stop.")
@@ -82,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping the PicoGrid ...")
         return 0
     finally:
+        signals.stopping()
         demo.stop(nodes)
         if board is not None:
             board.close()
+        signals.restore()
 
 
 def _board():
@@ -99,29 +117,53 @@ def _board():
 
 
 def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -> None:
-    """Print a line per settled interval and a progress bar, until `total` are settled."""
+    """Print a line per settled interval and a progress bar, until `total` are settled.
+
+    An interval that some node never settles (it was down at the time) is printed with a note
+    once the next interval has settled everywhere or it is `STUCK_INTERVALS` intervals late, so
+    the demo never waits forever.
+    """
     from hardware.leds import LedMode
 
     url = nodes[0].url
     n = len(nodes)
     k = first
     tty = demo.is_tty()
+    local = demand = 0
     while k < first + total:
         for node in nodes:
             if node.proc is not None and node.proc.poll() is not None:
                 raise SystemExit(f"node {node.name} exited (code {node.proc.returncode}); "
                                  f"see {node.dir / 'node.log'}")
         view = demo.get_json(f"{url}/v1/intervals/{k}")
-        if view is None or not demo.interval_settled(view, n):
+        note = ""
+        if view is not None and not demo.interval_settled(view, n):
+            now_us = time.time_ns() // 1000
+            length = view["end_us"] - view["start_us"]
+            if now_us > view["settle_us"] + STUCK_INTERVALS * length and view["settlements"]:
+                note = f"settled by {len(view['settlements'])} of {n} agents"
+        if view is None or (not note and not demo.interval_settled(view, n)):
             if tty:
                 print("\r" + demo.progress_bar(k - first, total), end="", flush=True)
-            time.sleep(0.25)
+            time.sleep(_poll_delay(view))
             continue
-        summary = demo.get_json(f"{url}/v1/summary?from={first}&to={k}")
-        line = demo.interval_line(view, summary.get("kpis") if summary else None)
+        got, wanted = demo.home_supply(view)
+        local, demand = local + got, demand + wanted
+        line = demo.interval_line(view, local / demand if demand else None, note)
         print(("\r" if tty else "") + line + (" " * 4 if tty else ""))
         if board is not None and view.get("leds"):
             board.apply({name: LedMode(mode) for name, mode in view["leds"].items()})
         k += 1
     if tty:
         print("\r" + demo.progress_bar(total, total))
+
+
+STUCK_INTERVALS = 3
+
+
+def _poll_delay(view: dict | None) -> float:
+    """Until the interval's settlement time (at most 1 s), then every 0.25 s."""
+    if view is None or "settle_us" not in view:
+        return 0.25
+    wait = (view["settle_us"] - time.time_ns() // 1000) / 1e6
+    return min(1.0, max(0.25, wait))
