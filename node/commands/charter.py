@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ledger import codec
 from ledger.chain import now_us
 from ledger.charter import MECHANISMS, CharterError, GridRules, charter_from_map, parse_charter
 from ledger.membrane import Membrane
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("tariffs must be >= 0")
         m["grids"][args.grid] = dataclasses.replace(rules, **changes).to_map()
     try:
-        new = charter_from_map(m).sign(admin)
+        # Checked exactly as a peer will check it: from its canonical encoding.
+        new = charter_from_map(codec.decode(codec.encode(m))).sign(admin)
     except CharterError as exc:
         raise UserError(str(exc)) from None
     assert new.signed is not None
