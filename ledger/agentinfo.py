@@ -34,8 +34,9 @@ def make_agent_info(
     identity: Identity, community: str, url: str, now_us: int, lifetime_us: int = MAX_LIFETIME_US
 ) -> AgentInfo:
     body = codec.encode([1, identity.agent, community, url, now_us, now_us + lifetime_us])
-    return AgentInfo(identity.agent, community, url, now_us, now_us + lifetime_us, body,
-                     identity.sign(body))
+    return AgentInfo(
+        identity.agent, community, url, now_us, now_us + lifetime_us, body, identity.sign(body)
+    )
 
 
 def parse_agent_info(item: object, now_us: int, community: str | None = None) -> AgentInfo:

@@ -11,8 +11,17 @@ MECHANISMS = ("merit-order", "pay-as-clear", "pay-as-bid")
 _GRID_KEYS = ("community_price", "feed_in", "household_price", "mechanism", "retail")
 _CHARTER_KEYS = frozenset(
     (
-        "v", "community", "admin", "version", "effective_from", "open", "epoch_us",
-        "interval_ms", "lead_ms", "grace_ms", "grids",
+        "v",
+        "community",
+        "admin",
+        "version",
+        "effective_from",
+        "open",
+        "epoch_us",
+        "interval_ms",
+        "lead_ms",
+        "grace_ms",
+        "grids",
     )
 )
 
@@ -99,7 +108,7 @@ def _int(m: dict, key: str, minimum: int | None = None) -> int:
 def _grid(name: object, m: object) -> GridRules:
     if not isinstance(name, str) or not name:
         raise CharterError("grid names must be non-empty text")
-    if not isinstance(m, dict) or tuple(m) != _GRID_KEYS:
+    if not isinstance(m, dict) or sorted(m) != list(_GRID_KEYS):
         raise CharterError(f"grid {name!r} must have exactly the keys {', '.join(_GRID_KEYS)}")
     mechanism = m["mechanism"]
     if not isinstance(mechanism, str) or not mechanism:
@@ -111,7 +120,9 @@ def _grid(name: object, m: object) -> GridRules:
 def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
     """Check a decoded charter map against PROTOCOL section 6 and build a `Charter`."""
     if not isinstance(m, dict) or set(m) != _CHARTER_KEYS:
-        raise CharterError(f"a charter must have exactly the keys {', '.join(sorted(_CHARTER_KEYS))}")
+        raise CharterError(
+            f"a charter must have exactly the keys {', '.join(sorted(_CHARTER_KEYS))}"
+        )
     if m["v"] != 1 or type(m["v"]) is not int:
         raise CharterError("unsupported charter version field v")
     if not isinstance(m["community"], str) or not m["community"]:
