@@ -59,8 +59,15 @@ def sign_action(
     if len(body) > MAX_ACTION_BYTES:
         raise Invalid(TOO_LARGE, f"{len(body)} bytes > {MAX_ACTION_BYTES}")
     return Action(
-        identity.agent, seq, prev, ts, type_, codec.decode(body)[6], body,
-        identity.sign(body), blake2b256(body),
+        identity.agent,
+        seq,
+        prev,
+        ts,
+        type_,
+        codec.decode(body)[6],
+        body,
+        identity.sign(body),
+        blake2b256(body),
     )
 
 
@@ -103,8 +110,9 @@ def decode_action(action_bytes: bytes, signature: bytes, *, check_signature: boo
         raise Invalid(BAD_SEQ, "seq must be >= 0")
     if (type_ == "genesis") != (seq == 0) or (seq == 0) != (prev is None):
         raise Invalid(BAD_SEQ, "genesis, seq 0 and a nil prev go together")
-    return Action(author, seq, prev, ts, type_, payload, action_bytes, signature,
-                  blake2b256(action_bytes))
+    return Action(
+        author, seq, prev, ts, type_, payload, action_bytes, signature, blake2b256(action_bytes)
+    )
 
 
 def signature_ok(author: bytes, action_bytes: bytes, signature: bytes) -> bool:

@@ -71,8 +71,7 @@ def _evidence(v: Any) -> bool:
         isinstance(v, list)
         and len(v) == 2
         and all(
-            isinstance(e, list) and len(e) == 2 and all(isinstance(x, bytes) for x in e)
-            for e in v
+            isinstance(e, list) and len(e) == 2 and all(isinstance(x, bytes) for x in e) for e in v
         )
     )
 

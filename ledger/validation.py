@@ -28,19 +28,30 @@ def check_intrinsic(
     action = decode_action(action_bytes, signature, check_signature=check_signature)
     check_payload(action.type, action.payload)
     if action.type == "warrant":
-        check_warrant(action.payload)
+        check_warrant(action.payload, check_signatures=check_signature)
     if action.ts > now_us + MAX_FUTURE_US:
         raise Invalid(BAD_TIME, "timestamp more than 120 s ahead of our clock")
     return action
 
 
-def check_warrant(payload: dict) -> tuple[Action, Action]:
-    """Both pieces of evidence: validly signed, same author and seq, different hashes."""
+def check_warrant(payload: dict, *, check_signatures: bool = True) -> tuple[Action, Action]:
+    """Both pieces of evidence: valid signed actions, same author and seq, different hashes.
+
+    Naming one action twice is refused (Holochain once accepted such a warrant). The evidence
+    must pass the same intrinsic checks as any action, so a warrant proves exactly the forks a
+    node would have detected itself. `check_signatures=False` is for evidence already verified.
+    """
     try:
-        first = decode_action(*split_signed(payload["evidence"][0]))
-        second = decode_action(*split_signed(payload["evidence"][1]))
+        first, second = (
+            decode_action(*split_signed(item), check_signature=check_signatures)
+            for item in payload["evidence"]
+        )
+        check_payload(first.type, first.payload)
+        check_payload(second.type, second.payload)
     except Invalid as exc:
-        raise Invalid(BAD_PAYLOAD, f"warrant evidence is not a valid signed action: {exc}") from None
+        raise Invalid(
+            BAD_PAYLOAD, f"warrant evidence is not a valid signed action: {exc}"
+        ) from None
     if first.author != second.author or first.seq != second.seq:
         raise Invalid(BAD_PAYLOAD, "warrant evidence must share author and seq")
     if first.hash == second.hash:
