@@ -137,6 +137,9 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/v1/agents/{id}/chain", chain)
     app.router.add_get("/v1/agents/{id}/audit", audit)
     app.router.add_get("/v1/community", community)
+    from node.openapi import openapi_json
+
+    app.router.add_get("/v1/openapi.json", openapi_json)
 
 
 __all__ = ["add_api_routes", "BadRequest", "to_json"]
