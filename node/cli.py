@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "node.commands.demo",
     "node.commands.hw",
     "node.commands.simulate",
+    "node.commands.export",
 ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import weakref
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -11,6 +13,13 @@ from ledger.charter import Charter, CharterError, parse_charter
 from node import wire
 
 DEFAULT_TIMEOUT = 2.0
+# A node's session -> its metrics Counter: gossip bodies sent and received through that session
+# are added to "gossip_bytes_out" / "gossip_bytes_in" (see node.metrics).
+_BYTE_COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def count_gossip_bytes(session: aiohttp.ClientSession, counter: Counter) -> None:
+    _BYTE_COUNTERS[session] = counter
 
 
 class PeerError(Exception):
@@ -25,12 +34,19 @@ class PeerClient:
         self.session = session
         self.base = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.bytes: Counter | None = _BYTE_COUNTERS.get(session)
+
+    def _count(self, path: str, sent: int, received: int) -> None:
+        if self.bytes is not None and path.startswith("/v1/gossip/"):
+            self.bytes["gossip_bytes_out"] += sent
+            self.bytes["gossip_bytes_in"] += received
 
     async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
         try:
             async with self.session.get(self.base + path, params=params,
                                         timeout=self.timeout) as resp:
                 body = await resp.read()
+                self._count(path, 0, len(body))
                 if resp.status != 200:
                     raise PeerError(f"{self.base}{path}: HTTP {resp.status}")
                 return body, resp.headers
@@ -44,6 +60,7 @@ class PeerClient:
                 headers={"Content-Type": wire.CONTENT_TYPE},
             ) as resp:
                 data = await resp.read()
+                self._count(path, len(body), len(data))
                 if resp.status != 200:
                     raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}")
                 return data

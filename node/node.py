@@ -165,12 +165,19 @@ class Node:
         await site.start()
         log.info("node %s (%s) listening on http://%s:%d", self.cfg.name,
                  self.identity.agent_hex[:12], host, port)
+        from node.hardware_glue import start_hardware  # node.status, status LED, LEDs, meter
+
+        start_hardware(self)
         self.tasks.append(asyncio.create_task(self.gossip.run(), name="gossip"))
         from node.agent import AgentLoop  # the market sits above the ledger plumbing
 
         self.agent = AgentLoop(self)
         self.tasks.append(asyncio.create_task(self.agent.run(), name="agent"))
         self.tasks.append(asyncio.create_task(self._republish(), name="republish"))
+        if self.cfg.influx_url:
+            from node.influx import start_influx  # readings, trades, KPIs to InfluxDB
+
+            start_influx(self)
 
     def spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)

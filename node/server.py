@@ -60,9 +60,17 @@ async def errors_and_limits(request: web.Request, handler) -> web.StreamResponse
     node: Node = request.app[NODE_KEY]
     limiter: RateLimiter = request.app["limiter"]
     response = await _answer(node, limiter, request, handler)
+    if request.path.startswith("/v1/gossip/"):  # gossip bodies both ways, for /metrics
+        _count_gossip_bytes(node, request, response)
     if request.method in ("GET", "HEAD"):  # the read-only API is public, also from browsers
         response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+def _count_gossip_bytes(node: Node, request: web.Request, response: web.StreamResponse) -> None:
+    node.metrics["gossip_bytes_in"] += request.content_length or 0
+    body = getattr(response, "body", None)
+    node.metrics["gossip_bytes_out"] += len(body) if isinstance(body, bytes | bytearray) else 0
 
 
 async def _answer(node: Node, limiter: RateLimiter, request: web.Request,
@@ -225,6 +233,9 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/v1/community/charter", get_charter)
     app.router.add_post("/v1/community/charter", post_charter)
     add_api_routes(app)
+    from node.metrics import add_metrics_route
+
+    add_metrics_route(app)  # GET /metrics (Prometheus)
     from node.api_market import add_market_routes
 
     add_market_routes(app)
