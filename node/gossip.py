@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ledger.actions import Action
@@ -40,6 +41,7 @@ MAX_PAGES_PER_ROUND = 40
 PEER_EXCHANGE_EVERY = 10
 MAX_ROUNDS = 16
 MAX_REFUSED = 10_000
+PIPELINE = 3  # pages of a pull in flight: one written, one verified, one on the wire
 
 
 class Gossip:
@@ -142,7 +144,7 @@ class Gossip:
         await self._exchange_charter(client, charter_version)
         ours = self.node.store.heads()
         lag = behind = 0
-        pulls: list[tuple[bytes, int]] = []
+        pulls: list[tuple[bytes, int, int]] = []  # author, from seq, to seq (their head)
         pushes: list[tuple[bytes, int]] = []
         for author, (seq, h) in theirs.items():
             mine = ours.get(author)
@@ -150,9 +152,9 @@ class Gossip:
                 start = 0 if mine is None else mine[0] + 1
                 lag += seq - start + 1
                 if author not in self._refused:
-                    pulls.append((author, start))
+                    pulls.append((author, start, seq))
             elif mine[0] == seq and mine[1] != h:
-                pulls.append((author, seq))  # same seq, other hash: fetch the fork evidence
+                pulls.append((author, seq, seq))  # same seq, other hash: the fork evidence
         for author, (seq, _) in ours.items():
             other = theirs.get(author)
             if other is None or other[0] < seq:
@@ -160,39 +162,50 @@ class Gossip:
                 pushes.append((author, start))
                 behind += seq - start + 1
         peer.lag, peer.behind = lag, behind
-        mine_now = [(a, s) for a, s in pulls if a not in self._pulling]
-        self._pulling.update(a for a, _ in mine_now)
+        mine_now = [p for p in pulls if p[0] not in self._pulling]
+        self._pulling.update(p[0] for p in mine_now)
         try:
             await self._pull(client, mine_now)
         finally:
-            self._pulling.difference_update(a for a, _ in mine_now)
+            self._pulling.difference_update(p[0] for p in mine_now)
         await self._push_ranges(client, pushes)
 
-    async def _pull(self, client: PeerClient, pulls: list[tuple[bytes, int]]) -> None:
-        """Fetch page after page; the next page is fetched while the last one is ingested."""
+    async def _pull(self, client: PeerClient, pulls: list[tuple[bytes, int, int]]) -> None:
+        """Stream pages in: while one page is written, the next is verified on the pool and the
+        one after is on the wire. Writes keep the order of the pages."""
         pages = 0
-        pending_ingest: asyncio.Task | None = None
+        writes: deque[asyncio.Task] = deque()
+        last: asyncio.Task | None = None
         try:
-            for author, start in pulls:
-                while pages < MAX_PAGES_PER_ROUND:
-                    page = await client.chain(author, start, PAGE)
+            for author, start, until in pulls:
+                while pages < MAX_PAGES_PER_ROUND and start <= until:
+                    limit = min(PAGE, until - start + 1)
+                    page = await client.chain(author, start, limit)
                     pages += 1
                     self.node.metrics["gossip_pulled"] += len(page)
-                    if pending_ingest is not None:
-                        await pending_ingest
-                        pending_ingest = None
                     if not page:
                         break
-                    pending_ingest = asyncio.create_task(self._ingest_page(author, start, page))
-                    if len(page) < PAGE:
+                    checking = asyncio.ensure_future(self.node.verify(page, now_us()))
+                    last = asyncio.create_task(self._write_page(author, start, page, checking,
+                                                                last))
+                    writes.append(last)
+                    while len(writes) >= PIPELINE:
+                        await writes.popleft()
+                    if len(page) < limit:
                         break
                     start += len(page)
         finally:
-            if pending_ingest is not None:
-                await pending_ingest
+            results = await asyncio.gather(*writes, return_exceptions=True)
+            for outcome in results:
+                if isinstance(outcome, BaseException):
+                    raise outcome
 
-    async def _ingest_page(self, author: bytes, start: int, page: list) -> None:
-        result = await self.node.ingest(page, forward=False)
+    async def _write_page(self, author: bytes, start: int, page: list,
+                          checking: asyncio.Future, previous: asyncio.Task | None) -> None:
+        checked = await checking
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is reported by its own task
+        result = await self.node.ingest(page, forward=False, checked=checked)
         if start == 0 and (0, "wrong-community") in result.rejected:
             # Its genesis names another community: do not fetch that chain again and again.
             if len(self._refused) < MAX_REFUSED:

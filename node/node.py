@@ -101,13 +101,20 @@ class Node:
         await self._notify([action])
         return action
 
-    async def ingest(self, items: list[tuple[bytes, bytes]], forward: bool = True) -> IngestResult:
-        """Verify a batch on the thread pool, write it on the store thread, react to it."""
-        loop = asyncio.get_running_loop()
-        now = now_us()
+    async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> list:
+        """The intrinsic checks of a batch (signatures included), spread over the verify pool."""
         futures = submit_precheck(self.pool, items, now) if items else []
         await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-        checked = gather(futures)
+        return gather(futures)
+
+    async def ingest(self, items: list[tuple[bytes, bytes]], forward: bool = True,
+                     checked: list | None = None) -> IngestResult:
+        """Verify a batch on the thread pool (unless `checked` by `verify` already), write it on
+        the store thread, react to it."""
+        loop = asyncio.get_running_loop()
+        now = now_us()
+        if checked is None:
+            checked = await self.verify(items, now)
         result = await loop.run_in_executor(
             self.writer, lambda: self.store.ingest(items, now, prechecked=checked)
         )
