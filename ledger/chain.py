@@ -13,15 +13,20 @@ from ledger.store import Head, Store
 
 
 def now_us() -> int:
+    """The wall clock in microseconds since the Unix epoch."""
     return time.time_ns() // 1000
 
 
 class SourceChain:
-    """Appends our own agent's actions. Timestamps never go backwards, even if the clock does."""
+    """Appends our own agent's actions.
 
-    def __init__(
-        self, store: Store, identity: Identity, clock: Callable[[], int] = now_us
-    ) -> None:
+    Each action gets the next seq and the hash of the head as `prev`; its timestamp is the clock's,
+    or the head's if the clock went back, so timestamps never decrease. Appends are serialised (a
+    lock here, an IMMEDIATE transaction in the store across processes), so two of them can never
+    build on the same head and fork our own chain.
+    """
+
+    def __init__(self, store: Store, identity: Identity, clock: Callable[[], int] = now_us) -> None:
         self.store = store
         self.identity = identity
         self.clock = clock
@@ -35,7 +40,7 @@ class SourceChain:
         return self.store.head(self.identity.agent)
 
     def append(self, type_: str, payload: dict) -> Action:
-        """Sign and store the next action; the payload is checked against its schema first."""
+        """Sign and durably store the next action; the payload is checked against its schema."""
         check_payload(type_, payload)
         now = self.clock()
 
@@ -44,6 +49,8 @@ class SourceChain:
                 if type_ != "genesis":
                     raise ValueError("the chain has no genesis yet")
                 return sign_action(self.identity, 0, None, now, type_, payload)
+            if type_ == "genesis":
+                raise ValueError("the chain already has its genesis")
             return sign_action(
                 self.identity, head.seq + 1, head.hash, max(now, head.ts), type_, payload
             )

@@ -1,16 +1,24 @@
 """The source-chain store on SQLite: every valid action of every chain, forks, pending actions.
 
-One file per node, WAL journal, `synchronous=FULL`: when `ingest` or `append` returns, what they
-accepted is on disk. A batch of foreign actions is one transaction; a process killed at any moment
-leaves the last committed state and no half-written action.
+One file per node in WAL mode (layout in `ledger.tables`). Foreign actions arrive in batches:
+`precheck` runs the intrinsic checks first (parallelisable, no lock), then `ingest` places the
+valid ones in `(author, seq)` order inside one IMMEDIATE transaction, buffering the rows and
+writing them with one `executemany` when the transaction ends. An in-memory cache of every
+chain's head answers "where does this action go" without a query.
 
-Tables:
-- `actions`: valid actions keyed by hash, `UNIQUE(author, seq)`; `grid`/`interval` columns feed the
-  market index (orders, settlements and readings by grid and interval, no scan).
-- `agents`: one row per chain: its head and the genesis fields the market needs.
-- `forks`: both actions of every fork seen (evidence); `forked`: authors marked forked.
-- `pending`: intrinsically valid actions whose predecessor has not arrived, bounded.
-- `charters`: signed community charters by version.
+Placing an action (PROTOCOL section 2, rules 4, 5, 7 and 8):
+- at or below the author's head: the same hash is a duplicate; another hash is a fork, and both
+  actions are kept as evidence and the author is marked forked;
+- by an author already marked forked, anywhere else: rejected `forked-author`;
+- a genesis: checked against the membrane, then it starts the chain;
+- exactly one above the head: its link and timestamp are checked against the head, then it is
+  appended, and pending actions that now follow it are released;
+- further above: held as pending, bounded per author and in total.
+
+Durability: a transaction that wrote our own action commits with `synchronous=FULL` (the WAL is
+fsynced before `append_own` returns); foreign batches commit with `synchronous=NORMAL`, which
+survives a killed process but may lose the latest batches on a power cut, which gossip fetches
+again. Either way a crash leaves the last committed state and never half an action.
 """
 
 from __future__ import annotations
@@ -18,79 +26,40 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.actions import Action, decode_action
 from ledger.errors import FORKED_AUTHOR, Invalid
 from ledger.membrane import Membrane
+from ledger.precheck import Checked, gather, precheck, submit_precheck
+from ledger.queries import Head, Queries
+from ledger.tables import StoreError, create_or_check
 from ledger.validation import check_intrinsic, check_link, check_membrane, check_warrant
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (
-    author BLOB PRIMARY KEY,
-    head_seq INTEGER NOT NULL,
-    head_hash BLOB NOT NULL,
-    head_ts INTEGER NOT NULL,
-    community TEXT NOT NULL,
-    grid TEXT NOT NULL,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    household TEXT NOT NULL,
-    capacity_wh INTEGER NOT NULL,
-    max_power_w INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS actions (
-    hash BLOB NOT NULL UNIQUE,
-    author BLOB NOT NULL,
-    seq INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    grid TEXT NOT NULL,
-    interval INTEGER,
-    action_bytes BLOB NOT NULL,
-    signature BLOB NOT NULL,
-    PRIMARY KEY (author, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS actions_market ON actions (grid, interval, type)
-    WHERE interval IS NOT NULL;
-CREATE TABLE IF NOT EXISTS forks (
-    hash BLOB PRIMARY KEY,
-    author BLOB NOT NULL,
-    seq INTEGER NOT NULL,
-    action_bytes BLOB NOT NULL,
-    signature BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS forked (author BLOB PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (
-    hash BLOB PRIMARY KEY,
-    author BLOB NOT NULL,
-    seq INTEGER NOT NULL,
-    action_bytes BLOB NOT NULL,
-    signature BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pending_by_author ON pending (author, seq);
-CREATE TABLE IF NOT EXISTS charters (version INTEGER PRIMARY KEY, signed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-"""
+__all__ = ["Head", "IngestResult", "Store", "StoreError", "gather", "precheck", "submit_precheck"]
 
 MAX_PENDING_PER_AUTHOR = 1000
 MAX_PENDING_TOTAL = 50_000
 
+# The genesis fields `agents` keeps for the market.
+GENESIS_FIELDS = ("community", "grid", "name", "role", "household", "capacity_wh", "max_power_w")
 
-@dataclass(slots=True)
-class Head:
-    seq: int
-    hash: bytes
-    ts: int
-    grid: str
+# What `_place` did with an action.
+ACCEPTED, DUPLICATE, PENDING, FORK = "accepted", "duplicate", "pending", "fork"
 
 
 @dataclass(slots=True)
 class IngestResult:
-    """What a batch did. `rejected` holds `(index in the batch, reason)`."""
+    """What a batch did; every item is counted once, in `accepted` (valid, now held in its chain
+    or as fork evidence), `duplicate`, `pending` or `rejected` (`(index in the batch, reason)`).
+
+    `new` lists the actions added to chains (released pending actions included, which `released`
+    counts); `forks` the pairs of actions that revealed a fork this batch, for a warrant.
+    """
 
     accepted: int = 0
     duplicate: int = 0
@@ -98,8 +67,10 @@ class IngestResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     new: list[Action] = field(default_factory=list)
     forks: list[tuple[Action, Action]] = field(default_factory=list)
+    released: int = 0
 
     def summary(self) -> dict:
+        """The answer to `POST /v1/gossip/actions` (PROTOCOL section 4)."""
         return {
             "accepted": self.accepted,
             "duplicate": self.duplicate,
@@ -108,27 +79,40 @@ class IngestResult:
         }
 
 
-class Store:
-    """A node's SQLite store. Thread-safe: one connection behind a lock."""
+def _chain_order(pair: tuple[int, Action]) -> tuple[bytes, int]:
+    return pair[1].author, pair[1].seq
+
+
+class Store(Queries):
+    """A node's SQLite store. Thread-safe: one connection behind a lock.
+
+    One process writes a store at a time as a rule; if another connection commits anyway, the
+    next transaction notices (`PRAGMA data_version`) and reloads the caches before it writes.
+    """
 
     def __init__(self, path: str | Path, membrane: Membrane | None = None) -> None:
         self.path = Path(path)
         self.membrane = membrane
+        self.rejected_by_reason: Counter[str] = Counter()
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA cache_size=-4000")
-        self._db.executescript(SCHEMA)
+        self._durable = True
+        create_or_check(self._db)
+        self._data_version = -1
         self._heads: dict[bytes, Head] = {}
+        self._ids: dict[bytes, int] = {}
         self._forked: set[bytes] = set()
-        self._pending_total = 0
         self._pending_by_author: Counter[bytes] = Counter()
+        self._pending_total = 0
         self._rows: list[tuple] = []
         self._row_index: dict[tuple[bytes, int], bytes] = {}
-        self._dirty_heads: set[bytes] = set()
+        self._dirty: set[bytes] = set()
         self._load_cache()
-        self.rejected_by_reason: Counter[str] = Counter()
 
     def close(self) -> None:
         with self._lock:
@@ -142,12 +126,12 @@ class Store:
         now_us: int,
         *,
         pool: Executor | None = None,
-        prechecked: list[Action | Invalid] | None = None,
+        prechecked: Checked | None = None,
     ) -> IngestResult:
-        """Validate and store foreign signed actions `(action_bytes, signature)` in one transaction.
+        """Validate and store foreign signed actions `(action_bytes, signature)`, one transaction.
 
-        `prechecked` is `precheck(items, ...)` done earlier (for example while the previous batch
-        was being written); otherwise the intrinsic checks run here, spread over `pool`.
+        `prechecked` is `precheck(items, now_us, ...)` done earlier (for example while the
+        previous batch was being written); otherwise the intrinsic checks run here, over `pool`.
         """
         result = IngestResult()
         checked = prechecked if prechecked is not None else precheck(items, now_us, pool)
@@ -157,14 +141,28 @@ class Store:
                 result.rejected.append((index, outcome.reason))
             else:
                 valid.append((index, outcome))
-        valid.sort(key=lambda pair: (pair[1].author, pair[1].seq))
-        with self._lock, self._transaction():
-            for index, action in valid:
-                try:
-                    self._place(action, result)
-                except Invalid as exc:
-                    result.rejected.append((index, exc.reason))
-        result.rejected.sort()
+        if valid:
+            valid.sort(key=_chain_order)
+            with self._lock, self._transaction(durable=False):
+                pending = self._pending_by_author
+                for index, action in valid:
+                    try:
+                        outcome = self._place(action, result)
+                    except Invalid as exc:
+                        result.rejected.append((index, exc.reason))
+                        continue
+                    if outcome is ACCEPTED:
+                        result.accepted += 1
+                        result.new.append(action)
+                        if pending and action.author in pending:
+                            self._release(action.author, result)
+                    elif outcome is DUPLICATE:
+                        result.duplicate += 1
+                    elif outcome is PENDING:
+                        result.pending += 1
+                    else:
+                        result.accepted += 1
+            result.rejected.sort()
         for _, reason in result.rejected:
             self.rejected_by_reason[reason] += 1
         return result
@@ -172,350 +170,225 @@ class Store:
     def append_own(
         self, author: bytes, build: Callable[[Head | None], Action], now_us: int
     ) -> Action:
-        """Append our own next action. `build(head)` signs it on top of the current head.
+        """Append our own next action; `build(head)` signs it on top of the current head.
 
-        The head is read inside an IMMEDIATE transaction, so two writers (threads or processes)
-        are serialised by SQLite and can never fork our chain.
+        The head is read from the file inside an IMMEDIATE transaction, so two writers (threads
+        or processes) are serialised by SQLite and can never fork our chain. The transaction
+        commits with `synchronous=FULL`: when this returns, the action is on disk.
+        The 120 s future bound is not applied: our own timestamp runs ahead of `now_us` when the
+        clock went back (timestamps never decrease), and other nodes judge it by their clocks.
         """
-        with self._lock, self._transaction():
+        with self._lock, self._transaction(durable=True):
             row = self._db.execute(
-                "SELECT head_seq, head_hash, head_ts, grid FROM agents WHERE author = ?",
+                "SELECT id, head_seq, head_hash, head_ts, grid FROM agents WHERE author = ?",
                 (author,),
             ).fetchone()
-            head = Head(*row) if row else None
-            action = build(head)
-            action = check_intrinsic(action.action_bytes, action.signature, now_us)
-            result = IngestResult()
-            self._place(action, result)
-            if not result.accepted:
-                raise Invalid(FORKED_AUTHOR, "our own append was not accepted")
+            if row is not None:
+                self._ids[author] = row[0]
+                self._heads[author] = Head(*row[1:])
+            action = build(self._heads.get(author))
+            action = check_intrinsic(action.action_bytes, action.signature, action.ts)
+            if action.author != author:
+                raise ValueError("build() signed with another identity")
+            outcome = self._place(action, IngestResult())
+            if outcome is not ACCEPTED:
+                raise Invalid(FORKED_AUTHOR, f"our own append was {outcome}, not accepted")
         return action
 
-    def _place(self, action: Action, result: IngestResult) -> None:
-        head = self._heads.get(action.author)
-        if action.type == "genesis" or (head is not None and action.seq <= head.seq):
-            held = self._hash_at(action.author, action.seq)
+    def _place(self, action: Action, result: IngestResult) -> str:
+        """Put one intrinsically valid action where it belongs (see the module docstring)."""
+        author = action.author
+        head = self._heads.get(author)
+        if head is not None and action.seq <= head.seq:
+            held = self._row_index.get((author, action.seq)) or self._hash_at(author, action.seq)
             if held == action.hash:
-                result.duplicate += 1
-                return
-            if held is not None:
-                self._flush()  # the held action may still be in the write buffer
-                self._record_fork(self.get_by_seq(action.author, action.seq), action, result)
-                return
-        if action.author in self._forked:
+                return DUPLICATE
+            if author in self._forked:
+                if self._is_evidence(action.hash):
+                    return DUPLICATE
+                raise Invalid(FORKED_AUTHOR, "author is forked")
+            self._flush()  # the held action may still be in the write buffer
+            first = self._action_at(author, action.seq)
+            assert first is not None, "a chain is contiguous up to its head"
+            self._record_fork(first, action)
+            result.forks.append((first, action))
+            return FORK
+        if author in self._forked:
             raise Invalid(FORKED_AUTHOR, "author is forked")
-        if action.type == "genesis":
+        if head is None:
+            if action.seq != 0:
+                return self._hold_pending(action)
             if self.membrane is not None:
                 check_membrane(action, self.membrane)
-            self._insert(action, grid=action.payload["grid"])
-        elif head is None or action.seq > head.seq + 1:
-            self._hold_pending(action)
-            result.pending += 1
-            return
+            grid = action.payload["grid"]
+            self._ids[author] = self._insert_agent(action)
+        elif action.seq != head.seq + 1:
+            return self._hold_pending(action)
         else:
             check_link(action, head.hash, head.ts)
-            self._insert(action, grid=head.grid)
-        result.accepted += 1
-        result.new.append(action)
-        if action.type == "warrant":
-            first, second = check_warrant(action.payload)
-            self._record_fork(first, second, result, detected=False)
-        self._release_pending(action.author, result)
+            grid = head.grid
+        row = (self._ids[author], action.seq, action.hash, action.type, grid)
+        interval = action.payload.get("interval")  # orders, settlements, readings have one
+        self._rows.append((*row, interval, action.action_bytes, action.signature))
+        self._row_index[(author, action.seq)] = action.hash
+        self._heads[author] = Head(action.seq, action.hash, action.ts, grid)
+        self._dirty.add(author)
+        if action.type == "warrant":  # its evidence was verified with it, before it got here
+            first, second = check_warrant(action.payload, check_signatures=False)
+            if first.author not in self._forked:
+                self._record_fork(first, second)
+        return ACCEPTED
 
-    def _insert(self, action: Action, grid: str) -> None:
-        """Buffer the row; `_flush` writes the buffer with one `executemany` per table."""
-        interval = action.payload.get("interval") if action.type != "genesis" else None
-        self._rows.append(
-            (action.hash, action.author, action.seq, action.ts, action.type, grid, interval,
-             action.action_bytes, action.signature)
-        )
-        self._row_index[(action.author, action.seq)] = action.hash
-        if action.type == "genesis":
-            p = action.payload
-            self._db.execute(
-                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (action.author, 0, action.hash, action.ts, p["community"], p["grid"], p["name"],
-                 p["role"], p["household"], p["capacity_wh"], p["max_power_w"]),
-            )
-        self._heads[action.author] = Head(action.seq, action.hash, action.ts, grid)
-        self._dirty_heads.add(action.author)
+    def _insert_agent(self, genesis: Action) -> int:
+        """A new chain's row in `agents`; its id, which the chain's actions carry."""
+        row = (genesis.author, 0, genesis.hash, genesis.ts)
+        fields = tuple(genesis.payload[k] for k in GENESIS_FIELDS)
+        agent_id = self._db.execute(
+            f"INSERT INTO agents (author, head_seq, head_hash, head_ts, {', '.join(GENESIS_FIELDS)})"
+            f" VALUES ({', '.join('?' * (4 + len(GENESIS_FIELDS)))})",
+            row + fields,
+        ).lastrowid
+        assert agent_id is not None
+        return agent_id
 
     def _flush(self) -> None:
+        """Write the buffered rows and the heads that moved."""
         if self._rows:
             self._db.executemany(
-                "INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows
+                "INSERT INTO actions (agent, seq, hash, type, grid, interval, action_bytes,"
+                " signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self._rows,
             )
-        if self._dirty_heads:
+        if self._dirty:
             self._db.executemany(
-                "UPDATE agents SET head_seq = ?, head_hash = ?, head_ts = ? WHERE author = ?",
-                [(h.seq, h.hash, h.ts, a) for a in self._dirty_heads for h in (self._heads[a],)],
+                "UPDATE agents SET head_seq = ?, head_hash = ?, head_ts = ? WHERE id = ?",
+                [(*self._heads[a][:3], self._ids[a]) for a in self._dirty],
             )
-        self._discard_buffer()
-
-    def _discard_buffer(self) -> None:
         self._rows = []
         self._row_index = {}
-        self._dirty_heads = set()
+        self._dirty = set()
 
-    def _hold_pending(self, action: Action) -> None:
+    def _hold_pending(self, action: Action) -> str:
         held = self._pending_by_author[action.author]
-        if held >= MAX_PENDING_PER_AUTHOR or self._pending_total >= MAX_PENDING_TOTAL:
-            return  # dropped: anti-entropy fetches it again once its predecessor is here
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?, ?)",
-            (action.hash, action.author, action.seq, action.action_bytes, action.signature),
-        )
-        self._pending_total += cur.rowcount
-        self._pending_by_author[action.author] += cur.rowcount
+        if held < MAX_PENDING_PER_AUTHOR and self._pending_total < MAX_PENDING_TOTAL:
+            added = self._db.execute(
+                "INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?, ?)",
+                (action.hash, action.author, action.seq, action.action_bytes, action.signature),
+            ).rowcount
+            if added:
+                self._pending_total += added
+                self._pending_by_author[action.author] += added
+        # Over the bound it is dropped: anti-entropy fetches it again once its predecessor is here.
+        return PENDING
 
-    def _release_pending(self, author: bytes, result: IngestResult) -> None:
-        while self._pending_by_author.get(author):
-            head = self._heads[author]
+    def _release(self, author: bytes, result: IngestResult) -> None:
+        """Place the pending actions that now follow the author's head, one seq at a time."""
+        while self._pending_by_author.get(author) and author not in self._forked:
+            limit = self._heads[author].seq + 1
             rows = self._db.execute(
-                "SELECT hash, action_bytes, signature FROM pending WHERE author = ? AND seq <= ?"
+                "SELECT action_bytes, signature FROM pending WHERE author = ? AND seq <= ?"
                 " ORDER BY seq, hash",
-                (author, head.seq + 1),
+                (author, limit),
             ).fetchall()
             if not rows:
                 return
-            self._db.execute(
-                "DELETE FROM pending WHERE author = ? AND seq <= ?", (author, head.seq + 1)
-            )
-            self._pending_total -= len(rows)
-            self._pending_by_author[author] -= len(rows)
-            if not self._pending_by_author[author]:
-                del self._pending_by_author[author]
-            before = head.seq
-            for _, action_bytes, signature in rows:
+            self._db.execute("DELETE FROM pending WHERE author = ? AND seq <= ?", (author, limit))
+            self._count_pending_removed(author, len(rows))
+            progressed = False
+            for action_bytes, signature in rows:
+                # Fully checked when it was held; decoding again needs no second verification.
                 action = decode_action(action_bytes, signature, check_signature=False)
                 try:
-                    self._place(action, result)
+                    outcome = self._place(action, result)
                 except Invalid as exc:
                     self.rejected_by_reason[exc.reason] += 1
-            if self._heads[author].seq == before:
+                    continue
+                if outcome is ACCEPTED:
+                    result.released += 1
+                    result.new.append(action)
+                    progressed = True
+            if not progressed:
                 return
 
-    def _record_fork(
-        self, first: Action | None, second: Action, result: IngestResult, detected: bool = True
-    ) -> None:
-        if first is None:
-            return
-        for a in (first, second):
-            self._db.execute(
-                "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?)",
-                (a.hash, a.author, a.seq, a.action_bytes, a.signature),
-            )
-        if first.author not in self._forked:
-            self._db.execute(
-                "INSERT OR IGNORE INTO forked VALUES (?, ?)", (first.author, first.seq)
-            )
-            self._forked.add(first.author)
-            if detected:
-                result.forks.append((first, second))
+    def _count_pending_removed(self, author: bytes, n: int) -> None:
+        self._pending_total -= n
+        self._pending_by_author[author] -= n
+        if self._pending_by_author[author] <= 0:
+            del self._pending_by_author[author]
+
+    def _record_fork(self, first: Action, second: Action) -> None:
+        """Keep both actions as evidence, mark the author forked, drop its pending actions."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?)",
+            [(a.hash, a.author, a.seq, a.action_bytes, a.signature) for a in (first, second)],
+        )
+        self._db.execute("INSERT OR IGNORE INTO forked VALUES (?, ?)", (first.author, first.seq))
+        self._forked.add(first.author)
+        if self._pending_by_author.get(first.author):
+            n = self._db.execute("DELETE FROM pending WHERE author = ?", (first.author,)).rowcount
+            self._count_pending_removed(first.author, n)
 
     def save_charter(self, version: int, signed: bytes) -> None:
-        with self._lock, self._transaction():
+        with self._lock, self._transaction(durable=True):
             self._db.execute("INSERT OR REPLACE INTO charters VALUES (?, ?)", (version, signed))
 
     def set_meta(self, key: str, value: bytes) -> None:
-        with self._lock, self._transaction():
+        with self._lock, self._transaction(durable=True):
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[None]:
+        """`BEGIN IMMEDIATE` ... flush ... `COMMIT`; on any exception `ROLLBACK`, reload caches.
+
+        `durable`: `synchronous=FULL` (the WAL is fsynced at commit) rather than `NORMAL`.
+        """
+        db = self._db
+        if self._durable != durable:
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:  # another connection committed: caches are old
+                self._load_cache()
+                self._data_version = version
+            yield
+            self._flush()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._load_cache()
+            raise
 
     def _load_cache(self) -> None:
-        self._heads = {
-            a: Head(s, h, t, g)
-            for a, s, h, t, g in self._db.execute(
-                "SELECT author, head_seq, head_hash, head_ts, grid FROM agents"
-            )
-        }
+        self._heads, self._ids = {}, {}
+        for agent_id, author, seq, hash_, ts, grid in self._db.execute(
+            "SELECT id, author, head_seq, head_hash, head_ts, grid FROM agents"
+        ):
+            self._heads[author] = Head(seq, hash_, ts, grid)
+            self._ids[author] = agent_id
         self._forked = {a for (a,) in self._db.execute("SELECT author FROM forked")}
         self._pending_by_author = Counter(
             dict(self._db.execute("SELECT author, count(*) FROM pending GROUP BY author"))
         )
         self._pending_total = sum(self._pending_by_author.values())
-        self._discard_buffer()
+        self._rows, self._row_index, self._dirty = [], {}, set()
 
     # -- reading -----------------------------------------------------------------------------
 
     def _hash_at(self, author: bytes, seq: int) -> bytes | None:
-        buffered = self._row_index.get((author, seq))
-        if buffered is not None:
-            return buffered
         row = self._db.execute(
-            "SELECT hash FROM actions WHERE author = ? AND seq = ?", (author, seq)
+            "SELECT hash FROM actions WHERE agent = ? AND seq = ?", (self._ids[author], seq)
         ).fetchone()
         return row[0] if row else None
 
-    def get_by_seq(self, author: bytes, seq: int) -> Action | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT action_bytes, signature FROM actions WHERE author = ? AND seq = ?",
-                (author, seq),
-            ).fetchone()
+    def _action_at(self, author: bytes, seq: int) -> Action | None:
+        row = self._db.execute(
+            "SELECT action_bytes, signature FROM actions WHERE agent = ? AND seq = ?",
+            (self._ids[author], seq),
+        ).fetchone()
         return decode_action(*row, check_signature=False) if row else None
 
-    def get(self, hash_: bytes) -> Action | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT action_bytes, signature FROM actions WHERE hash = ?", (hash_,)
-            ).fetchone()
-        return decode_action(*row, check_signature=False) if row else None
-
-    def heads(self) -> dict[bytes, tuple[int, bytes]]:
-        with self._lock:
-            return {a: (h.seq, h.hash) for a, h in self._heads.items()}
-
-    def head(self, author: bytes) -> Head | None:
-        return self._heads.get(author)
-
-    def chain_range(self, author: bytes, start: int = 0, limit: int = 1000) -> list[tuple[bytes, bytes]]:
-        """`(action_bytes, signature)` of seq `start` upward, contiguous, at most `limit`."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT action_bytes, signature FROM actions WHERE author = ? AND seq >= ?"
-                " ORDER BY seq LIMIT ?",
-                (author, start, limit),
-            ).fetchall()
-
-    def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[Action]:
-        return [decode_action(b, s, check_signature=False)
-                for b, s in self.chain_range(author, start, limit)]
-
-    def agents(self) -> list[dict]:
-        cols = ("author", "head_seq", "head_hash", "head_ts", "community", "grid", "name", "role",
-                "household", "capacity_wh", "max_power_w")
-        with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(cols)} FROM agents ORDER BY author").fetchall()
-        return [dict(zip(cols, r, strict=True)) | {"forked": r[0] in self._forked} for r in rows]
-
-    def agent(self, author: bytes) -> dict | None:
-        return next((a for a in self.agents() if a["author"] == author), None)
-
-    def by_interval(self, grid: str, interval: int, types: tuple[str, ...]) -> list[Action]:
-        """Orders, settlements or readings of one grid and interval, through the market index."""
-        marks = ", ".join("?" * len(types))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT action_bytes, signature FROM actions WHERE grid = ? AND interval = ?"
-                f" AND type IN ({marks}) ORDER BY author, seq",
-                (grid, interval, *types),
-            ).fetchall()
-        return [decode_action(b, s, check_signature=False) for b, s in rows]
-
-    def forked_authors(self) -> set[bytes]:
-        return set(self._forked)
-
-    def fork_evidence(self, author: bytes) -> list[Action]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT action_bytes, signature FROM forks WHERE author = ? ORDER BY seq, hash",
-                (author,),
-            ).fetchall()
-        return [decode_action(b, s, check_signature=False) for b, s in rows]
-
-    def pending_count(self) -> int:
-        return self._pending_total
-
-    def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT count(*) FROM actions").fetchone()[0]
-
-    def charters(self) -> list[bytes]:
-        with self._lock:
-            return [s for (s,) in self._db.execute("SELECT signed FROM charters ORDER BY version")]
-
-    def get_meta(self, key: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def integrity_problems(self) -> list[str]:
-        """SQLite's own check plus a re-verification of every chain: signatures, links, seqs."""
-        problems = []
-        with self._lock:
-            ok = self._db.execute("PRAGMA quick_check").fetchone()[0]
-        if ok != "ok":
-            problems.append(f"sqlite: {ok}")
-        for author in list(self._heads):
-            prev: Action | None = None
-            start = 0
-            while True:
-                batch = self.chain_range(author, start, 1000)
-                for action_bytes, signature in batch:
-                    try:
-                        a = decode_action(action_bytes, signature)
-                        if a.seq != start:
-                            raise Invalid("bad-seq", f"gap before seq {a.seq}")
-                        if prev is not None:
-                            check_link(a, prev.hash, prev.ts)
-                    except Invalid as exc:
-                        problems.append(f"{author.hex()} seq {start}: {exc}")
-                        break
-                    prev, start = a, start + 1
-                else:
-                    if len(batch) == 1000:
-                        continue
-                break
-        return problems
-
-
-def _check_chunk(items: list[tuple[bytes, bytes]], now_us: int) -> list[Action | Invalid]:
-    out: list[Action | Invalid] = []
-    for body, signature in items:
-        try:
-            out.append(check_intrinsic(body, signature, now_us))
-        except Invalid as exc:
-            out.append(exc)
-    return out
-
-
-def precheck(
-    items: list[tuple[bytes, bytes]], now_us: int, pool: Executor | None = None, workers: int = 2
-) -> list[Action | Invalid]:
-    """The intrinsic checks of a batch, in order: an `Action` or the `Invalid` it raised.
-
-    With a thread pool the batch is cut into one slice per worker; PyNaCl releases the GIL while
-    it verifies, so the signatures are checked on several cores at once.
-    """
-    if pool is None or len(items) < 2 * workers:
-        return _check_chunk(items, now_us)
-    return gather(submit_precheck(pool, items, now_us, workers))
-
-
-def submit_precheck(
-    pool: Executor, items: list[tuple[bytes, bytes]], now_us: int, workers: int = 2
-) -> list[Future]:
-    """Start the intrinsic checks of a batch on `pool`, one slice per worker; see `gather`."""
-    size = max(1, -(-len(items) // workers))
-    return [pool.submit(_check_chunk, items[i : i + size], now_us)
-            for i in range(0, len(items), size)]
-
-
-def gather(futures: list[Future]) -> list[Action | Invalid]:
-    return [outcome for f in futures for outcome in f.result()]
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`; on any exception `ROLLBACK` and reload the caches."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __enter__(self) -> None:
-        self._store._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
-                self._store._flush()
-            except BaseException:
-                self._store._db.execute("ROLLBACK")
-                self._store._load_cache()
-                raise
-            self._store._db.execute("COMMIT")
-        else:
-            self._store._db.execute("ROLLBACK")
-            self._store._load_cache()
+    def _is_evidence(self, hash_: bytes) -> bool:
+        return bool(self._db.execute("SELECT 1 FROM forks WHERE hash = ?", (hash_,)).fetchone())

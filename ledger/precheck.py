@@ -1,0 +1,53 @@
+"""The intrinsic checks of a batch of foreign actions, optionally spread over a thread pool.
+
+What an action proves by itself (encoding, signature, seq rules, schema, the future bound on its
+timestamp) needs nothing from the store, so it runs before the store's lock is taken. PyNaCl
+releases the GIL while it verifies, so with a pool the signatures of one batch are checked on
+several cores at once, or while the previous batch is being written.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, Future
+
+from ledger.actions import Action
+from ledger.errors import Invalid
+from ledger.validation import check_intrinsic
+
+Checked = list[Action | Invalid]
+
+
+def check_chunk(items: list[tuple[bytes, bytes]], now_us: int) -> Checked:
+    """`check_intrinsic` of each `(action_bytes, signature)`: the `Action`, or the `Invalid`."""
+    out: Checked = []
+    append = out.append
+    for body, signature in items:
+        try:
+            append(check_intrinsic(body, signature, now_us))
+        except Invalid as exc:
+            append(exc)
+    return out
+
+
+def precheck(
+    items: list[tuple[bytes, bytes]], now_us: int, pool: Executor | None = None, workers: int = 2
+) -> Checked:
+    """The intrinsic checks of a batch, in order; with `pool`, one slice per worker."""
+    if pool is None or len(items) < 2 * workers:
+        return check_chunk(items, now_us)
+    return gather(submit_precheck(pool, items, now_us, workers))
+
+
+def submit_precheck(
+    pool: Executor, items: list[tuple[bytes, bytes]], now_us: int, workers: int = 2
+) -> list[Future]:
+    """Start the intrinsic checks of a batch on `pool`, one slice per worker; see `gather`."""
+    size = max(1, -(-len(items) // workers))
+    return [
+        pool.submit(check_chunk, items[i : i + size], now_us) for i in range(0, len(items), size)
+    ]
+
+
+def gather(futures: list[Future]) -> Checked:
+    """The outcomes of `submit_precheck`, in the order of the batch."""
+    return [outcome for f in futures for outcome in f.result()]

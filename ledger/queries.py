@@ -1,0 +1,167 @@
+"""What a store answers: chains, heads, agents, the market index, forks, charters.
+
+`Queries` is the reading half of `ledger.store.Store`; the writing half (ingest, placing,
+pending, forks, transactions) is in `store.py`. Reads take the store's lock, so they never see a
+batch half-placed; heads, forked authors and pending counts come from the in-memory caches.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from typing import NamedTuple
+
+from ledger.actions import Action, decode_action
+from ledger.integrity import problems
+
+
+class Head(NamedTuple):
+    """The last action of a chain. (A named tuple: built for every action placed, so cheap.)"""
+
+    seq: int
+    hash: bytes
+    ts: int
+    grid: str
+
+
+class Queries:
+    """The read side of a store; `Store` fills in the connection and the caches."""
+
+    _db: sqlite3.Connection
+    _lock: threading.RLock
+    _heads: dict[bytes, Head]
+    _forked: set[bytes]
+    _pending_by_author: Counter[bytes]
+    _pending_total: int
+
+    def _rows_of(self, sql: str, args: tuple) -> list[Action]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [decode_action(b, s, check_signature=False) for b, s in rows]
+
+    def get(self, hash_: bytes) -> Action | None:
+        """The action with this hash, if a chain holds it."""
+        found = self._rows_of(
+            "SELECT action_bytes, signature FROM actions WHERE hash = ?", (hash_,)
+        )
+        return found[0] if found else None
+
+    def get_by_seq(self, author: bytes, seq: int) -> Action | None:
+        found = self._rows_of(
+            "SELECT action_bytes, signature FROM actions"
+            " WHERE agent = (SELECT id FROM agents WHERE author = ?) AND seq = ?",
+            (author, seq),
+        )
+        return found[0] if found else None
+
+    def heads(self) -> dict[bytes, tuple[int, bytes]]:
+        """`{author: (seq, hash)}` of every chain held (PROTOCOL `GET /v1/gossip/heads`)."""
+        with self._lock:
+            return {a: (h.seq, h.hash) for a, h in self._heads.items()}
+
+    def head(self, author: bytes) -> Head | None:
+        return self._heads.get(author)
+
+    def chain_range(
+        self, author: bytes, start: int = 0, limit: int = 1000
+    ) -> list[tuple[bytes, bytes]]:
+        """`(action_bytes, signature)` from seq `start` upward, contiguous, at most `limit`."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT action_bytes, signature FROM actions"
+                " WHERE agent = (SELECT id FROM agents WHERE author = ?) AND seq >= ?"
+                " ORDER BY seq LIMIT ?",
+                (author, start, limit),
+            ).fetchall()
+
+    def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[Action]:
+        return [
+            decode_action(b, s, check_signature=False)
+            for b, s in self.chain_range(author, start, limit)
+        ]
+
+    _AGENT_COLUMNS = (
+        "author",
+        "head_seq",
+        "head_hash",
+        "head_ts",
+        "community",
+        "grid",
+        "name",
+        "role",
+        "household",
+        "capacity_wh",
+        "max_power_w",
+    )
+
+    def _agent_rows(self, where: str, args: tuple) -> list[dict]:
+        cols = self._AGENT_COLUMNS
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(cols)} FROM agents {where} ORDER BY author", args
+            ).fetchall()
+            forked = self._forked
+            return [dict(zip(cols, r, strict=True)) | {"forked": r[0] in forked} for r in rows]
+
+    def agents(self) -> list[dict]:
+        """One dict per chain held: its head, its genesis fields, and whether it is forked."""
+        return self._agent_rows("", ())
+
+    def agent(self, author: bytes) -> dict | None:
+        found = self._agent_rows("WHERE author = ?", (author,))
+        return found[0] if found else None
+
+    def by_interval(self, grid: str, interval: int, types: tuple[str, ...]) -> list[Action]:
+        """Actions of `types` for one grid and interval, by author then seq, through the index."""
+        marks = ", ".join("?" * len(types))
+        return self._rows_of(
+            "SELECT a.action_bytes, a.signature FROM actions AS a"
+            " JOIN agents AS g ON g.id = a.agent"
+            f" WHERE a.grid = ? AND a.interval = ? AND a.type IN ({marks})"
+            " ORDER BY g.author, a.seq",
+            (grid, interval, *types),
+        )
+
+    def intervals(self, grid: str) -> list[int]:
+        """Every interval of `grid` that some order, settlement or reading names, ascending."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT interval FROM actions WHERE grid = ? AND interval IS NOT NULL"
+                " ORDER BY interval",
+                (grid,),
+            ).fetchall()
+        return [i for (i,) in rows]
+
+    def forked_authors(self) -> set[bytes]:
+        with self._lock:
+            return set(self._forked)
+
+    def fork_evidence(self, author: bytes) -> list[Action]:
+        """The signed actions that prove `author` forked, by seq."""
+        return self._rows_of(
+            "SELECT action_bytes, signature FROM forks WHERE author = ? ORDER BY seq, hash",
+            (author,),
+        )
+
+    def pending_count(self) -> int:
+        return self._pending_total
+
+    def count(self) -> int:
+        """How many actions the chains hold (fork evidence and pending actions not included)."""
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM actions").fetchone()[0]
+
+    def charters(self) -> list[bytes]:
+        with self._lock:
+            return [s for (s,) in self._db.execute("SELECT signed FROM charters ORDER BY version")]
+
+    def get_meta(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def integrity_problems(self) -> list[str]:
+        """Re-verify the whole file; see `ledger.integrity`. An empty list means all is well."""
+        with self._lock:
+            return problems(self._db)
