@@ -49,7 +49,7 @@ class DemoNode:
 
 
 def prepare(base: Path, scenario: Scenario, port: int, interval_s: int, mechanism: str,
-            start_in_s: float, scenario_path: str = "", round_ms: int = 500,
+            start_in_s: float, scenario_path: str = "", round_ms: int = 1000,
             first_interval: int = 0) -> list[DemoNode]:
     """Create every agent's directory; the founder's also holds the admin key.
 

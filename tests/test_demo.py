@@ -1,0 +1,451 @@
+"""`picogrid demo` as a user runs it: a real process that starts seven real node processes.
+
+Each test runs the demo command in its own session (as a terminal runs a foreground job) and
+talks to it only as a user would: its output, its exit code, Ctrl-C (SIGINT to its process
+group), the HTTP API of its nodes while it runs, and the data directories it leaves behind.
+Every test checks that no process of its demo outlives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ledger.charter import parse_charter
+from ledger.keys import load_identity
+from ledger.store import Store
+from market.scenario import default_scenario
+from node.config import load_config
+
+KIT = [spec.name for spec in default_scenario().agents]
+KIT_DEMAND_WH = sum(spec.consumption_wh for spec in default_scenario().agents)  # 1600
+STOP_WITHIN_S = 15
+LINE = re.compile(
+    r"interval\s+(?P<k>\d+) \((?P<hour>\d\d):00\)\s+generation\s+(?P<gen>\d+) Wh\s+"
+    r"demand\s+(?P<demand>\d+) Wh\s+batteries (?P<batteries>.+?) Wh\s+"
+    r"trades (?P<confirmed>\d+) confirmed(?P<disputed>, \d+ DISPUTED)?\s+"
+    r"self-sufficiency so far (?P<ss>\d+%|-)"
+)
+
+# A PicoGrid of four agents whose day is two intervals long: without --intervals the demo runs
+# the day, then keeps serving until Ctrl-C.
+SMALL_SCENARIO = """\
+name = "Two houses"
+mechanism = "merit-order"
+intervals = 2
+generation_curve = [0, 0, 0, 0, 0, 0, 2, 3, 4, 7, 9, 10, 10, 10, 10, 9, 9, 7, 4, 1, 0, 0, 0, 0]
+
+[[agents]]
+name = "Cottage"
+role = "consumer"
+household = "cottage"
+consumption_wh = 300
+
+[[agents]]
+name = "Farmhouse"
+role = "consumer"
+household = "farm"
+consumption_wh = 900
+
+[[agents]]
+name = "Barn roof"
+role = "generator"
+household = "farm"
+generation_scale = 100
+
+[[agents]]
+name = "Village battery"
+role = "storage"
+household = "community"
+capacity_wh = 5000
+max_power_w = 2000
+"""
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that are free on 127.0.0.1."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + count > 65000:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of live (not zombie) processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if text in cmdline and stat[stat.rindex(")") + 2] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+        return json.loads(resp.read())
+
+
+class Demo:
+    """One `picogrid demo` process, started as a terminal starts a foreground job."""
+
+    def __init__(self, tmp: Path, *args: str, data_dir: Path | None = None) -> None:
+        self.dir = data_dir if data_dir is not None else tmp / "demo"
+        self.out, self.err = tmp / "demo.out", tmp / "demo.err"
+        self.argv = [sys.executable, "-m", "node.cli", "demo", *args]
+        # As from a user's shell: output into a file or pipe is block-buffered unless the demo
+        # flushes its lines itself.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, env=env,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self.node_pids: set[int] = set()
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def lines(self) -> list[re.Match]:
+        return [m for line in self.stdout().splitlines() if (m := LINE.search(line))]
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.node_pids.update(children_of(self.proc.pid))
+            value = predicate()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the demo exited ({self.proc.returncode}) before {what}\n"
+                                     f"{self.stdout()}\n{self.stderr()}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n"
+                             f"{self.stdout()}\n{self.stderr()}")
+
+    def wait_output(self, text: str, timeout: float = 60) -> None:
+        self.wait_for(lambda: text in self.stdout(), timeout, repr(text))
+
+    def ctrl_c(self) -> None:
+        """What Ctrl-C does: SIGINT to the terminal's foreground process group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the demo still runs after {timeout} s\n{self.stdout()}\n"
+                                 f"{self.stderr()}") from None
+
+    def kill_leftovers(self) -> None:
+        """For the finaliser: whatever the test found, nothing of this demo survives it."""
+        pids = {self.proc.pid, *self.node_pids, *processes_mentioning(str(self.dir))}
+        for pid in pids:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if self.proc.poll() is None:
+            self.proc.wait(10)
+
+    def assert_nothing_left(self) -> None:
+        left = [pid for pid in self.node_pids if alive(pid)]
+        left += processes_mentioning(str(self.dir))
+        assert not left, f"processes left behind: {sorted(set(left))}"
+
+    def agent_dirs(self) -> list[Path]:
+        return sorted(p for p in self.dir.iterdir() if (p / "config.toml").exists())
+
+    def assert_stores_intact(self) -> int:
+        """Every store the demo made reopens and re-verifies clean; returns how many."""
+        stores = sorted(self.dir.glob("*/store.sqlite3"))
+        for path in stores:
+            store = Store(path)
+            try:
+                assert store.integrity_problems() == [], path
+            finally:
+                store.close()
+        return len(stores)
+
+    def assert_no_tracebacks(self) -> None:
+        assert "Traceback" not in self.stderr(), self.stderr()
+        for log in self.dir.glob("*/node.log"):
+            text = log.read_text(errors="replace")
+            assert "Traceback" not in text, f"{log}:\n{text[-3000:]}"
+
+
+@pytest.fixture
+def run_demo(tmp_path):
+    demos: list[Demo] = []
+
+    def start(*args: str, data_dir: Path | None = None, sub: str = "") -> Demo:
+        tmp = tmp_path / sub if sub else tmp_path
+        tmp.mkdir(exist_ok=True)
+        demo = Demo(tmp, *args, data_dir=data_dir)
+        demos.append(demo)
+        return demo
+
+    yield start
+    for demo in demos:
+        demo.kill_leftovers()
+
+
+def own_settled_intervals(agent_dir: Path) -> set[int]:
+    """The intervals this agent signed a settlement for, from its own chain in its store."""
+    me = load_identity(agent_dir / "agent.key").agent
+    store = Store(agent_dir / "store.sqlite3")
+    try:
+        return {a.payload["interval"] for a in store.chain(me, 0, 10_000)
+                if a.type == "settlement"}
+    finally:
+        store.close()
+
+
+# -- (a) a run that ends by itself ----------------------------------------------------------------
+
+
+def test_demo_runs_three_intervals_and_exits_cleanly(run_demo, tmp_path):
+    port = free_ports(7)
+    demo = run_demo("--intervals", "3", "--interval-seconds", "2", "--port", str(port),
+                    "--dir", str(tmp_path / "demo"))
+    demo.wait_output("dashboard:", 60)
+    pids = demo.wait_for(lambda: len(demo.node_pids) >= 7 and demo.node_pids, 10,
+                         "seven node processes")
+    assert len(pids) == 7
+    # While it runs, every agent answers on its own port of P..P+6.
+    names = {get_json(f"http://127.0.0.1:{port + i}/v1/info")["name"] for i in range(7)}
+    assert names == set(KIT)
+    code = demo.wait(60)
+    out = demo.stdout()
+    assert code == 0, out + demo.stderr()
+
+    assert f"dashboard: http://127.0.0.1:{port}/" in out
+    lines = demo.lines()
+    assert [int(m["k"]) for m in lines] == [0, 1, 2], out
+    for m in lines:
+        assert m["hour"] == f"{int(m['k']):02d}"
+        assert int(m["demand"]) == KIT_DEMAND_WH  # the three homes' averages, every hour
+        assert int(m["gen"]) == 0  # no sun before 06:00
+        # They start empty and nothing charges them at night.
+        assert sorted(m["batteries"].split(", ")) == ["Home 0", "Neigh 0"]
+        assert m["disputed"] is None
+        assert m["ss"] == "0%"  # at night every home is served by the utility grid
+
+    # Seven data dirs, each agent settled every interval shown, every store re-verifies.
+    dirs = demo.agent_dirs()
+    assert len(dirs) == 7
+    for d in dirs:
+        assert {0, 1, 2} <= own_settled_intervals(d), d
+    assert demo.assert_stores_intact() == 7
+    for pid in pids:
+        assert not alive(pid), f"node {pid} outlived the demo"
+    demo.assert_nothing_left()
+    demo.assert_no_tracebacks()
+
+
+# -- (b) Ctrl-C at different moments --------------------------------------------------------------
+
+
+def _ctrl_c_and_check(demo: Demo) -> None:
+    started = time.monotonic()
+    demo.ctrl_c()
+    code = demo.wait(STOP_WITHIN_S)
+    assert code == 0, f"exit {code}\n{demo.stdout()}\n{demo.stderr()}"
+    assert time.monotonic() - started < STOP_WITHIN_S
+    assert "stopping the PicoGrid" in demo.stdout()
+    demo.assert_nothing_left()
+    demo.assert_stores_intact()
+    demo.assert_no_tracebacks()
+
+
+def test_ctrl_c_while_the_nodes_start(run_demo, tmp_path):
+    demo = run_demo("--interval-seconds", "2", "--port", str(free_ports(7)),
+                    "--dir", str(tmp_path / "demo"))
+    # The header is printed just before the agents' directories are made and their nodes
+    # started: Ctrl-C lands while they are being created or are starting up.
+    demo.wait_output("PicoGrid demo:", 30)
+    _ctrl_c_and_check(demo)
+    assert "dashboard:" not in demo.stdout()
+
+
+def test_ctrl_c_once_every_node_answers(run_demo, tmp_path):
+    demo = run_demo("--interval-seconds", "2", "--port", str(free_ports(7)),
+                    "--dir", str(tmp_path / "demo"))
+    demo.wait_output("dashboard:", 60)
+    assert len(demo.wait_for(lambda: len(demo.node_pids) >= 7 and demo.node_pids, 10,
+                             "seven nodes")) == 7
+    _ctrl_c_and_check(demo)
+    assert not demo.lines()
+
+
+def test_ctrl_c_in_the_middle_of_an_interval(run_demo, tmp_path):
+    demo = run_demo("--interval-seconds", "2", "--port", str(free_ports(7)),
+                    "--dir", str(tmp_path / "demo"), "--start-hour", "10")
+    demo.wait_for(lambda: demo.lines(), 60, "a settled interval")
+    time.sleep(0.9)  # about halfway through the next one
+    _ctrl_c_and_check(demo)
+    assert len(demo.agent_dirs()) == 7
+    # The intervals shown as settled were settled by every agent, and that survived the stop.
+    shown = {int(m["k"]) for m in demo.lines()}
+    for d in demo.agent_dirs():
+        assert shown <= own_settled_intervals(d), d
+
+
+# -- (c) bad input ----------------------------------------------------------------------------
+
+
+def _refused(run_demo, tmp_path, sub: str, *args: str, data_dir: Path | None = None) -> str:
+    data_dir = data_dir or tmp_path / sub / "demo"
+    demo = run_demo(*args, "--dir", str(data_dir), data_dir=data_dir, sub=sub)
+    code = demo.wait(30)
+    err = demo.stderr()
+    assert code == 2, f"exit {code}\n{demo.stdout()}\n{err}"
+    assert err.startswith("picogrid: error: "), err
+    assert "Traceback" not in err, err
+    assert not processes_mentioning(str(data_dir))
+    return err
+
+
+def test_bad_input_exits_2_with_a_clear_message(run_demo, tmp_path):
+    port = str(free_ports(7))
+    err = _refused(run_demo, tmp_path, "zero", "--interval-seconds", "0", "--port", port)
+    assert "--interval-seconds must be at least 2" in err
+    assert not (tmp_path / "zero" / "demo").exists()
+
+    err = _refused(run_demo, tmp_path, "port", "--port", "80")
+    assert "--port must be between 1024 and" in err
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine\n")
+    err = _refused(run_demo, tmp_path, "full-run", "--port", port, data_dir=full)
+    assert "is not empty" in err
+    assert sorted(p.name for p in full.iterdir()) == ["notes.txt"]
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMALL_SCENARIO.replace('role = "generator"', 'role = "wizard"'))
+    err = _refused(run_demo, tmp_path, "scenario", "--scenario", str(bad), "--port", port)
+    assert str(bad) in err and "role must be one of" in err and "wizard" in err
+
+    err = _refused(run_demo, tmp_path, "missing", "--scenario", str(tmp_path / "nope.toml"),
+                   "--port", port)
+    assert "nope.toml" in err
+
+    # A port of the range already taken: said before anything starts.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(port) + 3))
+        taken.listen()
+        err = _refused(run_demo, tmp_path, "busy", "--port", port)
+    assert f"{int(port) + 3}" in err and "in use" in err
+
+
+# -- (d) a scenario file ----------------------------------------------------------------------
+
+
+def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
+    scenario = tmp_path / "two-houses.toml"
+    scenario.write_text(SMALL_SCENARIO)
+    port = free_ports(4)
+    demo = run_demo("--scenario", str(scenario), "--interval-seconds", "2", "--port", str(port),
+                    "--dir", str(tmp_path / "demo"), "--start-hour", "11")
+    demo.wait_output("the day is done", 60)
+    out = demo.stdout()
+    assert "4 agents of 'Two houses'" in out
+    lines = demo.lines()
+    assert [int(m["k"]) for m in lines] == [11, 12], out
+    for m in lines:
+        assert int(m["demand"]) == 1200 and int(m["gen"]) == 1000  # 300 + 900; 10 x 100
+        assert re.fullmatch(r"Villa \d+", m["batteries"]), m["batteries"]
+        assert int(m["confirmed"]) >= 1 and m["disputed"] is None
+    assert len(demo.wait_for(lambda: len(demo.node_pids) >= 4 and demo.node_pids, 10,
+                             "four nodes")) == 4
+
+    # The day is over but the PicoGrid keeps running: its four agents, and only them.
+    time.sleep(1)
+    assert demo.proc.poll() is None
+    agents = get_json(f"http://127.0.0.1:{port}/v1/agents")
+    assert sorted(a["name"] for a in agents) == ["Barn roof", "Cottage", "Farmhouse",
+                                                "Village battery"]
+    assert sorted(p.name for p in demo.agent_dirs()) == ["barn-roof", "cottage", "farmhouse",
+                                                        "village-battery"]
+    _ctrl_c_and_check(demo)
+
+
+# -- (e) another mechanism --------------------------------------------------------------------
+
+
+def test_pay_as_clear_runs_and_settles(run_demo, tmp_path):
+    demo = run_demo("--mechanism", "pay-as-clear", "--intervals", "2", "--interval-seconds", "2",
+                    "--port", str(free_ports(7)), "--dir", str(tmp_path / "demo"),
+                    "--start-hour", "10")
+    code = demo.wait(90)
+    out = demo.stdout()
+    assert code == 0, out + demo.stderr()
+    assert "pay-as-clear" in out.splitlines()[0]
+    lines = demo.lines()
+    assert [int(m["k"]) for m in lines] == [10, 11], out
+    assert all(int(m["confirmed"]) >= 1 and m["disputed"] is None for m in lines), out
+    # The community's signed charter says pay-as-clear, in every agent's store.
+    for d in demo.agent_dirs():
+        store = Store(d / "store.sqlite3")
+        try:
+            charter = parse_charter(store.charters()[-1], bytes.fromhex(load_config(d).admin))
+        finally:
+            store.close()
+        assert charter.grids["kit"].mechanism == "pay-as-clear"
+        assert {10, 11} <= own_settled_intervals(d)
+    demo.assert_stores_intact()
+    demo.assert_nothing_left()
+    demo.assert_no_tracebacks()
