@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := chromium influxdb
+APT_PACKAGES := chromium chromium-driver influxdb
 
 .PHONY: demo test lint bench venv system-deps clean
 

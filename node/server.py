@@ -239,6 +239,11 @@ def build_app(node: Node) -> web.Application:
     from node.api_market import add_market_routes
 
     add_market_routes(app)
+    from node.api_actions import add_action_routes
+    from node.dashboard import add_dashboard_routes
+
+    add_action_routes(app)
+    add_dashboard_routes(app)
     return app
 
 

@@ -1,0 +1,481 @@
+"""The dashboard, as a user sees it: a real `picogrid demo` (seven real node processes on
+127.0.0.1) and the page in a real headless Chromium driven by Selenium.
+
+Checked: the page and its assets are served with the right types and caching and load nothing
+from outside the node; the page logs no console error; the LEDs it draws are the LEDs
+`/v1/intervals/{k}` gives for the interval it says it shows, flashing ones animated by CSS; the
+Audit button re-verifies a chain and shows "valid"; trades link to their two signed actions, whose
+signature the browser checks. A full-page screenshot goes to `test-artifacts/dashboard.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+PICOGRID = Path(sys.executable).with_name("picogrid")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+AGENTS = 7
+INTERVAL_S = 2
+WIDTH = 1440
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def free_base_port(count: int) -> int:
+    """The first of `count` consecutive ports on 127.0.0.1 that nothing listens on."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65000:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no run of free ports on 127.0.0.1")
+
+
+def fetch(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def get_json(url: str):
+    status, _, body = fetch(url, {"Accept": "application/json"})
+    assert status == 200, f"GET {url}: HTTP {status} {body[:300]!r}"
+    return json.loads(body)
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (OSError, AssertionError, ValueError, WebDriverException) as exc:  # not yet
+            value, last_error = None, exc
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}; last error: {last_error}"
+    )
+
+
+class Demo:
+    """`picogrid demo` as a user starts it, in its own session; stopped with SIGTERM."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_base_port(AGENTS)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.out = base / "demo.out"
+        argv = [
+            str(PICOGRID),
+            "demo",
+            "--dir",
+            str(base / "kit"),
+            "--port",
+            str(self.port),
+            "--interval-seconds",
+            str(INTERVAL_S),
+            "--intervals",
+            "500",
+        ]
+        with open(self.out, "wb") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")[-4000:]
+
+    def node_pids(self) -> list[int]:
+        """The node processes this demo started (their command line names its directory)."""
+        mine = str(self.base / "kit")
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"run" in cmdline and any(
+                arg.decode(errors="replace").startswith(mine) for arg in cmdline
+            ):
+                pids.append(int(entry.name))
+        return pids
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(25)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for pid in self.node_pids():  # only if the demo could not stop its own nodes
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def settled_view(url: str, k: int) -> dict | None:
+    view = get_json(f"{url}/v1/intervals/{k}")
+    done = len(view["settlements"]) >= AGENTS and all(
+        t["status"] != "pending" for t in view["trades"]
+    )
+    return view if done else None
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    demo = Demo(tmp_path_factory.mktemp("dashboard"))
+    try:
+        wait_for(
+            lambda: demo.proc.poll() is None and get_json(f"{demo.url}/v1/info"),
+            30,
+            "the demo's first node to answer",
+        )
+        wait_for(lambda: settled_view(demo.url, 0), 40, "interval 0 to settle")
+        yield demo
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- picogrid demo said:\n{demo.output()}") from None
+    finally:
+        demo.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    for path in (CHROMIUM, CHROMEDRIVER):
+        assert Path(path).exists(), (
+            f"{path} is missing: `apt-get install chromium "
+            "chromium-driver` (make system-deps does it)"
+        )
+    profile = tempfile.mkdtemp(prefix="picogrid-chromium-")
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        f"--window-size={WIDTH},1000",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Console:
+    """Everything the page logged; `driver.get_log` hands each entry out once."""
+
+    def __init__(self, driver) -> None:
+        self.driver, self.entries = driver, []
+
+    def errors(self) -> list[dict]:
+        self.entries += self.driver.get_log("browser")
+        return [e for e in self.entries if e["level"] == "SEVERE"]
+
+
+# -- the served files ----------------------------------------------------------------------------
+
+
+def test_page_and_assets_are_served_with_types_caching_and_nothing_external(kit):
+    status, headers, body = fetch(kit.url + "/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Cache-Control"] == "no-cache"
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    page = body.decode()
+    assert fetch(kit.url + "/", {"If-None-Match": headers["ETag"]})[0] == 304
+
+    assets = dict(re.findall(r'(?:href|src)="/static/([\w.-]+)\?v=(\w+)"', page))
+    assert set(assets) == {"dashboard.js", "dashboard.css", "favicon.svg"}
+    types = {
+        "dashboard.js": "text/javascript; charset=utf-8",
+        "dashboard.css": "text/css; charset=utf-8",
+        "favicon.svg": "image/svg+xml; charset=utf-8",
+    }
+    texts = [page]
+    for name, version in assets.items():
+        status, headers, body = fetch(f"{kit.url}/static/{name}?v={version}")
+        assert status == 200, name
+        assert headers["Content-Type"] == types[name]
+        assert headers["ETag"] == f'"{version}"'
+        assert "max-age=86400" in headers["Cache-Control"]
+        assert fetch(f"{kit.url}/static/{name}", {"If-None-Match": f'"{version}"'})[0] == 304
+        # without the current version the browser must revalidate
+        assert fetch(f"{kit.url}/static/{name}")[1]["Cache-Control"] == "no-cache"
+        texts.append(body.decode())
+    for bad in ("nope.js", "..%2Fdashboard.py", ".hidden", "index.html%00.js"):
+        status, headers, body = fetch(f"{kit.url}/static/{bad}")
+        assert status == 404, bad
+        assert "error" in json.loads(body)
+    # offline on a Pi: nothing may come from another host
+    for text in texts:
+        assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', text)
+        assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", text)
+        assert not re.search(r"(?:fetch|import)\(\s*[`'\"](?:https?:)?//", text)
+
+
+# -- the page in Chromium ------------------------------------------------------------------------
+
+SNAPSHOT = """
+const board = document.querySelector('[data-board]');
+const leds = {};
+for (const el of document.querySelectorAll('[data-board] [data-led]')) {
+  leds[el.getAttribute('data-led')] = el.getAttribute('data-mode');
+}
+return {interval: board.getAttribute('data-interval'), leds: leds};
+"""
+
+
+def board_matches_api(driver, url: str) -> dict | None:
+    """The board's interval and LEDs, when they equal the API's for that interval."""
+    shown = driver.execute_script(SNAPSHOT)
+    if not shown["interval"]:
+        return None
+    view = get_json(f"{url}/v1/intervals/{shown['interval']}")
+    if shown["leds"] != view["leds"]:
+        # readings arriving after settlement may change an interval's LEDs; the page catches
+        # up on its next poll, so only a lasting difference fails
+        board_matches_api.last = (shown, view["leds"])
+        return None
+    return {**shown, "view": view}
+
+
+board_matches_api.last = None
+
+
+def test_dashboard_in_chromium(kit, browser):
+    driver = browser
+    console = Console(driver)
+    driver.get(kit.url + "/")
+    assert driver.title.startswith("PicoGrid")
+
+    # the board shows the latest settled interval, LED for LED as the API says
+    try:
+        first = wait_for(
+            lambda: board_matches_api(driver, kit.url),
+            20,
+            "the board to show a settled interval's LEDs",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nlast page vs API: {board_matches_api.last}") from None
+    k = int(first["interval"])
+    assert len(first["leds"]) == 13
+    assert set(first["leds"].values()) <= {"off", "solid", "flashing"}
+    assert any(mode != "off" for mode in first["leds"].values())
+    current = get_json(f"{kit.url}/v1/summary?from={max(0, k - 3)}&to={k + 3}")["current"]
+    assert k >= current - 2, f"the board shows interval {k}, but {current} is current"
+
+    # once the sun is up some LEDs flash: still equal to the API, and animated by CSS
+    try:
+        sunny = wait_for(
+            lambda: (
+                (m := board_matches_api(driver, kit.url)) and "flashing" in m["leds"].values() and m
+            ),
+            40,
+            "a settled interval with flashing LEDs",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nlast page vs API: {board_matches_api.last}") from None
+    assert int(sunny["interval"]) > k
+    flashing = [name for name, mode in sunny["leds"].items() if mode == "flashing"]
+    animations = driver.execute_script(
+        "return arguments[0].map(n => getComputedStyle([...document.querySelectorAll("
+        "'[data-board] [data-led]')].find(e => e.getAttribute('data-led') === n)).animationName)",
+        flashing,
+    )
+    assert animations == ["led-flash"] * len(flashing)
+    solid = [name for name, mode in sunny["leds"].items() if mode != "flashing"]
+    still = driver.execute_script(
+        "return arguments[0].map(n => getComputedStyle([...document.querySelectorAll("
+        "'[data-board] [data-led]')].find(e => e.getAttribute('data-led') === n)).animationName)",
+        solid,
+    )
+    assert set(still) == {"none"}
+    # the flows of that interval are drawn: one per seller/buyer pair at least
+    pairs = {(t["seller_name"], t["buyer_name"]) for t in sunny["view"]["trades"]}
+    assert pairs, "a sunny interval has trades"
+    drawn = driver.execute_script("return document.querySelectorAll('#flows path.flow').length")
+    assert drawn >= len(pairs)
+
+    # an earlier interval can be looked at, LED for LED, then back to following the live one
+    shown = int(driver.execute_script(SNAPSHOT)["interval"])
+    driver.find_element(By.ID, "prev-interval").click()
+    earlier = wait_for(
+        lambda: (m := board_matches_api(driver, kit.url)) and int(m["interval"]) == shown - 1 and m,
+        10,
+        f"the board to show interval {shown - 1}",
+    )
+    assert "pinned" in driver.find_element(By.ID, "board-caption").text
+    assert earlier["leds"] == get_json(f"{kit.url}/v1/intervals/{shown - 1}")["leds"]
+    driver.find_element(By.ID, "follow-live").click()
+    wait_for(
+        lambda: int(driver.execute_script(SNAPSHOT)["interval"]) >= shown,
+        10,
+        "the board to follow the latest interval again",
+    )
+
+    # the Audit button re-verifies a chain and says "valid"
+    for name in ("Home 1", "Community solar"):
+        row = driver.find_element(By.CSS_SELECTOR, f'tr[data-agent-name="{name}"]')
+        row.find_element(By.CSS_SELECTOR, "button.audit-button").click()
+        status = wait_for(
+            lambda row=row: (
+                (s := row.find_element(By.CSS_SELECTOR, "[data-audit]").get_attribute("data-audit"))
+                != "running"
+                and s
+            ),
+            15,
+            f"the audit of {name} to finish",
+        )
+        assert status == "valid", f"audit of {name}: {status}"
+        assert "valid" in row.find_element(By.CSS_SELECTOR, ".audit-result").text
+        agent_id = row.get_attribute("data-agent")
+        assert get_json(f"{kit.url}/v1/agents/{agent_id}/audit")["status"] == "valid"
+
+    # chain heights are this node's, sync states are shown
+    agents = {a["id"]: a for a in get_json(f"{kit.url}/v1/agents")}
+    rows = driver.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent]")
+    assert {r.get_attribute("data-agent") for r in rows} == set(agents)
+    for r in rows:
+        height = int(r.find_element(By.CSS_SELECTOR, ".c-height b").text.replace(",", ""))
+        assert 0 < height <= agents[r.get_attribute("data-agent")]["length"] + 10
+        assert r.find_element(By.CSS_SELECTOR, "[data-sync]").text
+
+    # trades: statuses, and links to the offer and the bid that the browser can verify
+    wait_for(
+        lambda: driver.find_elements(By.CSS_SELECTOR, '#trades tr[data-status="confirmed"]'),
+        10,
+        "a confirmed trade in the table",
+    )
+    link = driver.find_element(By.CSS_SELECTOR, '#trades a[data-side="offer"]')
+    offer_hash = link.get_attribute("data-action")
+    assert link.get_attribute("href") == f"{kit.url}/v1/actions/{offer_hash}"
+    offer = get_json(f"{kit.url}/v1/actions/{offer_hash}")
+    assert offer["type"] == "offer" and offer["hash"] == offer_hash
+    bid_hash = (
+        link.find_element(By.XPATH, "..")
+        .find_element(By.CSS_SELECTOR, 'a[data-side="bid"]')
+        .get_attribute("data-action")
+    )
+    assert get_json(f"{kit.url}/v1/actions/{bid_hash}")["type"] == "bid"
+    link.click()
+    dialog = driver.find_element(By.ID, "action-dialog")
+    wait_for(
+        lambda: "verified by this browser" in dialog.text,
+        10,
+        "the browser to verify the offer's Ed25519 signature",
+    )
+    assert offer_hash in dialog.text
+    driver.find_element(By.ID, "action-close").click()
+
+    # KPIs, charts, bills and the community are filled in
+    assert driver.find_element(By.CSS_SELECTOR, "#kpi-self-sufficiency .kpi-value").text.endswith(
+        "%"
+    )
+    assert driver.execute_script(
+        "return document.querySelectorAll('#chart-energy path.line').length"
+    )
+    assert driver.find_elements(By.CSS_SELECTOR, '#bills tr[data-bill="Home 1"]')
+    assert driver.find_elements(By.CSS_SELECTOR, '#grids [data-grid="kit"]')
+
+    assert not console.errors(), f"console errors: {console.errors()}"
+
+    # a full-page screenshot, kept as a test artifact
+    height = driver.execute_script(
+        "window.scrollTo(0, 0); return document.documentElement.scrollHeight"
+    )
+    driver.set_window_size(WIDTH, height)
+    time.sleep(0.5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    assert driver.save_screenshot(str(shot))
+    data = shot.read_bytes()
+    width, shot_height = png_size(data)
+    assert width == WIDTH and shot_height >= 1000 and len(data) > 50_000
+    assert not console.errors(), f"console errors: {console.errors()}"
+
+
+def test_actions_route_answers_by_hash(kit):
+    trades = wait_for(
+        lambda: get_json(f"{kit.url}/v1/trades?from=0&to=40")["trades"], 30, "a trade"
+    )
+    t = trades[0]
+    offer = get_json(f"{kit.url}/v1/actions/{t['offer']}")
+    bid = get_json(f"{kit.url}/v1/actions/{t['bid'].upper()}")
+    assert (offer["type"], offer["author"], offer["hash"]) == ("offer", t["seller"], t["offer"])
+    assert (bid["type"], bid["author"], bid["hash"]) == ("bid", t["buyer"], t["bid"])
+    assert offer["payload"]["interval"] == t["interval"] == bid["payload"]["interval"]
+    assert len(offer["signature"]) == 128 and offer["action_bytes"]
+    status, _, body = fetch(f"{kit.url}/v1/actions/{'0' * 64}")
+    assert status == 404 and "error" in json.loads(body)
+    status, _, body = fetch(f"{kit.url}/v1/actions/not-a-hash")
+    assert status == 400 and "error" in json.loads(body)
