@@ -1,6 +1,6 @@
 """Re-verify chains with the ledger's own rules, trusting nothing about where they came from.
 
-Used by `GET /v1/agents/{id}/audit` and by `picogrid audit`: the actions are ingested into a fresh
+Used by `GET /v1/agents/{id}/audit` and by `picogrid audit`: each chain is ingested into a fresh
 in-memory store, so every check a node makes on gossip (encoding, signature, links, time,
 schema, membrane, forks) is made again, in the same code.
 """
@@ -21,6 +21,7 @@ class ChainReport:
     status: str = "valid"  # "valid" | "forked" | "invalid"
     length: int = 0
     problems: list[str] = field(default_factory=list)
+    head: bytes | None = None
 
     def to_json(self) -> dict:
         return {"agent": self.agent.hex(), "status": self.status, "length": self.length,
@@ -34,48 +35,72 @@ def verify_chains(
     claimed: dict[bytes, tuple[int, bytes]] | None = None,
     evidence: dict[bytes, list[tuple[bytes, bytes]]] | None = None,
 ) -> dict[bytes, ChainReport]:
-    """Verify each author's served chain; `claimed` heads and fork `evidence` are checked too."""
+    """Verify each author's served chain; `claimed` heads and fork `evidence` are checked too.
+
+    Each chain is verified on its own, in a fresh store, so the verdict on one chain never
+    depends on the order the chains are read in (a warrant read first would otherwise make the
+    forked author's own chain look cut short). Forks are then judged from the evidence: the
+    warrants in every chain, and `evidence` (pairs of signed actions at one seq).
+    """
+    reports: dict[bytes, ChainReport] = {}
+    forked: dict[bytes, set[int]] = {}
+    for author, items in chains.items():
+        reports[author] = report = _verify_one(author, items, membrane, now_us, forked)
+        if claimed and author in claimed:
+            seq, h = claimed[author]
+            if report.length != seq + 1 or report.head != h:
+                report.problems.append(
+                    f"the node claims head seq {seq} but served a chain of {report.length}"
+                )
+    for author, items in (evidence or {}).items():
+        for seq in _forks_in(items):
+            forked.setdefault(author, set()).add(seq)
+    for author, seqs in forked.items():
+        report = reports.setdefault(author, ChainReport(author))
+        report.problems.append(f"forked: two different signed actions at seq {sorted(seqs)}")
+    for report in reports.values():
+        if report.problems:
+            only_fork = report.agent in forked and all(
+                p.startswith("forked") for p in report.problems
+            )
+            report.status = "forked" if only_fork else "invalid"
+    return reports
+
+
+def _verify_one(author: bytes, items: list[tuple[bytes, bytes]], membrane: Membrane | None,
+                now_us: int, forked: dict[bytes, set[int]]) -> ChainReport:
+    report = ChainReport(author)
     store = Store(":memory:", membrane)
     try:
-        reports = {}
-        for author, items in chains.items():
-            report = reports[author] = ChainReport(author)
-            result = store.ingest(list(items), now_us)
-            for index, reason in result.rejected:
-                if reason != "forked-author":  # reported once below, as the fork itself
-                    report.problems.append(f"action #{index}: {reason}")
-            for index, (body, sig) in enumerate(items):
-                try:
-                    a = decode_action(body, sig, check_signature=False)
-                except Invalid:
-                    continue
-                if a.author != author:
-                    report.problems.append(f"action #{index} is by another author")
-            head = store.head(author)
-            report.length = head.seq + 1 if head else 0
-            if result.pending:
-                report.problems.append(f"{result.pending} action(s) do not link to the chain")
-            if claimed and author in claimed:
-                seq, h = claimed[author]
-                if head is None or head.seq != seq or head.hash != h:
-                    report.problems.append(
-                        f"the node claims head seq {seq} but served a chain of {report.length}"
-                    )
-        for author, items in (evidence or {}).items():
-            result = store.ingest(list(items), now_us)
-            if author in store.forked_authors():
-                reports.setdefault(author, ChainReport(author))
-        for author in store.forked_authors():
-            report = reports.setdefault(author, ChainReport(author))
-            ev = store.fork_evidence(author)
-            seqs = sorted({a.seq for a in ev})
-            report.problems.append(f"forked: two different signed actions at seq {seqs}")
-        for report in reports.values():
-            if report.problems:
-                forked = report.agent in store.forked_authors()
-                only_fork = forked and all(p.startswith("forked") for p in report.problems)
-                report.status = "forked" if only_fork else "invalid"
-        return reports
+        result = store.ingest(list(items), now_us)
+        for index, reason in result.rejected:
+            report.problems.append(f"action #{index}: {reason}")
+        for index, (body, sig) in enumerate(items):
+            try:
+                a = decode_action(body, sig, check_signature=False)
+            except Invalid:
+                continue
+            if a.author != author:
+                report.problems.append(f"action #{index} is by another author")
+        head = store.head(author)
+        report.length = head.seq + 1 if head else 0
+        report.head = head.hash if head else None
+        if result.pending:
+            report.problems.append(f"{result.pending} action(s) do not link to the chain")
+        for other in store.forked_authors():  # proven by warrants in this chain
+            forked.setdefault(other, set()).update(a.seq for a in store.fork_evidence(other))
     finally:
         store.close()
+    return report
 
+
+def _forks_in(items: list[tuple[bytes, bytes]]) -> set[int]:
+    """The seqs at which these signed actions (all by one author) hold two valid versions."""
+    by_seq: dict[int, set[bytes]] = {}
+    for body, sig in items:
+        try:
+            a = decode_action(body, sig)
+        except Invalid:
+            continue
+        by_seq.setdefault(a.seq, set()).add(a.hash)
+    return {seq for seq, hashes in by_seq.items() if len(hashes) > 1}
