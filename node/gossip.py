@@ -56,6 +56,7 @@ class Gossip:
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
+        node.peers.is_member = lambda agent: node.store.head(agent) is not None
 
     def client(self, url: str) -> PeerClient:
         assert self.node.session is not None

@@ -7,11 +7,14 @@ never chosen again before its back-off ends, so it never delays rounds with live
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger.agentinfo import AgentInfo
 
 MAX_BACKOFF_S = 60.0
+MAX_STRANGERS = 64
 
 
 @dataclass(slots=True)
@@ -46,11 +49,21 @@ class Peer:
 
 @dataclass
 class PeerTable:
+    """Peers by URL, and the newest signed info of every agent we heard of.
+
+    Anyone can sign an info for a community, so infos of agents whose chain we do not hold
+    (`is_member` false: strangers, or members whose genesis has not reached us yet) are kept
+    only up to MAX_STRANGERS, oldest forgotten first with the URL they brought: a flood of
+    made-up peers cannot crowd the real ones out of our rounds.
+    """
+
     own_url: str
     own_agent: bytes
     rng: random.Random = field(default_factory=random.Random)
     by_url: dict[str, Peer] = field(default_factory=dict)
     infos: dict[bytes, AgentInfo] = field(default_factory=dict)
+    is_member: Callable[[bytes], bool] = lambda agent: True
+    strangers: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
 
     def add_url(self, url: str, bootstrap: bool = False) -> Peer | None:
         url = url.rstrip("/")
@@ -69,20 +82,32 @@ class PeerTable:
         old = self.infos.get(info.agent)
         if old is not None and old.created_us >= info.created_us:
             return False
+        if old is not None and old.url != info.url:
+            self._forget_url(old)  # the agent moved
         self.infos[info.agent] = info
         if info.url:
             peer = self.add_url(info.url)
             if peer is not None:
                 peer.agent, peer.info = info.agent, info
+        if not self.is_member(info.agent):
+            self.strangers[info.agent] = None
+            self.strangers.move_to_end(info.agent)
+            while len(self.strangers) > MAX_STRANGERS:
+                agent, _ = self.strangers.popitem(last=False)
+                if not self.is_member(agent) and agent in self.infos:
+                    self._forget_url(self.infos.pop(agent))
         return True
+
+    def _forget_url(self, info: AgentInfo) -> None:
+        peer = self.by_url.get(info.url.rstrip("/"))
+        if peer is not None and not peer.bootstrap and peer.agent == info.agent:
+            del self.by_url[peer.url]
 
     def drop_expired(self, now_us: int) -> None:
         """Forget expired infos, and the URLs only they told us about (bootstrap peers stay)."""
         for agent in [a for a, i in self.infos.items() if i.expires_us < now_us]:
-            info = self.infos.pop(agent)
-            peer = self.by_url.get(info.url.rstrip("/"))
-            if peer is not None and not peer.bootstrap and peer.agent == agent:
-                del self.by_url[peer.url]
+            self._forget_url(self.infos.pop(agent))
+            self.strangers.pop(agent, None)
 
     def live(self, now: float) -> list[Peer]:
         return [p for p in self.by_url.values() if p.live(now)]

@@ -105,3 +105,29 @@ def test_a_node_that_knows_one_member_finds_all(tmp_path):
             return x.agent in {codec.decode(body)[1] for body, _ in infos}
 
         wait_until(a_knows_x, 10, "A learned X's info in turn", logs=c.logs)
+
+
+def test_a_flood_of_made_up_peers_cannot_crowd_out_real_ones(tmp_path):
+    with Cluster(tmp_path) as c:
+        a = c.found("A")
+        c.start(a)
+        x = c.join("X")
+        c.start(x, peers=[a], rate_limit=100_000)
+        wait_until(lambda: head_seq(x.url, a.agent) >= 0 and len(peers_of(x.url)) >= 2, 10,
+                   "X synced with A and has A's info", logs=c.logs)
+        now = now_us()
+        flood = [make_agent_info(Identity.generate(), "c1", f"http://127.0.0.1:9/fake{i}",
+                                 now).wire() for i in range(300)]
+        for i in range(0, 300, 100):
+            answer = post_msgpack(f"{x.url}/v1/gossip/peers", flood[i : i + 100]).msgpack()
+            assert answer == {"accepted": 100, "rejected": 0}
+        info = get_json(f"{x.url}/v1/info")
+        urls = [p["url"] for p in info["peers"]]
+        assert a.url in urls and len(urls) <= 64 + 1
+        served = {codec.decode(body)[1] for body, _ in peers_of(x.url)}
+        assert a.agent in served and len(served) <= 64 + 2
+        late = c.join("Late")  # a real member that joins after the flood
+        c.start(late, peers=[x])
+        wait_until(lambda: late.url in {p["url"] for p in get_json(f"{x.url}/v1/info")["peers"]}
+                   and head_seq(x.url, late.agent) >= 0, 10, "X still admits real members",
+                   logs=c.logs)
