@@ -359,8 +359,10 @@ def _refused(run_demo, tmp_path, sub: str, *args: str, data_dir: Path | None = N
 
 
 def test_bad_input_exits_2_with_a_clear_message(run_demo, tmp_path):
-    port = str(free_ports(7))
-    err = _refused(run_demo, tmp_path, "zero", "--interval-seconds", "0", "--port", port)
+    def port() -> str:  # other programs take ports too: a fresh free range for each case
+        return str(free_ports(7))
+
+    err = _refused(run_demo, tmp_path, "zero", "--interval-seconds", "0", "--port", port())
     assert "--interval-seconds must be at least 2" in err
     assert not (tmp_path / "zero" / "demo").exists()
 
@@ -370,25 +372,26 @@ def test_bad_input_exits_2_with_a_clear_message(run_demo, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "notes.txt").write_text("mine\n")
-    err = _refused(run_demo, tmp_path, "full-run", "--port", port, data_dir=full)
+    err = _refused(run_demo, tmp_path, "full-run", "--port", port(), data_dir=full)
     assert "is not empty" in err
     assert sorted(p.name for p in full.iterdir()) == ["notes.txt"]
 
     bad = tmp_path / "bad.toml"
     bad.write_text(SMALL_SCENARIO.replace('role = "generator"', 'role = "wizard"'))
-    err = _refused(run_demo, tmp_path, "scenario", "--scenario", str(bad), "--port", port)
+    err = _refused(run_demo, tmp_path, "scenario", "--scenario", str(bad), "--port", port())
     assert str(bad) in err and "role must be one of" in err and "wizard" in err
 
     err = _refused(run_demo, tmp_path, "missing", "--scenario", str(tmp_path / "nope.toml"),
-                   "--port", port)
+                   "--port", port())
     assert "nope.toml" in err
 
     # A port of the range already taken: said before anything starts.
+    base = int(port())
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", int(port) + 3))
+        taken.bind(("127.0.0.1", base + 3))
         taken.listen()
-        err = _refused(run_demo, tmp_path, "busy", "--port", port)
-    assert f"{int(port) + 3}" in err and "in use" in err
+        err = _refused(run_demo, tmp_path, "busy", "--port", str(base))
+    assert f"{base + 3}" in err and "in use" in err
 
 
 # -- (d) a scenario file ----------------------------------------------------------------------

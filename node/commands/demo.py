@@ -49,16 +49,16 @@ def run(args: argparse.Namespace) -> int:
     if not 1024 <= args.port <= 65535 - n + 1:
         raise UserError(f"--port must be between 1024 and {65535 - n + 1} "
                         f"(the demo uses {n} ports from it)")
-    busy = demo.busy_ports(args.port, n)
-    if busy:
-        raise UserError(f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
-                        f"already in use on 127.0.0.1 (a demo still running?); "
-                        f"choose other ports with --port")
     if args.dir is not None and args.dir.exists():
         if not args.dir.is_dir():
             raise UserError(f"{args.dir} is not a directory")
         if any(args.dir.iterdir()):
             raise UserError(f"{args.dir} is not empty; give an empty or new --dir")
+    busy = demo.busy_ports(args.port, n)
+    if busy:
+        raise UserError(f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
+                        f"already in use on 127.0.0.1 (a demo still running?); "
+                        f"choose other ports with --port")
     mechanism = args.mechanism or scenario.mechanism
     total = args.intervals or scenario.intervals
     if hasattr(sys.stdout, "reconfigure"):
@@ -120,8 +120,7 @@ def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -
     """Print a line per settled interval and a progress bar, until `total` are settled.
 
     An interval that some node never settles (it was down at the time) is printed with a note
-    once the next interval has settled everywhere or it is `STUCK_INTERVALS` intervals late, so
-    the demo never waits forever.
+    once it is `STUCK_INTERVALS` intervals late, so the demo never waits forever.
     """
     from hardware.leds import LedMode
 
@@ -140,7 +139,7 @@ def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -
         if view is not None and not demo.interval_settled(view, n):
             now_us = time.time_ns() // 1000
             length = view["end_us"] - view["start_us"]
-            if now_us > view["settle_us"] + STUCK_INTERVALS * length and view["settlements"]:
+            if now_us > view["settle_us"] + STUCK_INTERVALS * length:
                 note = f"settled by {len(view['settlements'])} of {n} agents"
         if view is None or (not note and not demo.interval_settled(view, n)):
             if tty:
@@ -162,8 +161,13 @@ STUCK_INTERVALS = 3
 
 
 def _poll_delay(view: dict | None) -> float:
-    """Until the interval's settlement time (at most 1 s), then every 0.25 s."""
+    """Sleep until just after the interval's settlement time (every node settles then), at
+    most `MAX_POLL_S`; once it is past, ask again every 0.25 s. Each question makes the first
+    node recompute the interval, so the demo asks as seldom as it can."""
     if view is None or "settle_us" not in view:
         return 0.25
-    wait = (view["settle_us"] - time.time_ns() // 1000) / 1e6
-    return min(1.0, max(0.25, wait))
+    wait = (view["settle_us"] - time.time_ns() // 1000) / 1e6 + 0.2
+    return min(MAX_POLL_S, max(0.25, wait))
+
+
+MAX_POLL_S = 5.0
