@@ -9,9 +9,10 @@
 - Gossip connection failures are reported as CONNECTION when a peer stops answering, and when
   no peer answers at all; at most one report per `CONNECTION_EVERY_S`, the rest are summed into
   the next one.
-- With `[hardware] enabled = true`, after each interval this node settles it sets the LEDs of its
+- With `[hardware] enabled = true`, once this node settles an interval it sets the LEDs of its
   own agent (found on the kit's board by name, `hardware.led_map`; pins from the kit's map with
-  the `[leds]` table's changes) by DESIGN's rules.
+  the `[leds]` table's changes) by DESIGN's rules, and refines them every second while that is
+  the latest interval settled (a counterparty's settlement or a reading may come later).
 - With a `[meter.sensor]` table the agent's INA219 meter is sampled about once a second on a
   worker thread; a failed sample is reported as MEASURING. The agent signs its reading with
   `await read_meter(node, meter, k)`, which takes the last sample on the same thread.
@@ -74,8 +75,10 @@ def own_led_states(node: Any, k: int) -> dict[str, LedMode]:
     if not state.settlements:
         return {}
     figures = figures_of(state, socs_before(node.store, grid, k, state.participants))
-    agents = [{"name": p.name, "role": p.role, "household": p.household,
-               "capacity_wh": p.capacity_wh} for p in state.participants.values()]
+    agents = [
+        {"name": p.name, "role": p.role, "household": p.household, "capacity_wh": p.capacity_wh}
+        for p in state.participants.values()
+    ]
     modes = led_states(agents, figures)
     place = {name: slot for slot, name in assign_agents(agents).items()}.get(node.cfg.name)
     if place is None:
@@ -97,27 +100,29 @@ class HardwareGlue:
             self.pins = pin_map_from_config(cfg.extra.get("leds"))
         except ValueError as exc:
             raise UserError(f"{cfg.dir / 'config.toml'}: {exc}") from None
-        problem = ""
+        self.status: StatusReporter | None = None
+        self._problems: list[str] = []  # minor faults found before the reporter exists
         self.factory = pin_factory
         if self.factory is None:
             try:
                 self.factory = gpio.pin_factory() if cfg.hardware else gpio.mock_pin_factory()
             except gpio.GpioUnavailable as exc:
-                problem = f"LEDs unavailable: {exc}"
+                self._problems.append(f"LEDs unavailable: {exc}")
         self._leds: dict[str, Any] = {}
+        self._broken: set[str] = set()  # LEDs whose pin could not be had: not tried again
         self.led_modes: dict[str, LedMode] = {}
         self.led_interval: int | None = None
-        status_led = self._led(STATUS_LED) if self.factory is not None else None
-        self.status = StatusReporter(status_led, time_scale=time_scale,
-                                     on_critical=self._critical)
+        status_led = self._led(STATUS_LED)
+        self.status = StatusReporter(status_led, time_scale=time_scale, on_critical=self._critical)
         node.status = self.status
-        if problem:
+        for problem in self._problems:
             self.status.report(ErrorLevel.SHORT, problem)
         self.critical: str | None = None
         self.meter_pool = ThreadPoolExecutor(1, thread_name_prefix="meter")
         self.meter_lock = threading.Lock()
         self.samples = 0
         self._due: set[int] = set()
+        self._showing: int | None = None  # the latest interval we settled: what the LEDs show
         self._wake = asyncio.Event()
         self._down: set[str] = set()  # peers whose failure was already reported
         self._connection = Throttle(CONNECTION_EVERY_S)
@@ -128,14 +133,19 @@ class HardwareGlue:
 
     def _led(self, name: str) -> Any:
         led = self._leds.get(name)
-        if led is not None:
+        if led is not None or name in self._broken or self.factory is None:
             return led
         from gpiozero import LED
 
         try:
             led = LED(self.pins[name], pin_factory=self.factory)
         except Exception as exc:  # a pin in use, no permission: the node goes on without it
-            log.warning("LED %r (BCM %d) unavailable: %s", name, self.pins[name], exc)
+            self._broken.add(name)
+            problem = f"LED {name!r} (BCM {self.pins[name]}) unavailable: {exc}"
+            if self.status is None:
+                self._problems.append(problem)
+            else:
+                self.status.report(ErrorLevel.SHORT, problem)
             return None
         self._leds[name] = led
         return led
@@ -216,14 +226,18 @@ class HardwareGlue:
                 self._wake.clear()
                 try:
                     self.check_peers()
-                    if self._due and self.node.cfg.hardware:
-                        k = max(self._due)
+                    if self._due:
+                        if self._showing is not None:
+                            self._due.add(self._showing)
+                        self._showing = max(self._due)
                         self._due.clear()
+                    if self._showing is not None and self.node.cfg.hardware:
+                        # Again every second: settlements and readings that arrive late (a
+                        # counterparty's, an order gossip brought after the gate) refine it.
+                        k = self._showing
                         modes = await loop.run_in_executor(None, own_led_states, self.node, k)
                         self.apply(modes)
                         self.led_interval = k
-                    else:
-                        self._due.clear()
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the LEDs must never stop the node

@@ -89,8 +89,11 @@ def _field_value(value: Any) -> str | None:
 def point(measurement: str, tags: dict[str, Any], fields: dict[str, Any], ts: int) -> str | None:
     """One line of line protocol; tags without a value and fields that are None are left out
     (None when no field is left: InfluxDB needs at least one)."""
-    tag_part = "".join(f",{_name(k)}={_name(str(v))}" for k, v in sorted(tags.items())
-                       if v is not None and str(v) != "")
+    tag_part = "".join(
+        f",{_name(k)}={_name(str(v))}"
+        for k, v in sorted(tags.items())
+        if v is not None and str(v) != ""
+    )
     values = [(k, _field_value(v)) for k, v in fields.items() if v is not None]
     field_part = ",".join(f"{_name(k)}={v}" for k, v in values if v is not None)
     if not field_part:
@@ -98,14 +101,19 @@ def point(measurement: str, tags: dict[str, Any], fields: dict[str, Any], ts: in
     return f"{_name(measurement)}{tag_part} {field_part} {int(ts)}"
 
 
-READING_FIELDS = ("import_wh", "export_wh", "soc_wh", "bus_mv", "current_ua", "power_uw",
-                  "samples")
+READING_FIELDS = ("import_wh", "export_wh", "soc_wh", "bus_mv", "current_ua", "power_uw", "samples")
 
 
-def reading_point(payload: dict, *, agent: str, role: str, grid: str, household: str,
-                  ts_us: int) -> str | None:
-    tags = {"agent": agent, "role": role, "grid": grid, "household": household,
-            "sensor": payload.get("sensor")}
+def reading_point(
+    payload: dict, *, agent: str, role: str, grid: str, household: str, ts_us: int
+) -> str | None:
+    tags = {
+        "agent": agent,
+        "role": role,
+        "grid": grid,
+        "household": household,
+        "sensor": payload.get("sensor"),
+    }
     return point("reading", tags, {k: payload.get(k) for k in READING_FIELDS}, ts_us)
 
 
@@ -113,19 +121,29 @@ def _names(state: IntervalState) -> dict[bytes, str]:
     return {a: p.name for a, p in state.participants.items()}
 
 
-def trade_points(state: IntervalState, me: bytes, *, agent: str, grid: str,
-                 ts_us: int) -> list[str]:
+def trade_points(
+    state: IntervalState, me: bytes, *, agent: str, grid: str, ts_us: int
+) -> list[str]:
     """Our trades of the interval, each with its status (confirmed, disputed or pending)."""
     names = _names(state)
     lines = []
     mine = [s for s in state.statuses if me in (s.trade.seller, s.trade.buyer)]
     for n, status in enumerate(mine):
         t = status.trade
-        tags = {"agent": agent, "grid": grid, "n": n,
-                "seller": names.get(t.seller, t.seller.hex()[:16]),
-                "buyer": names.get(t.buyer, t.buyer.hex()[:16])}
-        fields = {"energy_wh": t.energy_wh, "price": t.price, "status": status.status,
-                  "offer": t.offer.hex(), "bid": t.bid.hex()}
+        tags = {
+            "agent": agent,
+            "grid": grid,
+            "n": n,
+            "seller": names.get(t.seller, t.seller.hex()[:16]),
+            "buyer": names.get(t.buyer, t.buyer.hex()[:16]),
+        }
+        fields = {
+            "energy_wh": t.energy_wh,
+            "price": t.price,
+            "status": status.status,
+            "offer": t.offer.hex(),
+            "bid": t.bid.hex(),
+        }
         line = point("trade", tags, fields, ts_us)
         if line is not None:
             lines.append(line)
@@ -297,17 +315,26 @@ class InfluxSettings:
             raise UserError(f"{where} version 2 needs bucket and org")
         if batch < 1 or backoff < 0.1 or timeout <= 0:
             raise UserError(f"{where} batch_lines >= 1, max_backoff_s >= 0.1, timeout_s > 0")
-        return cls(url=url, version=version,
-                   database=str(table.get("database", cfg.influx_db) or "picogrid"),
-                   bucket=bucket, org=str(table.get("org", "")),
-                   token=str(table.get("token", cfg.influx_token) or ""),
-                   username=str(table.get("username", "")), password=str(table.get("password", "")),
-                   batch_lines=batch, max_backoff_s=backoff, timeout_s=timeout)
+        return cls(
+            url=url,
+            version=version,
+            database=str(table.get("database", cfg.influx_db) or "picogrid"),
+            bucket=bucket,
+            org=str(table.get("org", "")),
+            token=str(table.get("token", cfg.influx_token) or ""),
+            username=str(table.get("username", "")),
+            password=str(table.get("password", "")),
+            batch_lines=batch,
+            max_backoff_s=backoff,
+            timeout_s=timeout,
+        )
 
     def write_request(self) -> tuple[str, dict[str, str]]:
         if self.version == 2:
-            return (f"{self.url}/api/v2/write",
-                    {"org": self.org, "bucket": self.bucket, "precision": "us"})
+            return (
+                f"{self.url}/api/v2/write",
+                {"org": self.org, "bucket": self.bucket, "precision": "us"},
+            )
         return f"{self.url}/write", {"db": self.database, "precision": "u"}
 
     def headers(self) -> dict[str, str]:
@@ -361,20 +388,24 @@ class InfluxExporter:
             return -1, set()
         except (ValueError, KeyError, TypeError) as exc:
             # Start over: every point is sent again, and InfluxDB keeps one copy of each.
-            log.error("%s unreadable (%s): exporting this node's history again",
-                      self.state_path, exc)
+            log.error(
+                "%s unreadable (%s): exporting this node's history again", self.state_path, exc
+            )
             return -1, set()
 
     def _save_state(self) -> None:
-        _write_durably(self.state_path, json.dumps({"seq": self.seq,
-                                                    "pending": sorted(self.pending)}))
+        _write_durably(
+            self.state_path, json.dumps({"seq": self.seq, "pending": sorted(self.pending)})
+        )
 
     # -- listener --------------------------------------------------------------------------------
 
     async def on_new(self, actions: list[Action]) -> None:
         me = self.node.identity.agent
-        if any(a.author == me or (self.pending and a.type in ("settlement", "reading"))
-               for a in actions):
+        if any(
+            a.author == me or (self.pending and a.type in ("settlement", "reading"))
+            for a in actions
+        ):
             self._wake.set()
 
     # -- collecting (runs on a worker thread: it reads the store and writes files) ---------------
@@ -392,9 +423,14 @@ class InfluxExporter:
             for a in batch:
                 if a.type == "reading":
                     k = a.payload["interval"]
-                    line = reading_point(a.payload, agent=cfg.name, role=cfg.role, grid=cfg.grid,
-                                         household=cfg.household,
-                                         ts_us=interval_start_us(charters, k))
+                    line = reading_point(
+                        a.payload,
+                        agent=cfg.name,
+                        role=cfg.role,
+                        grid=cfg.grid,
+                        household=cfg.household,
+                        ts_us=interval_start_us(charters, k),
+                    )
                     if line is not None:
                         lines.append(line)
                 elif a.type == "settlement":
@@ -432,9 +468,13 @@ class InfluxExporter:
         """(HTTP status, body text); status 0 when the server could not be reached."""
         assert self._session is not None
         try:
-            async with self._session.post(url, params=params, data=body,
-                                          headers=self.settings.headers(),
-                                          auth=self.settings.auth()) as resp:
+            async with self._session.post(
+                url,
+                params=params,
+                data=body,
+                headers=self.settings.headers(),
+                auth=self.settings.auth(),
+            ) as resp:
                 return resp.status, (await resp.text(errors="replace"))[:300]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return 0, f"{exc.__class__.__name__}: {exc}"
@@ -443,14 +483,18 @@ class InfluxExporter:
         if self._db_ready:
             return True
         name = self.settings.database.replace("\\", "\\\\").replace('"', '\\"')
-        status, text = await self._post(f"{self.settings.url}/query",
-                                        {"q": f'CREATE DATABASE "{name}"'}, b"")
+        status, text = await self._post(
+            f"{self.settings.url}/query", {"q": f'CREATE DATABASE "{name}"'}, b""
+        )
         if 200 <= status < 300:
             self._db_ready = True
             return True
         if status in (401, 403):  # not allowed to create it: it may exist; writes will tell
-            log.warning("%s: may not create the database (%s); writing anyway",
-                        self.settings.where(), text.strip())
+            log.warning(
+                "%s: may not create the database (%s); writing anyway",
+                self.settings.where(),
+                text.strip(),
+            )
             self._db_ready = True
             return True
         self._failed(status, text)
@@ -471,8 +515,11 @@ class InfluxExporter:
                 self.sent_points += len(batch.lines)
                 self.node.metrics["influx_points_sent"] += len(batch.lines)
                 if self.failures:
-                    log.info("%s reachable again; %d point(s) still queued",
-                             self.settings.where(), len(self.queue))
+                    log.info(
+                        "%s reachable again; %d point(s) still queued",
+                        self.settings.where(),
+                        len(self.queue),
+                    )
                 self.failures, self.last_error = 0, ""
                 self._batch_limit = self.settings.batch_lines
             elif status == 404 and self.settings.version == 1 and "database" in text:
@@ -483,8 +530,10 @@ class InfluxExporter:
                 self._batch_limit = 1  # find the point it refuses, one at a time
             elif status in (400, 413, 422):
                 await loop.run_in_executor(None, self._reject, batch)
-                self._report(f"{self.settings.where()} refused a point for good (HTTP {status} "
-                             f"{text.strip()}); it is kept in {self.rejected_path}")
+                self._report(
+                    f"{self.settings.where()} refused a point for good (HTTP {status} "
+                    f"{text.strip()}); it is kept in {self.rejected_path}"
+                )
             else:
                 self._failed(status, text)
                 return
@@ -505,8 +554,10 @@ class InfluxExporter:
         self.retry_at = time.monotonic() + delay
         why = text.strip() if status == 0 else f"HTTP {status} {text.strip()}"
         self.last_error = why
-        self._report(f"{self.settings.where()}: {why}; {len(self.queue)} point(s) kept on disk, "
-                     f"retry in {delay:g} s")
+        self._report(
+            f"{self.settings.where()}: {why}; {len(self.queue)} point(s) kept on disk, "
+            f"retry in {delay:g} s"
+        )
 
     def _report(self, message: str) -> None:
         status = getattr(self.node, "status", None)
@@ -520,8 +571,11 @@ class InfluxExporter:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
-        log.info("exporting to %s; %d point(s) queued from before", self.settings.where(),
-                 len(self.queue))
+        log.info(
+            "exporting to %s; %d point(s) queued from before",
+            self.settings.where(),
+            len(self.queue),
+        )
         async with aiohttp.ClientSession(timeout=timeout) as session:
             self._session = session
             while True:
@@ -540,9 +594,14 @@ class InfluxExporter:
                 self._wake.clear()
 
     def stats(self) -> dict[str, Any]:
-        return {"queued_points": len(self.queue), "sent_points": self.sent_points,
-                "rejected_points": self.rejected_points, "failed_attempts": self.failed_attempts,
-                "last_error": self.last_error or None, "target": self.settings.where()}
+        return {
+            "queued_points": len(self.queue),
+            "sent_points": self.sent_points,
+            "rejected_points": self.rejected_points,
+            "failed_attempts": self.failed_attempts,
+            "last_error": self.last_error or None,
+            "target": self.settings.where(),
+        }
 
 
 def start_influx(node: Node, settings: InfluxSettings | None = None) -> InfluxExporter:

@@ -65,9 +65,13 @@ class Influxd:
 
     def start(self, binary: str) -> None:
         log = open(self.root / "influxd.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen([binary, "-config", str(self.conf)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [binary, "-config", str(self.conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -106,10 +110,14 @@ class Influxd:
 @pytest.fixture(scope="module")
 def influxd(tmp_path_factory):
     binary = shutil.which("influxd") or (
-        "/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None)
+        "/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None
+    )
     if binary is None:
-        pytest.fail("influxd (InfluxDB 1.x) is not installed: `make test` installs the Debian "
-                    "package `influxdb` (as root: apt-get install influxdb)", pytrace=False)
+        pytest.fail(
+            "influxd (InfluxDB 1.x) is not installed: `make test` installs the Debian "
+            "package `influxdb` (as root: apt-get install influxdb)",
+            pytrace=False,
+        )
     server = Influxd(tmp_path_factory.mktemp("influxd"))
     server.start(binary)
     yield server
@@ -118,9 +126,10 @@ def influxd(tmp_path_factory):
 
 async def query(influx_url: str, db: str, q: str) -> list[dict]:
     """Rows of an InfluxQL query (times in microseconds), every series together."""
-    async with aiohttp.ClientSession() as s, s.get(
-        f"{influx_url}/query", params={"db": db, "q": q, "epoch": "u"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{influx_url}/query", params={"db": db, "q": q, "epoch": "u"}) as resp,
+    ):
         assert resp.status == 200, await resp.text()
         data = await resp.json()
     rows = []
@@ -147,8 +156,13 @@ class Proxy:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         is_write = request.path in ("/write", "/api/v2/write")
-        record = {"method": request.method, "path": request.path, "query": dict(request.query),
-                  "headers": dict(request.headers), "body": body}
+        record = {
+            "method": request.method,
+            "path": request.path,
+            "query": dict(request.query),
+            "headers": dict(request.headers),
+            "body": body,
+        }
         self.requests.append(record)
         if is_write and self.fail_writes > 0:
             self.fail_writes -= 1
@@ -157,10 +171,15 @@ class Proxy:
         if self.target is None:
             status, data = 204, b""
         else:
-            async with aiohttp.ClientSession() as s, s.request(
-                request.method, self.target + request.path_qs, data=body,
-                headers={"Content-Type": request.headers.get("Content-Type", "text/plain")},
-            ) as resp:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.request(
+                    request.method,
+                    self.target + request.path_qs,
+                    data=body,
+                    headers={"Content-Type": request.headers.get("Content-Type", "text/plain")},
+                ) as resp,
+            ):
                 status, data = resp.status, await resp.read()
         if is_write and 200 <= status < 300:
             self.accepted += body.decode().splitlines()
@@ -181,8 +200,9 @@ class Proxy:
 # -- a small community of in-process nodes -------------------------------------------------------
 
 
-def community(root: Path, agents: list[tuple], influx: dict | None = None,
-              hour: int = 10) -> list[NodeConfig]:
+def community(
+    root: Path, agents: list[tuple], influx: dict | None = None, hour: int = 10
+) -> list[NodeConfig]:
     """Agents of the kit's scenario in grid "kit", intervals of 1 s, hour `hour` now (sunny);
     the first agent exports to InfluxDB when `influx` is given."""
     admin = create_admin(root)
@@ -193,9 +213,19 @@ def community(root: Path, agents: list[tuple], influx: dict | None = None,
     for name, role, household, capacity, power in agents:
         d = root / name.lower().replace(" ", "-")
         identity = create_identity(d)
-        cfg = NodeConfig(dir=d, name=name, role=role, household=household, grid="kit",
-                         community="c", admin=admin.agent.hex(), capacity_wh=capacity,
-                         max_power_w=power, listen=f"{HOST}:{free_port()}", round_ms=200)
+        cfg = NodeConfig(
+            dir=d,
+            name=name,
+            role=role,
+            household=household,
+            grid="kit",
+            community="c",
+            admin=admin.agent.hex(),
+            capacity_wh=capacity,
+            max_power_w=power,
+            listen=f"{HOST}:{free_port()}",
+            round_ms=200,
+        )
         write_genesis(cfg, identity, charter, None)
         cfgs.append(cfg)
     for cfg in cfgs:
@@ -229,8 +259,9 @@ async def eventually(predicate, timeout: float, what: str):
         except Exception as exc:  # not yet (a database not created yet, ...)
             last = exc
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                 f"last error: {last!r}")
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}; last error: {last!r}"
+            )
         await asyncio.sleep(0.1)
 
 
@@ -240,8 +271,11 @@ def own_readings(cfg: NodeConfig) -> tuple[dict[int, dict], list]:
     try:
         charters = [parse_charter(s, bytes.fromhex(cfg.admin)) for s in store.charters()]
         me = next(r["author"] for r in store.agents() if r["name"] == cfg.name)
-        readings = {a.payload["interval"]: a.payload for a in store.chain(me, 0, 10_000)
-                    if a.type == "reading"}
+        readings = {
+            a.payload["interval"]: a.payload
+            for a in store.chain(me, 0, 10_000)
+            if a.type == "reading"
+        }
         return readings, charters
     finally:
         store.close()
@@ -254,12 +288,18 @@ READING_FIELDS = ("import_wh", "export_wh", "bus_mv", "current_ua", "power_uw", 
 
 
 def test_line_protocol_types_and_escapes():
-    line = point("m x", {"b": "v,1 =2", "a": "x", "empty": "", "none": None},
-                 {"i": 5, "f": 0.25, "s": 'say "hi" \\', "t": True, "n": None}, 1700)
+    line = point(
+        "m x",
+        {"b": "v,1 =2", "a": "x", "empty": "", "none": None},
+        {"i": 5, "f": 0.25, "s": 'say "hi" \\', "t": True, "n": None},
+        1700,
+    )
     assert line == ('m\\ x,a=x,b=v\\,1\\ \\=2 i=5i,f=0.25,s="say \\"hi\\" \\\\",t=true 1700')
     assert point("m", {"a": "x"}, {"n": None}, 1) is None  # a point needs a field
     assert point("m", {"a": "tail\\"}, {"v": 1}, 1) == "m,a=tail/ v=1i 1"
-    assert point("m", {"a": "two\nlines"}, {"v": float("nan"), "w": 1}, 1) == "m,a=two\\ lines w=1i 1"
+    assert (
+        point("m", {"a": "two\nlines"}, {"v": float("nan"), "w": 1}, 1) == "m,a=two\\ lines w=1i 1"
+    )
 
 
 async def test_escaped_point_reads_back_from_influxd(influxd):
@@ -267,29 +307,56 @@ async def test_escaped_point_reads_back_from_influxd(influxd):
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{influxd.url}/query", params={"q": f'CREATE DATABASE "{db}"'}) as r:
             assert r.status == 200
-        line = point("probe", {"agent": 'Home, "1" = a\\b c'},
-                     {"text": 'say "hi" \\ ok', "wh": 7, "ratio": 0.5}, 1_000_000)
-        async with s.post(f"{influxd.url}/write", params={"db": db, "precision": "u"},
-                          data=line.encode()) as r:
+        line = point(
+            "probe",
+            {"agent": 'Home, "1" = a\\b c'},
+            {"text": 'say "hi" \\ ok', "wh": 7, "ratio": 0.5},
+            1_000_000,
+        )
+        async with s.post(
+            f"{influxd.url}/write", params={"db": db, "precision": "u"}, data=line.encode()
+        ) as r:
             assert r.status == 204, await r.text()
     rows = await query(influxd.url, db, "SELECT * FROM probe")
-    assert rows == [{"time": 1_000_000, "agent": 'Home, "1" = a/b c', "text": 'say "hi" \\ ok',
-                     "wh": 7, "ratio": 0.5}]
+    assert rows == [
+        {
+            "time": 1_000_000,
+            "agent": 'Home, "1" = a/b c',
+            "text": 'say "hi" \\ ok',
+            "wh": 7,
+            "ratio": 0.5,
+        }
+    ]
 
 
 def test_settings_are_checked(tmp_path):
-    cfg = NodeConfig(dir=tmp_path, name="n", role="consumer", household="h", grid="g",
-                     community="c", admin="00" * 32, influx_url="http://127.0.0.1:1")
+    cfg = NodeConfig(
+        dir=tmp_path,
+        name="n",
+        role="consumer",
+        household="h",
+        grid="g",
+        community="c",
+        admin="00" * 32,
+        influx_url="http://127.0.0.1:1",
+    )
     assert InfluxSettings.from_config(cfg).write_request() == (
-        "http://127.0.0.1:1/write", {"db": "picogrid", "precision": "u"})
+        "http://127.0.0.1:1/write",
+        {"db": "picogrid", "precision": "u"},
+    )
     cfg.extra = {"influx": {"url": "http://127.0.0.1:1/", "bucket": "b", "org": "o"}}
     s = InfluxSettings.from_config(cfg)
     assert s.version == 2
-    assert s.write_request() == ("http://127.0.0.1:1/api/v2/write",
-                                 {"org": "o", "bucket": "b", "precision": "us"})
-    for bad in ({"url": "127.0.0.1:8086"}, {"url": "http://x", "version": 3},
-                {"url": "http://x", "version": 2, "bucket": "b"},
-                {"url": "http://x", "batch_lines": 0}):
+    assert s.write_request() == (
+        "http://127.0.0.1:1/api/v2/write",
+        {"org": "o", "bucket": "b", "precision": "us"},
+    )
+    for bad in (
+        {"url": "127.0.0.1:8086"},
+        {"url": "http://x", "version": 3},
+        {"url": "http://x", "version": 2, "bucket": "b"},
+        {"url": "http://x", "batch_lines": 0},
+    ):
         cfg.extra = {"influx": bad}
         with pytest.raises(UserError):
             InfluxSettings.from_config(cfg)
@@ -300,8 +367,11 @@ def test_settings_are_checked(tmp_path):
 
 async def test_readings_trades_and_kpis_arrive(tmp_path, influxd):
     db = "live"
-    cfgs = community(tmp_path, [HOME1, SOLAR, HOME2],
-                     influx={"url": influxd.url, "database": db, "max_backoff_s": 1})
+    cfgs = community(
+        tmp_path,
+        [HOME1, SOLAR, HOME2],
+        influx={"url": influxd.url, "database": db, "max_backoff_s": 1},
+    )
     nodes = await start_all(cfgs)
     home = nodes[0]
     try:
@@ -330,7 +400,12 @@ async def test_readings_trades_and_kpis_arrive(tmp_path, influxd):
         row = by_time[interval_start_us(charters, k)]
         assert {f: row[f] for f in READING_FIELDS} == {f: payload[f] for f in READING_FIELDS}
         assert (row["agent"], row["role"], row["grid"], row["household"], row["sensor"]) == (
-            "Home 1", "consumer", "kit", "home1", payload["sensor"])
+            "Home 1",
+            "consumer",
+            "kit",
+            "home1",
+            payload["sensor"],
+        )
 
     kpis = await query(influxd.url, db, "SELECT * FROM kpi")
     trades = await query(influxd.url, db, "SELECT * FROM trade")
@@ -343,10 +418,18 @@ async def test_readings_trades_and_kpis_arrive(tmp_path, influxd):
             state = interval_state(store, charters, "kit", k)
             mine = [s for s in state.statuses if me in (s.trade.seller, s.trade.buyer)]
             sent = sorted((t for t in trades if t["time"] == kpi["time"]), key=lambda t: t["n"])
-            assert [(t["seller"], t["buyer"], t["energy_wh"], t["price"], t["status"])
-                    for t in sent] == [
-                (state.participants[s.trade.seller].name, state.participants[s.trade.buyer].name,
-                 s.trade.energy_wh, s.trade.price, s.status) for s in mine]
+            assert [
+                (t["seller"], t["buyer"], t["energy_wh"], t["price"], t["status"]) for t in sent
+            ] == [
+                (
+                    state.participants[s.trade.seller].name,
+                    state.participants[s.trade.buyer].name,
+                    s.trade.energy_wh,
+                    s.trade.price,
+                    s.status,
+                )
+                for s in mine
+            ]
         assert any(t["status"] == "confirmed" and t["buyer"] == "Home 1" for t in trades)
     finally:
         store.close()
@@ -355,18 +438,24 @@ async def test_readings_trades_and_kpis_arrive(tmp_path, influxd):
 async def test_unreachable_then_failing_server_loses_nothing(tmp_path, influxd):
     db = "outage"
     port = free_port()  # nothing listens here until the proxy starts
-    cfg = community(tmp_path, [HOME1], influx={"url": f"http://{HOST}:{port}", "database": db,
-                                               "max_backoff_s": 1})[0]
+    cfg = community(
+        tmp_path,
+        [HOME1],
+        influx={"url": f"http://{HOST}:{port}", "database": db, "max_backoff_s": 1},
+    )[0]
     queue_dir = cfg.dir / "influx" / "queue"
 
     node = Node(cfg)
     await node.start()
     try:
-        await eventually(lambda: len(node.influx.queue) >= 3 and
-                         node.status.counts()["sending"] >= 2, 20,
-                         "readings queued while InfluxDB is unreachable")
-        on_disk = [line for p in sorted(queue_dir.glob("*.lp"))
-                   for line in p.read_text().splitlines()]
+        await eventually(
+            lambda: len(node.influx.queue) >= 3 and node.status.counts()["sending"] >= 2,
+            20,
+            "readings queued while InfluxDB is unreachable",
+        )
+        on_disk = [
+            line for p in sorted(queue_dir.glob("*.lp")) for line in p.read_text().splitlines()
+        ]
         assert on_disk == node.influx.queue.all_lines()
         assert "Cannot connect" in node.influx.last_error or "Connect" in node.influx.last_error
         # the "sending" code shows: two blinks on the status LED (a mock pin here)
@@ -374,8 +463,9 @@ async def test_unreachable_then_failing_server_loses_nothing(tmp_path, influxd):
         assert sum(1 for s in status_pin.states if s.state) >= 2
         async with aiohttp.ClientSession() as s, s.get(f"{cfg.url}/metrics") as r:
             text = await r.text()
-        values = dict(line.rsplit(" ", 1) for line in text.splitlines()
-                      if line and not line.startswith("#"))
+        values = dict(
+            line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+        )
         assert float(values['picogrid_meter_errors_total{level="sending"}']) >= 2
         assert float(values["picogrid_influx_queued_points"]) >= 3
     finally:
@@ -389,8 +479,11 @@ async def test_unreachable_then_failing_server_loses_nothing(tmp_path, influxd):
     node = Node(cfg)  # the restart
     await node.start()
     try:
-        await eventually(lambda: len(proxy.accepted) > len(leftover) and
-                         len(node.influx.queue) == 0, 25, "the leftovers and new points sent")
+        await eventually(
+            lambda: len(proxy.accepted) > len(leftover) and len(node.influx.queue) == 0,
+            25,
+            "the leftovers and new points sent",
+        )
         assert proxy.failed and set(proxy.failed) <= set(proxy.accepted)  # refused, then resent
         assert node.status.counts()["sending"] >= 2  # each 503 reported
     finally:
@@ -411,16 +504,23 @@ async def test_unreachable_then_failing_server_loses_nothing(tmp_path, influxd):
 
 async def test_a_point_the_server_refuses_is_set_aside(tmp_path, influxd):
     db = "refusals"
-    cfg = community(tmp_path, [HOME1], influx={"url": influxd.url, "database": db,
-                                               "max_backoff_s": 1})[0]
-    good1, bad, good2 = ("probe,case=t v=1i 1000000", 'probe,case=t v="text" 1000001',
-                         "probe,case=t v=2i 1000002")
+    cfg = community(
+        tmp_path, [HOME1], influx={"url": influxd.url, "database": db, "max_backoff_s": 1}
+    )[0]
+    good1, bad, good2 = (
+        "probe,case=t v=1i 1000000",
+        'probe,case=t v="text" 1000001',
+        "probe,case=t v=2i 1000002",
+    )
     DiskQueue(cfg.dir / "influx" / "queue").put([good1, bad, good2])
     node = Node(cfg)
     await node.start()
     try:
-        await eventually(lambda: node.influx.rejected_points == 1 and
-                         node.influx.sent_points >= 2, 15, "the refused point set aside")
+        await eventually(
+            lambda: node.influx.rejected_points == 1 and node.influx.sent_points >= 2,
+            15,
+            "the refused point set aside",
+        )
     finally:
         await node.stop()
     assert (cfg.dir / "influx" / "rejected.lp").read_text() == bad + "\n"
@@ -433,9 +533,18 @@ async def test_version_2_write_api(tmp_path):
     port = free_port()
     server = Proxy(target=None)  # a stand-in for an InfluxDB 2.x: records and answers 204
     await server.start(port)
-    cfg = community(tmp_path, [HOME1], influx={
-        "url": f"http://{HOST}:{port}", "version": 2, "bucket": "energy", "org": "village",
-        "token": "s3cret", "max_backoff_s": 1})[0]
+    cfg = community(
+        tmp_path,
+        [HOME1],
+        influx={
+            "url": f"http://{HOST}:{port}",
+            "version": 2,
+            "bucket": "energy",
+            "org": "village",
+            "token": "s3cret",
+            "max_backoff_s": 1,
+        },
+    )[0]
     node = Node(cfg)
     await node.start()
     try:

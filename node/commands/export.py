@@ -33,25 +33,48 @@ from node.commands.common import agent_hex_arg
 from node.config import NodeConfig, load_config
 from node.errors import UserError
 
-CSV_COLUMNS = ["interval", "start_utc", "seller_name", "buyer_name", "energy_wh", "price",
-               "status", "seller", "buyer", "offer", "bid"]
+CSV_COLUMNS = [
+    "interval",
+    "start_utc",
+    "seller_name",
+    "buyer_name",
+    "energy_wh",
+    "price",
+    "status",
+    "seller",
+    "buyer",
+    "offer",
+    "bid",
+]
 PROGRESS_AFTER = 48  # intervals: longer exports say how far they are on stderr
 PROGRESS_EVERY_S = 2.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="trade history and bills as CSV or JSON",
-                       description="Export the trades (with their status) and the bills of a "
-                                   "node's grid from its own store; no running node needed.")
+    p = sub.add_parser(
+        "export",
+        help="trade history and bills as CSV or JSON",
+        description="Export the trades (with their status) and the bills of a "
+        "node's grid from its own store; no running node needed.",
+    )
     p.add_argument("--dir", required=True, type=Path, help="the node's data directory")
-    p.add_argument("--format", choices=("csv", "json"), default="csv",
-                   help="csv: one row per trade; json: trades and bills per agent (default csv)")
-    p.add_argument("--from", dest="frm", type=int, metavar="K",
-                   help="first interval (default: the first one in the store)")
-    p.add_argument("--to", type=int, metavar="K",
-                   help="last interval (default: the last one in the store)")
-    p.add_argument("--agent", type=agent_hex_arg, metavar="HEX",
-                   help="only this agent's trades and bill")
+    p.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        default="csv",
+        help="csv: one row per trade; json: trades and bills per agent (default csv)",
+    )
+    p.add_argument(
+        "--from",
+        dest="frm",
+        type=int,
+        metavar="K",
+        help="first interval (default: the first one in the store)",
+    )
+    p.add_argument(
+        "--to", type=int, metavar="K", help="last interval (default: the last one in the store)"
+    )
+    p.add_argument("--agent", metavar="HEX", help="only this agent's trades and bill")
     p.add_argument("--grid", help="another grid of the community (default: the node's own)")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=run)
@@ -112,8 +135,9 @@ class Progress:
             print(f"export: interval {k} ({done}/{self.total})", file=self.out, flush=True)
 
 
-def collect(view: StoreView, grid: str, frm: int, to: int,
-            agent: bytes | None) -> tuple[list[dict], dict[bytes, dict], dict[bytes, dict]]:
+def collect(
+    view: StoreView, grid: str, frm: int, to: int, agent: bytes | None
+) -> tuple[list[dict], dict[bytes, dict], dict[bytes, dict]]:
     """Every trade of the range (filtered to `agent`), and each agent's bill in the format of
     `node.api_market.bill_json`, computing each interval once."""
     from market.intervals import interval_start_us
@@ -130,8 +154,7 @@ def collect(view: StoreView, grid: str, frm: int, to: int,
         state = interval_state(view.store, view.charters, grid, k)
         names = {a: p.name for a, p in state.participants.items()}
         for a, p in state.participants.items():
-            agents[a] = {"agent": a.hex(), "name": p.name, "role": p.role,
-                         "household": p.household}
+            agents[a] = {"agent": a.hex(), "name": p.name, "role": p.role, "household": p.household}
         start = datetime.fromtimestamp(interval_start_us(view.charters, k) / 1e6, UTC)
         for s in state.statuses:
             if agent is None or agent in (s.trade.seller, s.trade.buyer):
@@ -149,34 +172,51 @@ def collect(view: StoreView, grid: str, frm: int, to: int,
     bill_of: dict[bytes, dict] = {}
     for a in agents if agent is None else [agent]:
         total = totals.get(a)
-        bill_of[a] = {"agent": a.hex(), "grid": grid, "from": frm, "to": to,
-                      "intervals": rows.get(a, []),
-                      "total": total.to_dict() if total else None,
-                      "baseline": baselines.get(a, 0),
-                      "saved": baselines.get(a, 0) - total.net if total else 0,
-                      "units": "energy in Wh, money in milli-cents"}
+        bill_of[a] = {
+            "agent": a.hex(),
+            "grid": grid,
+            "from": frm,
+            "to": to,
+            "intervals": rows.get(a, []),
+            "total": total.to_dict() if total else None,
+            "baseline": baselines.get(a, 0),
+            "saved": baselines.get(a, 0) - total.net if total else 0,
+            "units": "energy in Wh, money in milli-cents",
+        }
     return trades, agents, bill_of
 
 
 def to_csv(trades: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore",
-                            lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(trades)
     return out.getvalue()
 
 
-def to_json(view: StoreView, grid: str, frm: int, to: int, trades: list[dict],
-            agents: dict[bytes, dict], bills: dict[bytes, dict]) -> str:
+def to_json(
+    view: StoreView,
+    grid: str,
+    frm: int,
+    to: int,
+    trades: list[dict],
+    agents: dict[bytes, dict],
+    bills: dict[bytes, dict],
+) -> str:
     per_agent = []
     for a in sorted(bills):
         info = agents.get(a, {"agent": a.hex(), "name": None, "role": None, "household": None})
         mine = [t for t in trades if a.hex() in (t["seller"], t["buyer"])]
         per_agent.append({**info, "trades": mine, "bill": bills[a]})
-    doc = {"community": view.cfg.community, "grid": grid, "from": frm, "to": to,
-           "units": "energy in Wh, money in milli-cents", "trades": trades,
-           "agents": per_agent}
+    doc = {
+        "community": view.cfg.community,
+        "grid": grid,
+        "from": frm,
+        "to": to,
+        "units": "energy in Wh, money in milli-cents",
+        "trades": trades,
+        "agents": per_agent,
+    }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
@@ -194,6 +234,7 @@ def write_output(text: str, path: Path | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    agent = agent_hex_arg(args.agent) if args.agent else None
     cfg = load_config(args.dir)
     view = open_view(cfg)
     try:
@@ -205,17 +246,20 @@ def run(args: argparse.Namespace) -> int:
         to = args.to if args.to is not None else (held[-1] if held else frm - 1)
         if args.frm is not None and args.to is not None and frm > to:
             raise UserError("--from is after --to")
-        if args.agent is not None and view.store.agent(args.agent) is None:
-            raise UserError(f"no agent {args.agent.hex()} in this store")
-        trades, agents, bills = collect(view, grid, frm, to, args.agent)
+        if agent is not None and view.store.agent(agent) is None:
+            raise UserError(f"no agent {agent.hex()} in this store")
+        trades, agents, bills = collect(view, grid, frm, to, agent)
         if args.format == "csv":
             text = to_csv(trades)
         else:
             text = to_json(view, grid, frm, to, trades, agents, bills)
         write_output(text, args.output)
         where = f" to {args.output}" if args.output else ""
-        print(f"exported {len(trades)} trade(s) and {len(bills)} bill(s) of grid {grid!r}, "
-              f"intervals {frm}..{to}{where}", file=sys.stderr)
+        print(
+            f"exported {len(trades)} trade(s) and {len(bills)} bill(s) of grid {grid!r}, "
+            f"intervals {frm}..{to}{where}",
+            file=sys.stderr,
+        )
         return 0
     finally:
         view.store.close()
