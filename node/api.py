@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -13,6 +14,10 @@ from node.verify import verify_chains
 
 if TYPE_CHECKING:
     from node.node import Node
+
+
+MAX_AUDITS = 2
+AUDITS_KEY: web.AppKey = web.AppKey("audits", asyncio.Semaphore)
 
 
 def _node(request: web.Request) -> Node:
@@ -108,7 +113,13 @@ async def audit(request: web.Request) -> web.Response:
         report = verify_chains({author: items}, node.membrane(), now_us(), evidence=evidence)
         return report[author].to_json()
 
-    return web.json_response(await loop_run(run))
+    # Re-verifying a long chain costs seconds of CPU: a few at a time, the others come back.
+    slots = request.app[AUDITS_KEY]
+    if slots.locked():
+        node.metrics["http_429"] += 1
+        return json_error(429, "audits are running; try again in a moment")
+    async with slots:
+        return web.json_response(await loop_run(run))
 
 
 async def community(request: web.Request) -> web.Response:
@@ -131,6 +142,7 @@ async def community(request: web.Request) -> web.Response:
 
 
 def add_api_routes(app: web.Application) -> None:
+    app[AUDITS_KEY] = asyncio.Semaphore(MAX_AUDITS)
     app.router.add_get("/v1/info", info)
     app.router.add_get("/v1/agents", agents)
     app.router.add_get("/v1/agents/{id}", agent)

@@ -8,6 +8,7 @@ GET, and a fuzz loop of garbage bodies, paths and query strings that must never 
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 import pytest
@@ -279,3 +280,21 @@ def test_a_flood_gets_429_then_service_resumes(tmp_path):
         assert resp.status == 429 and "error" in resp.json()
         info = wait_until(lambda: get_json(f"{a.url}/v1/info"), 5, "service resumes")
         assert info["counters"]["http_429"] >= 20
+
+
+def test_audits_run_a_few_at_a_time(node):
+    author = Author(name="long")
+    actions = author.extend(6000)
+    for i in range(0, 6000, 1000):
+        assert post_actions(node.url, actions[i : i + 1000])["accepted"] == 1000
+    url = f"{node.url}/v1/agents/{author.agent_hex}/audit"
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: request("GET", url, timeout=60), range(8)))
+    codes = sorted(r.status for r in answers)
+    assert 200 in codes and 429 in codes and set(codes) == {200, 429}, codes
+    for r in answers:
+        if r.status == 200:
+            assert r.json() == {"agent": author.agent_hex, "status": "valid", "length": 6000,
+                                "problems": []}
+        else:
+            assert "error" in r.json()
