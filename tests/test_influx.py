@@ -107,17 +107,28 @@ class Influxd:
                 self.proc.wait(5)
 
 
-@pytest.fixture(scope="module")
-def influxd(tmp_path_factory):
-    binary = shutil.which("influxd") or (
+MISSING = (
+    "influxd (InfluxDB 1.x) is not installed: `make test` installs the Debian package "
+    "`influxdb` (as root: apt-get install influxdb)"
+)
+
+
+def influxd_binary() -> str | None:
+    return shutil.which("influxd") or (
         "/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None
     )
+
+
+def test_influxd_is_installed():
+    if influxd_binary() is None:
+        pytest.fail(MISSING, pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def influxd(tmp_path_factory):
+    binary = influxd_binary()
     if binary is None:
-        pytest.fail(
-            "influxd (InfluxDB 1.x) is not installed: `make test` installs the Debian "
-            "package `influxdb` (as root: apt-get install influxdb)",
-            pytrace=False,
-        )
+        pytest.fail(MISSING, pytrace=False)
     server = Influxd(tmp_path_factory.mktemp("influxd"))
     server.start(binary)
     yield server
