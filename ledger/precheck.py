@@ -38,11 +38,19 @@ def precheck(
     return gather(submit_precheck(pool, items, now_us, workers))
 
 
+SLICE = 64  # actions per task: small enough that the pool's threads stay evenly busy
+
+
 def submit_precheck(
     pool: Executor, items: list[tuple[bytes, bytes]], now_us: int, workers: int = 2
 ) -> list[Future]:
-    """Start the intrinsic checks of a batch on `pool`, one slice per worker; see `gather`."""
-    size = max(1, -(-len(items) // workers))
+    """Start the intrinsic checks of a batch on `pool`; see `gather`.
+
+    The batch is cut into at least `workers` slices of at most `SLICE` actions, so a thread that
+    lost its core for a while (to the thread writing the store) does not leave the others idle
+    at the end of the batch.
+    """
+    size = max(1, min(SLICE, -(-len(items) // workers)))
     return [
         pool.submit(check_chunk, items[i : i + size], now_us) for i in range(0, len(items), size)
     ]

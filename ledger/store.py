@@ -79,10 +79,6 @@ class IngestResult:
         }
 
 
-def _chain_order(pair: tuple[int, Action]) -> tuple[bytes, int]:
-    return pair[1].author, pair[1].seq
-
-
 class Store(Queries):
     """A node's SQLite store. Thread-safe: one connection behind a lock.
 
@@ -135,17 +131,17 @@ class Store(Queries):
         """
         result = IngestResult()
         checked = prechecked if prechecked is not None else precheck(items, now_us, pool)
-        valid: list[tuple[int, Action]] = []
+        valid: list[tuple[bytes, int, int, Action]] = []
         for index, outcome in enumerate(checked):
             if isinstance(outcome, Invalid):
                 result.rejected.append((index, outcome.reason))
             else:
-                valid.append((index, outcome))
+                valid.append((outcome.author, outcome.seq, index, outcome))
         if valid:
-            valid.sort(key=_chain_order)
+            valid.sort()  # chain order; the batch index breaks ties, so actions are never compared
             with self._lock, self._transaction(durable=False):
                 pending = self._pending_by_author
-                for index, action in valid:
+                for _, _, index, action in valid:
                     try:
                         outcome = self._place(action, result)
                     except Invalid as exc:
