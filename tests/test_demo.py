@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -28,6 +29,7 @@ from market.scenario import default_scenario
 from node.config import load_config
 
 KIT = [spec.name for spec in default_scenario().agents]
+CURVE = default_scenario().agents[-1].generation_curve
 KIT_DEMAND_WH = sum(spec.consumption_wh for spec in default_scenario().agents)  # 1600
 STOP_WITHIN_S = 15
 LINE = re.compile(
@@ -75,14 +77,28 @@ max_power_w = 2000
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def first_interval(out: str, planned: int) -> int:
+    """The interval the demo's lines start at: the one planned, unless the nodes took longer to
+    start than the demo allowed (a loaded machine), which the demo then says."""
+    m = re.search(r"the nodes took longer to start than planned: the day starts at (\d\d):00", out)
+    if m is None:
+        return planned
+    first = int(m[1]) if int(m[1]) >= planned % 24 else int(m[1]) + 24
+    assert 0 < first - planned <= 6, out
+    return first
+
+
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports that are free on 127.0.0.1."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count > 65000:
-            continue
+    """The first of `count` consecutive ports free on 127.0.0.1, below the ephemeral range:
+    ports there are not handed out to other programs' outgoing connections meanwhile."""
+    try:
+        top = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        top = 32768
+    low = max(1024, top - 12000)
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, top - count)
         try:
             for port in range(base, base + count):
                 with socket.socket() as s:
@@ -90,7 +106,7 @@ def free_ports(count: int) -> int:
         except OSError:
             continue
         return base
-    raise RuntimeError("no run of free ports")
+    raise RuntimeError("no run of free ports on 127.0.0.1")
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -273,7 +289,8 @@ def test_demo_runs_three_intervals_and_exits_cleanly(run_demo, tmp_path):
 
     assert f"dashboard: http://127.0.0.1:{port}/" in out
     lines = demo.lines()
-    assert [int(m["k"]) for m in lines] == [0, 1, 2], out
+    first = first_interval(out, 0)
+    assert [int(m["k"]) for m in lines] == [first, first + 1, first + 2], out
     for m in lines:
         assert m["hour"] == f"{int(m['k']):02d}"
         assert int(m["demand"]) == KIT_DEMAND_WH  # the three homes' averages, every hour
@@ -407,9 +424,11 @@ def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
     out = demo.stdout()
     assert "4 agents of 'Two houses'" in out
     lines = demo.lines()
-    assert [int(m["k"]) for m in lines] == [11, 12], out
+    first = first_interval(out, 11)
+    assert [int(m["k"]) for m in lines] == [first, first + 1], out
     for m in lines:
-        assert int(m["demand"]) == 1200 and int(m["gen"]) == 1000  # 300 + 900; 10 x 100
+        assert int(m["demand"]) == 300 + 900
+        assert int(m["gen"]) == CURVE[int(m["k"]) % 24] * 100
         assert re.fullmatch(r"Villa \d+", m["batteries"]), m["batteries"]
         assert int(m["confirmed"]) >= 1 and m["disputed"] is None
     assert len(demo.wait_for(lambda: len(demo.node_pids) >= 4 and demo.node_pids, 10,
@@ -438,7 +457,8 @@ def test_pay_as_clear_runs_and_settles(run_demo, tmp_path):
     assert code == 0, out + demo.stderr()
     assert "pay-as-clear" in out.splitlines()[0]
     lines = demo.lines()
-    assert [int(m["k"]) for m in lines] == [10, 11], out
+    first = first_interval(out, 10)
+    assert [int(m["k"]) for m in lines] == [first, first + 1], out
     assert all(int(m["confirmed"]) >= 1 and m["disputed"] is None for m in lines), out
     # The community's signed charter says pay-as-clear, in every agent's store.
     for d in demo.agent_dirs():
@@ -448,7 +468,7 @@ def test_pay_as_clear_runs_and_settles(run_demo, tmp_path):
         finally:
             store.close()
         assert charter.grids["kit"].mechanism == "pay-as-clear"
-        assert {10, 11} <= own_settled_intervals(d)
+        assert {first, first + 1} <= own_settled_intervals(d)
     demo.assert_stores_intact()
     demo.assert_nothing_left()
     demo.assert_no_tracebacks()

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"PicoGrid demo: {n} agents of {scenario.name!r}, {mechanism}, "
               f"{total} intervals of {args.interval_seconds} s; data in {base}")
         nodes = demo.prepare(base, scenario, args.port, args.interval_seconds, mechanism,
-                             start_in_s=3.0 + 0.4 * n,
+                             start_in_s=_start_in_s(args.interval_seconds, n),
                              scenario_path=str(args.scenario.resolve()) if args.scenario else "",
                              first_interval=args.start_hour)
         with signals.deferred():  # every process started is one the finally below stops
@@ -103,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
         if board is not None:
             board.close()
         signals.restore()
+
+
+def _start_in_s(interval_s: int, agents: int) -> float:
+    """When the first interval starts, from now: its gate closes 2/5 of an interval before
+    that, and by then every node must be up (about half a second each on a PC, starting side
+    by side; more on a Pi). A node that misses it makes the day start an interval later."""
+    return 0.4 * interval_s + 2.0 + 0.5 * agents
 
 
 def _board():
