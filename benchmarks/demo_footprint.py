@@ -119,8 +119,15 @@ def wait_for_line(path: Path, text: str, proc: subprocess.Popen, timeout: float)
 
 def reference_rss_mb() -> float:
     """VmRSS of an interpreter that imported what a node imports, idle."""
-    proc = subprocess.Popen([sys.executable, "-c", f"{NODE_IMPORTS}; print(1, flush=True); "
-                             "import time; time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"{NODE_IMPORTS}; print(1, flush=True); import time; time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
     try:
         proc.stdout.readline()
         return status_kb(proc.pid, "VmRSS") / 1024
@@ -133,12 +140,29 @@ def measure(seconds: float, warmup: float, interval_s: int, start_hour: int) -> 
     port = free_ports(7)
     with tempfile.TemporaryDirectory(prefix="picogrid-footprint-") as tmp:
         out = Path(tmp) / "demo.out"
-        cmd = [sys.executable, "-m", "node.cli", "demo", "--port", str(port),
-               "--dir", str(Path(tmp) / "demo"), "--interval-seconds", str(interval_s),
-               "--start-hour", str(start_hour)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--dir",
+            str(Path(tmp) / "demo"),
+            "--interval-seconds",
+            str(interval_s),
+            "--start-hour",
+            str(start_hour),
+        ]
         with open(out, "wb") as sink:
-            demo = subprocess.Popen(cmd, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            demo = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             wait_for_line(out, "dashboard:", demo, 60)
             time.sleep(warmup)
@@ -196,10 +220,16 @@ def measure(seconds: float, warmup: float, interval_s: int, start_hour: int) -> 
         "demo_exit_code": code,
         "processes_left": len(leftover),
         "reference": {"idle_interpreter_with_node_imports_rss_mb": round(reference_rss_mb(), 1)},
-        "targets": {**TARGETS, "rss_met": rss_total < TARGETS["rss_mb_total"],
-                    "cpu_met": cpu_total < TARGETS["cpu_percent_total"]},
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "cpu_model": cpu_model()},
+        "targets": {
+            **TARGETS,
+            "rss_met": rss_total < TARGETS["rss_mb_total"],
+            "cpu_met": cpu_total < TARGETS["cpu_percent_total"],
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "cpu_model": cpu_model(),
+        },
         "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -217,11 +247,19 @@ def cpu_model() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="measuring window (60)")
-    parser.add_argument("--warmup", type=float, default=10,
-                        help="seconds after every node answers before measuring (10)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=10,
+        help="seconds after every node answers before measuring (10)",
+    )
     parser.add_argument("--interval-seconds", type=int, default=5, help="demo pace (5)")
-    parser.add_argument("--start-hour", type=int, default=8,
-                        help="hour the demo's day starts (8: the window covers the sunny hours)")
+    parser.add_argument(
+        "--start-hour",
+        type=int,
+        default=8,
+        help="hour the demo's day starts (8: the window covers the sunny hours)",
+    )
     args = parser.parse_args()
     if not Path("/proc/self/stat").exists():
         parser.error("this benchmark reads /proc (Linux only)")

@@ -48,33 +48,63 @@ class DemoNode:
         return f"http://127.0.0.1:{self.port}"
 
 
-def prepare(base: Path, scenario: Scenario, port: int, interval_s: int, mechanism: str,
-            start_in_s: float, scenario_path: str = "", round_ms: int = 1000,
-            first_interval: int = 0) -> list[DemoNode]:
+def prepare(
+    base: Path,
+    scenario: Scenario,
+    port: int,
+    interval_s: int,
+    mechanism: str,
+    start_in_s: float,
+    scenario_path: str = "",
+    round_ms: int = 1000,
+    first_interval: int = 0,
+) -> list[DemoNode]:
     """Create every agent's directory; the founder's also holds the admin key.
 
     Interval `first_interval` (hour of the day = interval mod 24) starts in `start_in_s`.
     """
     base.mkdir(parents=True, exist_ok=True)
     admin = create_admin(base)
-    epoch = (time.time_ns() // 1000 + int(start_in_s * 1_000_000)
-             - first_interval * interval_s * 1_000_000)
+    epoch = (
+        time.time_ns() // 1000
+        + int(start_in_s * 1_000_000)
+        - first_interval * interval_s * 1_000_000
+    )
     rules = scenario.rules.__class__(**{**scenario.rules.to_map(), "mechanism": mechanism})
     interval_ms = interval_s * 1000
-    charter = Charter(community=COMMUNITY, admin=admin.agent, version=1, effective_from=0,
-                      open=True, epoch_us=epoch, interval_ms=interval_ms,
-                      lead_ms=interval_ms * 2 // 5, grace_ms=interval_ms // 5,
-                      grids={GRID: rules}).sign(admin)
-    nodes = [DemoNode(spec.name, base / slug(spec.name), port + i)
-             for i, spec in enumerate(scenario.agents)]
+    charter = Charter(
+        community=COMMUNITY,
+        admin=admin.agent,
+        version=1,
+        effective_from=0,
+        open=True,
+        epoch_us=epoch,
+        interval_ms=interval_ms,
+        lead_ms=interval_ms * 2 // 5,
+        grace_ms=interval_ms // 5,
+        grids={GRID: rules},
+    ).sign(admin)
+    nodes = [
+        DemoNode(spec.name, base / slug(spec.name), port + i)
+        for i, spec in enumerate(scenario.agents)
+    ]
     for spec, node in zip(scenario.agents, nodes, strict=True):
         identity = create_identity(node.dir)
         cfg = NodeConfig(
-            dir=node.dir, name=spec.name, role=spec.role, household=spec.household, grid=GRID,
-            community=COMMUNITY, admin=admin.agent.hex(), capacity_wh=spec.capacity_wh,
-            max_power_w=spec.max_power_w, listen=f"127.0.0.1:{node.port}",
-            peers=[n.url for n in nodes if n is not node], round_ms=round_ms,
-            scenario=scenario_path, strategy=spec.strategy or "",
+            dir=node.dir,
+            name=spec.name,
+            role=spec.role,
+            household=spec.household,
+            grid=GRID,
+            community=COMMUNITY,
+            admin=admin.agent.hex(),
+            capacity_wh=spec.capacity_wh,
+            max_power_w=spec.max_power_w,
+            listen=f"127.0.0.1:{node.port}",
+            peers=[n.url for n in nodes if n is not node],
+            round_ms=round_ms,
+            scenario=scenario_path,
+            strategy=spec.strategy or "",
         )
         cfg.save()
         write_genesis(cfg, identity, charter, None)
@@ -87,8 +117,13 @@ def start(nodes: list[DemoNode], hardware: bool = False) -> None:
         if hardware:
             cmd.append("--hardware")
         log_file = open(node.dir / "node.log", "ab")  # noqa: SIM115 - owned by the child
-        node.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        node.proc = subprocess.Popen(
+            cmd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log_file.close()
 
 
@@ -148,7 +183,8 @@ def first_open_interval(url: str, k: int, margin_s: float = 0.5) -> int:
 
 def interval_settled(view: dict, agents: int) -> bool:
     return len(view.get("settlements", {})) >= agents and not any(
-        t["status"] == "pending" for t in view.get("trades", []))
+        t["status"] == "pending" for t in view.get("trades", [])
+    )
 
 
 def home_supply(view: dict) -> tuple[int, int]:
@@ -161,8 +197,9 @@ def home_supply(view: dict) -> tuple[int, int]:
     for f in view.get("agents", {}).values():
         if "demand_wh" in f:
             demand += f["demand_wh"]
-            local += min(f["demand_wh"], f.get("from_generation_wh", 0)
-                         + f.get("from_storage_wh", 0))
+            local += min(
+                f["demand_wh"], f.get("from_generation_wh", 0) + f.get("from_storage_wh", 0)
+            )
     return local, demand
 
 
@@ -177,9 +214,11 @@ def interval_line(view: dict, self_sufficiency: float | None, note: str = "") ->
     disputed = sum(t["status"] == "disputed" for t in trades)
     ss_text = f"{self_sufficiency * 100:.0f}%" if self_sufficiency is not None else "-"
     hour = view["interval"] % 24
-    line = (f"interval {view['interval']:>3} ({hour:02d}:00)  generation {gen:>5} Wh  "
-            f"demand {demand:>5} Wh  batteries {', '.join(socs) or '-'} Wh  "
-            f"trades {confirmed} confirmed")
+    line = (
+        f"interval {view['interval']:>3} ({hour:02d}:00)  generation {gen:>5} Wh  "
+        f"demand {demand:>5} Wh  batteries {', '.join(socs) or '-'} Wh  "
+        f"trades {confirmed} confirmed"
+    )
     if disputed:
         line += f", {disputed} DISPUTED"
     line += f"  self-sufficiency so far {ss_text}"

@@ -163,8 +163,14 @@ class Demo:
         # flushes its lines itself.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, env=env,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=err,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.node_pids: set[int] = set()
 
     def stdout(self) -> str:
@@ -184,11 +190,14 @@ class Demo:
             if value:
                 return value
             if self.proc.poll() is not None:
-                raise AssertionError(f"the demo exited ({self.proc.returncode}) before {what}\n"
-                                     f"{self.stdout()}\n{self.stderr()}")
+                raise AssertionError(
+                    f"the demo exited ({self.proc.returncode}) before {what}\n"
+                    f"{self.stdout()}\n{self.stderr()}"
+                )
             time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n"
-                             f"{self.stdout()}\n{self.stderr()}")
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what}\n{self.stdout()}\n{self.stderr()}"
+        )
 
     def wait_output(self, text: str, timeout: float = 60) -> None:
         self.wait_for(lambda: text in self.stdout(), timeout, repr(text))
@@ -201,8 +210,9 @@ class Demo:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the demo still runs after {timeout} s\n{self.stdout()}\n"
-                                 f"{self.stderr()}") from None
+            raise AssertionError(
+                f"the demo still runs after {timeout} s\n{self.stdout()}\n{self.stderr()}"
+            ) from None
 
     def kill_leftovers(self) -> None:
         """For the finaliser: whatever the test found, nothing of this demo survives it."""
@@ -263,8 +273,7 @@ def own_settled_intervals(agent_dir: Path) -> set[int]:
     me = load_identity(agent_dir / "agent.key").agent
     store = Store(agent_dir / "store.sqlite3")
     try:
-        return {a.payload["interval"] for a in store.chain(me, 0, 10_000)
-                if a.type == "settlement"}
+        return {a.payload["interval"] for a in store.chain(me, 0, 10_000) if a.type == "settlement"}
     finally:
         store.close()
 
@@ -274,11 +283,20 @@ def own_settled_intervals(agent_dir: Path) -> set[int]:
 
 def test_demo_runs_three_intervals_and_exits_cleanly(run_demo, tmp_path):
     port = free_ports(7)
-    demo = run_demo("--intervals", "3", "--interval-seconds", "2", "--port", str(port),
-                    "--dir", str(tmp_path / "demo"))
+    demo = run_demo(
+        "--intervals",
+        "3",
+        "--interval-seconds",
+        "2",
+        "--port",
+        str(port),
+        "--dir",
+        str(tmp_path / "demo"),
+    )
     demo.wait_output("dashboard:", 60)
-    pids = demo.wait_for(lambda: len(demo.node_pids) >= 7 and demo.node_pids, 10,
-                         "seven node processes")
+    pids = demo.wait_for(
+        lambda: len(demo.node_pids) >= 7 and demo.node_pids, 10, "seven node processes"
+    )
     assert len(pids) == 7
     # While it runs, every agent answers on its own port of P..P+6.
     names = {get_json(f"http://127.0.0.1:{port + i}/v1/info")["name"] for i in range(7)}
@@ -328,8 +346,9 @@ def _ctrl_c_and_check(demo: Demo) -> None:
 
 
 def test_ctrl_c_while_the_nodes_start(run_demo, tmp_path):
-    demo = run_demo("--interval-seconds", "2", "--port", str(free_ports(7)),
-                    "--dir", str(tmp_path / "demo"))
+    demo = run_demo(
+        "--interval-seconds", "2", "--port", str(free_ports(7)), "--dir", str(tmp_path / "demo")
+    )
     # The header is printed just before the agents' directories are made and their nodes
     # started: Ctrl-C lands while they are being created or are starting up.
     demo.wait_output("PicoGrid demo:", 30)
@@ -338,18 +357,29 @@ def test_ctrl_c_while_the_nodes_start(run_demo, tmp_path):
 
 
 def test_ctrl_c_once_every_node_answers(run_demo, tmp_path):
-    demo = run_demo("--interval-seconds", "2", "--port", str(free_ports(7)),
-                    "--dir", str(tmp_path / "demo"))
+    demo = run_demo(
+        "--interval-seconds", "2", "--port", str(free_ports(7)), "--dir", str(tmp_path / "demo")
+    )
     demo.wait_output("dashboard:", 60)
-    assert len(demo.wait_for(lambda: len(demo.node_pids) >= 7 and demo.node_pids, 10,
-                             "seven nodes")) == 7
+    assert (
+        len(demo.wait_for(lambda: len(demo.node_pids) >= 7 and demo.node_pids, 10, "seven nodes"))
+        == 7
+    )
     _ctrl_c_and_check(demo)
     assert not demo.lines()
 
 
 def test_ctrl_c_in_the_middle_of_an_interval(run_demo, tmp_path):
-    demo = run_demo("--interval-seconds", "2", "--port", str(free_ports(7)),
-                    "--dir", str(tmp_path / "demo"), "--start-hour", "10")
+    demo = run_demo(
+        "--interval-seconds",
+        "2",
+        "--port",
+        str(free_ports(7)),
+        "--dir",
+        str(tmp_path / "demo"),
+        "--start-hour",
+        "10",
+    )
     demo.wait_for(lambda: demo.lines(), 60, "a settled interval")
     time.sleep(0.9)  # about halfway through the next one
     _ctrl_c_and_check(demo)
@@ -398,8 +428,9 @@ def test_bad_input_exits_2_with_a_clear_message(run_demo, tmp_path):
     err = _refused(run_demo, tmp_path, "scenario", "--scenario", str(bad), "--port", port())
     assert str(bad) in err and "role must be one of" in err and "wizard" in err
 
-    err = _refused(run_demo, tmp_path, "missing", "--scenario", str(tmp_path / "nope.toml"),
-                   "--port", port())
+    err = _refused(
+        run_demo, tmp_path, "missing", "--scenario", str(tmp_path / "nope.toml"), "--port", port()
+    )
     assert "nope.toml" in err
 
     # A port of the range already taken: said before anything starts.
@@ -418,8 +449,18 @@ def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
     scenario = tmp_path / "two-houses.toml"
     scenario.write_text(SMALL_SCENARIO)
     port = free_ports(4)
-    demo = run_demo("--scenario", str(scenario), "--interval-seconds", "2", "--port", str(port),
-                    "--dir", str(tmp_path / "demo"), "--start-hour", "11")
+    demo = run_demo(
+        "--scenario",
+        str(scenario),
+        "--interval-seconds",
+        "2",
+        "--port",
+        str(port),
+        "--dir",
+        str(tmp_path / "demo"),
+        "--start-hour",
+        "11",
+    )
     demo.wait_output("the day is done", 60)
     out = demo.stdout()
     assert "4 agents of 'Two houses'" in out
@@ -431,17 +472,27 @@ def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
         assert int(m["gen"]) == CURVE[int(m["k"]) % 24] * 100
         assert re.fullmatch(r"Villa \d+", m["batteries"]), m["batteries"]
         assert int(m["confirmed"]) >= 1 and m["disputed"] is None
-    assert len(demo.wait_for(lambda: len(demo.node_pids) >= 4 and demo.node_pids, 10,
-                             "four nodes")) == 4
+    assert (
+        len(demo.wait_for(lambda: len(demo.node_pids) >= 4 and demo.node_pids, 10, "four nodes"))
+        == 4
+    )
 
     # The day is over but the PicoGrid keeps running: its four agents, and only them.
     time.sleep(1)
     assert demo.proc.poll() is None
     agents = get_json(f"http://127.0.0.1:{port}/v1/agents")
-    assert sorted(a["name"] for a in agents) == ["Barn roof", "Cottage", "Farmhouse",
-                                                "Village battery"]
-    assert sorted(p.name for p in demo.agent_dirs()) == ["barn-roof", "cottage", "farmhouse",
-                                                        "village-battery"]
+    assert sorted(a["name"] for a in agents) == [
+        "Barn roof",
+        "Cottage",
+        "Farmhouse",
+        "Village battery",
+    ]
+    assert sorted(p.name for p in demo.agent_dirs()) == [
+        "barn-roof",
+        "cottage",
+        "farmhouse",
+        "village-battery",
+    ]
     _ctrl_c_and_check(demo)
 
 
@@ -449,9 +500,20 @@ def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
 
 
 def test_pay_as_clear_runs_and_settles(run_demo, tmp_path):
-    demo = run_demo("--mechanism", "pay-as-clear", "--intervals", "2", "--interval-seconds", "2",
-                    "--port", str(free_ports(7)), "--dir", str(tmp_path / "demo"),
-                    "--start-hour", "10")
+    demo = run_demo(
+        "--mechanism",
+        "pay-as-clear",
+        "--intervals",
+        "2",
+        "--interval-seconds",
+        "2",
+        "--port",
+        str(free_ports(7)),
+        "--dir",
+        str(tmp_path / "demo"),
+        "--start-hour",
+        "10",
+    )
     code = demo.wait(90)
     out = demo.stdout()
     assert code == 0, out + demo.stderr()

@@ -15,22 +15,34 @@ from node.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="watch a whole PicoGrid trade on this machine",
-                       description="Start one `picogrid run` process per agent of the default "
-                                   "kit (or --scenario) on 127.0.0.1 ports P..P+n-1, follow the "
-                                   "market interval by interval, and serve the dashboard.")
-    p.add_argument("--intervals", type=int, help="stop by itself once this many intervals are "
-                                                 "settled (default: run the day, then keep "
-                                                 "serving until Ctrl-C)")
+    p = sub.add_parser(
+        "demo",
+        help="watch a whole PicoGrid trade on this machine",
+        description="Start one `picogrid run` process per agent of the default "
+        "kit (or --scenario) on 127.0.0.1 ports P..P+n-1, follow the "
+        "market interval by interval, and serve the dashboard.",
+    )
+    p.add_argument(
+        "--intervals",
+        type=int,
+        help="stop by itself once this many intervals are "
+        "settled (default: run the day, then keep "
+        "serving until Ctrl-C)",
+    )
     p.add_argument("--interval-seconds", type=int, default=5, help="interval length (default 5)")
     p.add_argument("--port", type=int, default=8700, help="first port (default 8700)")
-    p.add_argument("--dir", type=Path, help="where the agents' data goes (default: a new "
-                                            "temporary directory)")
+    p.add_argument(
+        "--dir", type=Path, help="where the agents' data goes (default: a new temporary directory)"
+    )
     p.add_argument("--mechanism", choices=MECHANISMS, help="override the scenario's mechanism")
     p.add_argument("--scenario", type=Path, help="a scenario TOML file (see docs/)")
     p.add_argument("--hardware", action="store_true", help="drive the kit's real LEDs/sensors")
-    p.add_argument("--start-hour", type=int, default=0,
-                   help="hour of the day the demo starts at (default 0; try 10 for sunshine)")
+    p.add_argument(
+        "--start-hour",
+        type=int,
+        default=0,
+        help="hour of the day the demo starts at (default 0; try 10 for sunshine)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"scenario {args.scenario}: {exc}") from None
     n = len(scenario.agents)
     if not 1024 <= args.port <= 65535 - n + 1:
-        raise UserError(f"--port must be between 1024 and {65535 - n + 1} "
-                        f"(the demo uses {n} ports from it)")
+        raise UserError(
+            f"--port must be between 1024 and {65535 - n + 1} (the demo uses {n} ports from it)"
+        )
     if args.dir is not None and args.dir.exists():
         if not args.dir.is_dir():
             raise UserError(f"{args.dir} is not a directory")
@@ -56,9 +69,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.dir} is not empty; give an empty or new --dir")
     busy = demo.busy_ports(args.port, n)
     if busy:
-        raise UserError(f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
-                        f"already in use on 127.0.0.1 (a demo still running?); "
-                        f"choose other ports with --port")
+        raise UserError(
+            f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
+            f"already in use on 127.0.0.1 (a demo still running?); "
+            f"choose other ports with --port"
+        )
     mechanism = args.mechanism or scenario.mechanism
     total = args.intervals or scenario.intervals
     if hasattr(sys.stdout, "reconfigure"):
@@ -68,25 +83,37 @@ def run(args: argparse.Namespace) -> int:
     board = None
     try:
         base = args.dir or Path(tempfile.mkdtemp(prefix="picogrid-demo-"))
-        print(f"PicoGrid demo: {n} agents of {scenario.name!r}, {mechanism}, "
-              f"{total} intervals of {args.interval_seconds} s; data in {base}")
-        nodes = demo.prepare(base, scenario, args.port, args.interval_seconds, mechanism,
-                             start_in_s=_start_in_s(args.interval_seconds, n),
-                             scenario_path=str(args.scenario.resolve()) if args.scenario else "",
-                             first_interval=args.start_hour)
+        print(
+            f"PicoGrid demo: {n} agents of {scenario.name!r}, {mechanism}, "
+            f"{total} intervals of {args.interval_seconds} s; data in {base}"
+        )
+        nodes = demo.prepare(
+            base,
+            scenario,
+            args.port,
+            args.interval_seconds,
+            mechanism,
+            start_in_s=_start_in_s(args.interval_seconds, n),
+            scenario_path=str(args.scenario.resolve()) if args.scenario else "",
+            first_interval=args.start_hour,
+        )
         with signals.deferred():  # every process started is one the finally below stops
             demo.start(nodes, hardware=args.hardware)
         late = demo.wait_ready(nodes)
         if late:
-            print(f"these nodes did not start: {', '.join(late)}; see node.log in {base}",
-                  file=sys.stderr)
+            print(
+                f"these nodes did not start: {', '.join(late)}; see node.log in {base}",
+                file=sys.stderr,
+            )
             return 1
         url = nodes[0].url
         print(f"dashboard: {url}/   (every node serves one; Ctrl-C stops the PicoGrid)")
         first = demo.first_open_interval(url, args.start_hour)
         if first != args.start_hour:
-            print(f"the nodes took longer to start than planned: the day starts at "
-                  f"{first % 24:02d}:00")
+            print(
+                f"the nodes took longer to start than planned: the day starts at "
+                f"{first % 24:02d}:00"
+            )
         board = _board() if args.hardware else None
         follow(nodes, total, first=first, board=board)
         if args.intervals is not None:
@@ -139,8 +166,10 @@ def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -
     while k < first + total:
         for node in nodes:
             if node.proc is not None and node.proc.poll() is not None:
-                raise SystemExit(f"node {node.name} exited (code {node.proc.returncode}); "
-                                 f"see {node.dir / 'node.log'}")
+                raise SystemExit(
+                    f"node {node.name} exited (code {node.proc.returncode}); "
+                    f"see {node.dir / 'node.log'}"
+                )
         view = demo.get_json(f"{url}/v1/intervals/{k}")
         note = ""
         if view is not None and not demo.interval_settled(view, n):
