@@ -771,25 +771,41 @@
     $("#trade-counts").replaceChildren(
       ...Object.entries(counts).map(([s, n]) => html("span", { class: `badge ${n ? STATUS_CLASS[s] : "plain"}`, "data-count": s }, `${n} ${s}`)),
     );
-    const rows = trades.map((t) => {
+    // rows are kept and updated in place (a link being clicked never vanishes under the pointer)
+    const existing = new Map($$("tr[data-trade]", tbody).map((tr) => [tr.getAttribute("data-trade"), tr]));
+    $$(".empty-row", tbody).forEach((r) => r.remove());
+    const keep = new Set();
+    trades.forEach((t, i) => {
       const id = `${t.interval}:${t.offer}:${t.bid}`;
-      const tr = html(
-        "tr",
-        { "data-trade": id, "data-status": t.status, class: state.seenTrades.size && !state.seenTrades.has(id) ? "fresh" : null },
-        html("td", {}, html("b", {}, String(t.interval)), html("span", { class: "sub" }, ` ${intervalTime(t.interval)}`)),
-        html("td", {}, t.seller_name || shortHash(t.seller)),
-        html("td", { class: "arrow-cell" }, "→"),
-        html("td", {}, t.buyer_name || shortHash(t.buyer)),
-        html("td", { class: "num" }, fmtWh(t.energy_wh)),
-        html("td", { class: "num" }, fmtPrice(t.price)),
-        html("td", {}, html("span", { class: `badge ${STATUS_CLASS[t.status] || "plain"}`, title: missingText(t) }, t.status)),
-        html("td", {}, actionLink(t.offer, "offer"), " ", actionLink(t.bid, "bid")),
-      );
-      return tr;
+      keep.add(id);
+      let tr = existing.get(id);
+      if (!tr) {
+        tr = html(
+          "tr",
+          { "data-trade": id, class: state.seenTrades.size && !state.seenTrades.has(id) ? "fresh" : null },
+          html("td", {}, html("b", {}, String(t.interval)), html("span", { class: "sub" }, ` ${intervalTime(t.interval)}`)),
+          html("td", {}, t.seller_name || shortHash(t.seller)),
+          html("td", { class: "arrow-cell" }, "→"),
+          html("td", {}, t.buyer_name || shortHash(t.buyer)),
+          html("td", { class: "num" }, fmtWh(t.energy_wh)),
+          html("td", { class: "num" }, fmtPrice(t.price)),
+          html("td", {}, html("span", { class: "badge status" })),
+          html("td", {}, actionLink(t.offer, "offer"), " ", actionLink(t.bid, "bid")),
+        );
+      }
+      const badge = $(".status", tr);
+      const tip = missingText(t);
+      if (tr.getAttribute("data-status") !== t.status || badge.title !== tip) {
+        tr.setAttribute("data-status", t.status);
+        badge.className = `badge status ${STATUS_CLASS[t.status] || "plain"}`;
+        badge.textContent = t.status;
+        badge.title = tip;
+      }
+      if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
     });
+    for (const [id, tr] of existing) if (!keep.has(id)) tr.remove();
     for (const t of state.trades) state.seenTrades.add(`${t.interval}:${t.offer}:${t.bid}`);
-    if (!rows.length) rows.push(html("tr", { class: "empty-row" }, html("td", { colspan: 8 }, "no trades in this window yet")));
-    tbody.replaceChildren(...rows);
+    if (!trades.length) tbody.replaceChildren(html("tr", { class: "empty-row" }, html("td", { colspan: 8 }, "no trades in this window yet")));
     const [from, to] = state.window || [0, 23];
     $("#trades-csv").setAttribute("href", `/v1/trades?format=csv&from=${from}&to=${to}`);
   }
