@@ -16,6 +16,16 @@ every timeout raised here carries them, so a failing test shows what the node sa
 `Author` is a community member without a node: it signs its own chain, so tests can make traffic
 that no market loop of a node can interfere with. Its actions go into a running node with
 `post_actions(url, actions)` (the gossip endpoint) or into a stopped node's store with `seed`.
+
+The pieces, for tests of your own:
+- agents: `init_agent` (`picogrid init`), `agent_from_dir`, `Agent` (dir, port, url, agent id,
+  `identity()`, `config()`, `admin_hex`), `picogrid(*args)` for any other command;
+- processes: `start` -> `Proc` (`terminate`, `kill`, `logs`, `alive`), `sigterm`, `sigkill`,
+  `Cluster` (`found`, `join`, `start`, `start_many`, `close`);
+- HTTP: `request`, `get_json`, `get_msgpack`, `post_msgpack`, `post_actions`, `heads`,
+  `head_seq`, `stored`, `agents`;
+- data: `Author`, `invited_author`, `seed` and `append_own` (stopped nodes only);
+- time: `wait_until(predicate, timeout)` (every wait here has a deadline), `free_port`.
 """
 
 from __future__ import annotations
@@ -203,6 +213,18 @@ class Agent:
         return self.config()["community"]["admin"]
 
 
+def agent_from_dir(directory: str | Path, port: int | None = None) -> Agent:
+    """The Agent of an existing data directory (made by `picogrid init`, here or elsewhere).
+
+    `port` replaces the configured listen port (for a directory initialised with another)."""
+    directory = Path(directory)
+    cfg = tomllib.loads((directory / "config.toml").read_text())
+    listen_port = int(cfg["node"]["listen"].rsplit(":", 1)[1])
+    return Agent(directory, cfg["agent"]["name"], port or listen_port, cfg["agent"]["grid"],
+                 cfg["community"]["name"], load_identity(directory / "agent.key").agent_hex,
+                 reachable=cfg["node"].get("public_url") != "")
+
+
 def picogrid(*args: str | Path, timeout: float = 60.0, check: bool = True,
              verbose: bool = False) -> subprocess.CompletedProcess:
     """Run one `picogrid` command to completion (stdin closed)."""
@@ -338,14 +360,18 @@ def sigkill(proc: Proc) -> int:
     return proc.kill()
 
 
-def start(agent: Agent, peers: Iterable[Agent | str] = (), round_ms: int | None = 200,
-          rate_limit: int | None = None, verbose: bool = False, extra: Iterable[str] = (),
-          wait: bool = True, env: dict[str, str] | None = None) -> Proc:
+def start(agent: Agent | str | Path, peers: Iterable[Agent | str] = (),
+          round_ms: int | None = 200, rate_limit: int | None = None, verbose: bool = False,
+          extra: Iterable[str] = (), wait: bool = True, env: dict[str, str] | None = None,
+          port: int | None = None) -> Proc:
     """`picogrid run` the agent on its port; returns once `/v1/info` answers (unless `wait`).
 
-    The caller owns the process: stop it (`Proc.terminate`, `Proc.kill`) or start it through a
+    `agent` is an Agent or a data directory (then `port`, or the configured one, is used). The
+    caller owns the process: stop it (`Proc.terminate`, `Proc.kill`) or start it through a
     `Cluster`, which stops all of its processes at the end.
     """
+    if not isinstance(agent, Agent):
+        agent = agent_from_dir(agent, port)
     argv = [PICOGRID, *(["-v"] if verbose else []), "run", "--dir", str(agent.dir),
             "--listen", f"{HOST}:{agent.port}"]
     for peer in peers:

@@ -8,6 +8,7 @@ GET, and a fuzz loop of garbage bodies, paths and query strings that must never 
 from __future__ import annotations
 
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
@@ -274,12 +275,16 @@ def test_a_flood_gets_429_then_service_resumes(tmp_path):
     with Cluster(tmp_path) as c:
         a = c.found("A")
         c.start(a, rate_limit=5)  # 5 requests/s per client address, bursts of 10
-        codes = [request("GET", f"{a.url}/v1/gossip/heads").status for _ in range(40)]
-        assert codes.count(429) >= 20 and codes[0] == 200
+        time.sleep(2.5)  # our wait for the node to answer spent some tokens: let them refill
+        started = time.monotonic()
+        codes = [request("GET", f"{a.url}/v1/gossip/heads").status for _ in range(60)]
+        elapsed = time.monotonic() - started
+        assert codes[:10] == [200] * 10  # the burst
+        assert codes.count(200) <= 10 + 5 * elapsed + 1 and set(codes) == {200, 429}
         resp = request("GET", f"{a.url}/v1/gossip/heads")
         assert resp.status == 429 and "error" in resp.json()
         info = wait_until(lambda: get_json(f"{a.url}/v1/info"), 5, "service resumes")
-        assert info["counters"]["http_429"] >= 20
+        assert info["counters"]["http_429"] >= codes.count(429)
 
 
 def test_audits_run_a_few_at_a_time(node):

@@ -158,11 +158,9 @@ def test_dead_and_blackholed_peers_do_not_delay_live_ones(cluster):
             holes.append(s)
         hole_urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in holes]
         dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once
-        started = time.monotonic()
         cluster.start(x, peers=[*hole_urls, dead, a.url])
         wait_until(lambda: holds(x.url, data), 4, "X synced with A despite 11 bad peers",
                    logs=cluster.logs)
-        assert time.monotonic() - started < 5
 
         def backed_off() -> bool:
             peers = {p["url"]: p for p in get_json(f"{x.url}/v1/info")["peers"]}
