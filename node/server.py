@@ -47,6 +47,9 @@ class RateLimiter:
         return True
 
 
+LIMITER_KEY: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
+
+
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -58,7 +61,7 @@ class BadRequest(Exception):
 @web.middleware
 async def errors_and_limits(request: web.Request, handler) -> web.StreamResponse:
     node: Node = request.app[NODE_KEY]
-    limiter: RateLimiter = request.app["limiter"]
+    limiter = request.app[LIMITER_KEY]
     response = await _answer(node, limiter, request, handler)
     if request.path.startswith("/v1/gossip/"):  # gossip bodies both ways, for /metrics
         _count_gossip_bytes(node, request, response)
@@ -217,7 +220,7 @@ def build_app(node: Node) -> web.Application:
 
     app = web.Application(middlewares=[errors_and_limits], client_max_size=wire.MAX_BODY)
     app[NODE_KEY] = node
-    app["limiter"] = RateLimiter(rate=node.cfg.rate_limit, burst=2 * node.cfg.rate_limit)
+    app[LIMITER_KEY] = RateLimiter(rate=node.cfg.rate_limit, burst=2 * node.cfg.rate_limit)
 
     async def loop_run(fn, *args):
         import asyncio
