@@ -45,6 +45,8 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/replicate.py
+	$(BIN)/python benchmarks/converge.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
