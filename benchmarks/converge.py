@@ -92,8 +92,12 @@ def run(n: int, trials: int, round_ms: int) -> dict:
         nodes = setup(c, n)
         author = Author(community="converge", name="news")
         post_actions(nodes[0].url, [author.genesis()])
-        wait_until(lambda: all(author.agent in heads(a.url) for a in nodes), 30,
-                   "every node holds the author's genesis", logs=c.logs)
+        wait_until(
+            lambda: all(author.agent in heads(a.url) for a in nodes),
+            30,
+            "every node holds the author's genesis",
+            logs=c.logs,
+        )
         watchers = [Watcher(a.port) for a in nodes]
         all_hold, arrivals = [], []
         pool = ThreadPoolExecutor(n)
@@ -102,9 +106,12 @@ def run(n: int, trials: int, round_ms: int) -> dict:
             target = rng.choice(nodes)
             started = time.perf_counter()
             post_actions(target.url, [action])
-            results = list(pool.map(
-                lambda w, s=action.seq, t0=started: w.wait_for(author.agent, s, t0, t0 + 10),
-                watchers))
+            results = list(
+                pool.map(
+                    lambda w, s=action.seq, t0=started: w.wait_for(author.agent, s, t0, t0 + 10),
+                    watchers,
+                )
+            )
             all_hold.append(max(results))
             arrivals += results
             time.sleep(0.5 + rng.random() * round_ms / 1000)  # land anywhere in a round

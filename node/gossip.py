@@ -187,8 +187,9 @@ class Gossip:
                     if not page:
                         break
                     checking = asyncio.ensure_future(self.node.verify(page, now_us()))
-                    last = asyncio.create_task(self._write_page(author, start, page, checking,
-                                                                last))
+                    last = asyncio.create_task(
+                        self._write_page(author, start, page, checking, last)
+                    )
                     writes.append(last)
                     while len(writes) >= PIPELINE:
                         await writes.popleft()
@@ -201,8 +202,14 @@ class Gossip:
                 if isinstance(outcome, BaseException):
                     raise outcome
 
-    async def _write_page(self, author: bytes, start: int, page: list,
-                          checking: asyncio.Future, previous: asyncio.Task | None) -> None:
+    async def _write_page(
+        self,
+        author: bytes,
+        start: int,
+        page: list,
+        checking: asyncio.Future,
+        previous: asyncio.Task | None,
+    ) -> None:
         checked = await checking
         if previous is not None:
             await asyncio.wait([previous])  # its failure is reported by its own task
@@ -241,8 +248,9 @@ class Gossip:
                     self._refused.clear()  # a new charter may admit whom the old one refused
             except (PeerError, CharterError) as exc:
                 self._refused_charter[client.base] = version
-                log.info("peer %s offered charter version %d, refused: %s",
-                         client.base, version, exc)
+                log.info(
+                    "peer %s offered charter version %d, refused: %s", client.base, version, exc
+                )
         elif version < ours and current is not None and current.signed is not None:
             try:
                 await client.post_charter(current.signed)

@@ -24,8 +24,12 @@ class ChainReport:
     head: bytes | None = None
 
     def to_json(self) -> dict:
-        return {"agent": self.agent.hex(), "status": self.status, "length": self.length,
-                "problems": self.problems}
+        return {
+            "agent": self.agent.hex(),
+            "status": self.status,
+            "length": self.length,
+            "problems": self.problems,
+        }
 
 
 def verify_chains(
@@ -67,8 +71,13 @@ def verify_chains(
     return reports
 
 
-def _verify_one(author: bytes, items: list[tuple[bytes, bytes]], membrane: Membrane | None,
-                now_us: int, forked: dict[bytes, set[int]]) -> ChainReport:
+def _verify_one(
+    author: bytes,
+    items: list[tuple[bytes, bytes]],
+    membrane: Membrane | None,
+    now_us: int,
+    forked: dict[bytes, set[int]],
+) -> ChainReport:
     report = ChainReport(author)
     store = Store(":memory:", membrane)
     try:

@@ -62,8 +62,9 @@ def unpack_heads(data: bytes) -> dict[bytes, tuple[int, bytes]]:
     return heads
 
 
-def batches(items: list[list[bytes]], max_items: int = MAX_BATCH,
-            max_bytes: int = MAX_BODY - 1024) -> Iterator[list[list[bytes]]]:
+def batches(
+    items: list[list[bytes]], max_items: int = MAX_BATCH, max_bytes: int = MAX_BODY - 1024
+) -> Iterator[list[list[bytes]]]:
     """Cut signed items (`[bin, bin]`) into request bodies a peer accepts: <= 1000, < 4 MiB."""
     batch: list[list[bytes]] = []
     size = 5

@@ -69,8 +69,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, message: str = "",
-               interval: float = 0.05, logs: Callable[[], str] | None = None) -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float,
+    message: str = "",
+    interval: float = 0.05,
+    logs: Callable[[], str] | None = None,
+) -> Any:
     """Call `predicate` until it returns something truthy (returned) or `timeout` s pass.
 
     Exceptions inside `predicate` (a node still starting, a connection refused) count as "not
@@ -113,16 +118,20 @@ class Response:
         return msgpack.unpackb(self.body, raw=False, strict_map_key=False)
 
 
-def request(method: str, url: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None, timeout: float = 5.0) -> Response:
+def request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> Response:
     """One HTTP request; any status is returned, never raised. Connection errors are raised."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         chunked = (headers or {}).get("Transfer-Encoding") == "chunked"
-        conn.request(method, path or "/", body=body, headers=headers or {},
-                     encode_chunked=chunked)
+        conn.request(method, path or "/", body=body, headers=headers or {}, encode_chunked=chunked)
         resp = conn.getresponse()
         data = resp.read()
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
@@ -220,29 +229,49 @@ def agent_from_dir(directory: str | Path, port: int | None = None) -> Agent:
     directory = Path(directory)
     cfg = tomllib.loads((directory / "config.toml").read_text())
     listen_port = int(cfg["node"]["listen"].rsplit(":", 1)[1])
-    return Agent(directory, cfg["agent"]["name"], port or listen_port, cfg["agent"]["grid"],
-                 cfg["community"]["name"], load_identity(directory / "agent.key").agent_hex,
-                 reachable=cfg["node"].get("public_url") != "")
+    return Agent(
+        directory,
+        cfg["agent"]["name"],
+        port or listen_port,
+        cfg["agent"]["grid"],
+        cfg["community"]["name"],
+        load_identity(directory / "agent.key").agent_hex,
+        reachable=cfg["node"].get("public_url") != "",
+    )
 
 
-def picogrid(*args: str | Path, timeout: float = 60.0, check: bool = True,
-             verbose: bool = False) -> subprocess.CompletedProcess:
+def picogrid(
+    *args: str | Path, timeout: float = 60.0, check: bool = True, verbose: bool = False
+) -> subprocess.CompletedProcess:
     """Run one `picogrid` command to completion (stdin closed)."""
     argv = [PICOGRID, *(["-v"] if verbose else []), *map(str, args)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} exited {proc.returncode}\n"
-                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(argv)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 
-def init_agent(tmp: Path, name: str, role: str = "consumer", household: str | None = None,
-               grid: str = "g1", community: str = "c1", port: int | None = None,
-               join: str | Agent | None = None, admin: str | None = None,
-               invite: str | None = None, capacity_wh: int | None = None,
-               max_power_w: int = 1000, public_url: str | None = None,
-               extra: Iterable[str] = ()) -> Agent:
+def init_agent(
+    tmp: Path,
+    name: str,
+    role: str = "consumer",
+    household: str | None = None,
+    grid: str = "g1",
+    community: str = "c1",
+    port: int | None = None,
+    join: str | Agent | None = None,
+    admin: str | None = None,
+    invite: str | None = None,
+    capacity_wh: int | None = None,
+    max_power_w: int = 1000,
+    public_url: str | None = None,
+    extra: Iterable[str] = (),
+) -> Agent:
     """`picogrid init` an agent in `tmp/<name>`: founds `community` unless `join` is given.
 
     Joining fetches the charter from `join` (a running member) and pins `admin` when given,
@@ -252,9 +281,23 @@ def init_agent(tmp: Path, name: str, role: str = "consumer", household: str | No
     port = port or free_port()
     directory = Path(tmp) / slug(name)
     args: list[str] = [
-        "init", "--dir", str(directory), "--name", name, "--role", role,
-        "--household", household or slug(name), "--grid", grid, "--community", community,
-        "--listen", f"{HOST}:{port}", "--max-power-w", str(max_power_w),
+        "init",
+        "--dir",
+        str(directory),
+        "--name",
+        name,
+        "--role",
+        role,
+        "--household",
+        household or slug(name),
+        "--grid",
+        grid,
+        "--community",
+        community,
+        "--listen",
+        f"{HOST}:{port}",
+        "--max-power-w",
+        str(max_power_w),
     ]
     if role == "storage":
         args += ["--capacity-wh", str(capacity_wh or 10_000)]
@@ -267,8 +310,7 @@ def init_agent(tmp: Path, name: str, role: str = "consumer", household: str | No
         args += ["--public-url", public_url]
     picogrid(*args, *extra)
     agent_hex = load_identity(directory / "agent.key").agent_hex
-    return Agent(directory, name, port, grid, community, agent_hex,
-                 reachable=public_url != "")
+    return Agent(directory, name, port, grid, community, agent_hex, reachable=public_url != "")
 
 
 # -- running nodes --------------------------------------------------------------------------------
@@ -298,14 +340,17 @@ class Proc:
         for name in ("run.out", "run.err"):
             path = self.agent.dir / name
             if path.exists():
-                parts.append(f"[{self.agent.name} {name}]\n{path.read_text(errors='replace')[-6000:]}")
+                parts.append(
+                    f"[{self.agent.name} {name}]\n{path.read_text(errors='replace')[-6000:]}"
+                )
         return "\n".join(parts)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         def ready() -> bool:
             if not self.alive():
-                raise AssertionError(f"{self.agent.name} exited {self.popen.returncode}\n"
-                                     f"{self.logs()}")
+                raise AssertionError(
+                    f"{self.agent.name} exited {self.popen.returncode}\n{self.logs()}"
+                )
             return request("GET", f"{self.url}/v1/info", timeout=1).status == 200
 
         deadline = time.monotonic() + timeout
@@ -316,8 +361,9 @@ class Proc:
             except OSError:
                 pass
             if time.monotonic() >= deadline:
-                raise AssertionError(f"{self.agent.name} did not answer within {timeout} s\n"
-                                     f"{self.logs()}")
+                raise AssertionError(
+                    f"{self.agent.name} did not answer within {timeout} s\n{self.logs()}"
+                )
             time.sleep(0.05)
 
     def terminate(self, timeout: float = 15.0) -> int:
@@ -360,10 +406,17 @@ def sigkill(proc: Proc) -> int:
     return proc.kill()
 
 
-def start(agent: Agent | str | Path, peers: Iterable[Agent | str] = (),
-          round_ms: int | None = 200, rate_limit: int | None = None, verbose: bool = False,
-          extra: Iterable[str] = (), wait: bool = True, env: dict[str, str] | None = None,
-          port: int | None = None) -> Proc:
+def start(
+    agent: Agent | str | Path,
+    peers: Iterable[Agent | str] = (),
+    round_ms: int | None = 200,
+    rate_limit: int | None = None,
+    verbose: bool = False,
+    extra: Iterable[str] = (),
+    wait: bool = True,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Proc:
     """`picogrid run` the agent on its port; returns once `/v1/info` answers (unless `wait`).
 
     `agent` is an Agent or a data directory (then `port`, or the configured one, is used). The
@@ -372,8 +425,15 @@ def start(agent: Agent | str | Path, peers: Iterable[Agent | str] = (),
     """
     if not isinstance(agent, Agent):
         agent = agent_from_dir(agent, port)
-    argv = [PICOGRID, *(["-v"] if verbose else []), "run", "--dir", str(agent.dir),
-            "--listen", f"{HOST}:{agent.port}"]
+    argv = [
+        PICOGRID,
+        *(["-v"] if verbose else []),
+        "run",
+        "--dir",
+        str(agent.dir),
+        "--listen",
+        f"{HOST}:{agent.port}",
+    ]
     for peer in peers:
         argv += ["--peer", peer.url if isinstance(peer, Agent) else peer]
     if round_ms is not None:
@@ -384,8 +444,14 @@ def start(agent: Agent | str | Path, peers: Iterable[Agent | str] = (),
     out = open(agent.dir / "run.out", "ab")  # noqa: SIM115 (the child keeps them)
     err = open(agent.dir / "run.err", "ab")  # noqa: SIM115
     try:
-        popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, env={**os.environ, **(env or {})})
+        popen = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     finally:
         out.close()
         err.close()
@@ -427,23 +493,32 @@ class Author:
 
     def genesis(self, ts: int | None = None) -> Action:
         assert not self.actions, "genesis is the first action"
-        payload = {"community": self.community, "grid": self.grid, "name": self.name,
-                   "role": "consumer", "household": slug(self.name), "capacity_wh": 0,
-                   "max_power_w": 1000, "invite": self.invite}
+        payload = {
+            "community": self.community,
+            "grid": self.grid,
+            "name": self.name,
+            "role": "consumer",
+            "household": slug(self.name),
+            "capacity_wh": 0,
+            "max_power_w": 1000,
+            "invite": self.invite,
+        }
         action = sign_action(self.identity, 0, None, ts or now_us(), "genesis", payload)
         self.actions.append(action)
         return action
 
-    def next(self, type_: str = "bid", payload: dict | None = None,
-             ts: int | None = None) -> Action:
+    def next(
+        self, type_: str = "bid", payload: dict | None = None, ts: int | None = None
+    ) -> Action:
         """Sign the next action on top of the last one (genesis first if there is none)."""
         if not self.actions:
             self.genesis(ts)
         last = self.actions[-1]
         if payload is None:
             payload = {"interval": last.seq, "energy_wh": 100 + last.seq % 7, "price": 12000}
-        action = sign_action(self.identity, last.seq + 1, last.hash, max(ts or now_us(), last.ts),
-                             type_, payload)
+        action = sign_action(
+            self.identity, last.seq + 1, last.hash, max(ts or now_us(), last.ts), type_, payload
+        )
         self.actions.append(action)
         return action
 
@@ -470,14 +545,14 @@ def invited_author(admin_key: Path, community: str, grid: str, name: str = "invi
     return author
 
 
-def seed(agent: Agent, actions: Iterable[Action | tuple[bytes, bytes]],
-         batch: int = 1000) -> int:
+def seed(agent: Agent, actions: Iterable[Action | tuple[bytes, bytes]], batch: int = 1000) -> int:
     """Ingest signed actions into a STOPPED node's store (as gossip would); returns accepted."""
     store = Store(agent.dir / "store.sqlite3", Membrane(agent.community))
     accepted = 0
     try:
-        items = [(a.action_bytes, a.signature) if isinstance(a, Action) else tuple(a)
-                 for a in actions]
+        items = [
+            (a.action_bytes, a.signature) if isinstance(a, Action) else tuple(a) for a in actions
+        ]
         for i in range(0, len(items), batch):
             result = store.ingest(items[i : i + batch], now_us())
             assert not result.rejected, result.rejected[:5]
@@ -537,8 +612,9 @@ class Cluster:
         proc.wait_ready()
         return proc
 
-    def start_many(self, agents: list[Agent], peers: Iterable[Agent | str] = (),
-                   **kw: Any) -> list[Proc]:
+    def start_many(
+        self, agents: list[Agent], peers: Iterable[Agent | str] = (), **kw: Any
+    ) -> list[Proc]:
         """Start several nodes at once, then wait until each answers."""
         kw.setdefault("round_ms", self.round_ms)
         peers = list(peers)

@@ -49,14 +49,42 @@ def test_init_founds_with_private_keys_and_refuses_to_overwrite(tmp_path):
     finally:
         store.close()
     keys = {p: p.read_bytes() for p in (a.dir / "agent.key", a.dir / "admin.key")}
-    again = picogrid("init", "--dir", a.dir, "--name", "A2", "--role", "consumer", "--household",
-                     "h", "--grid", "g1", "--community", "c1", check=False)
+    again = picogrid(
+        "init",
+        "--dir",
+        a.dir,
+        "--name",
+        "A2",
+        "--role",
+        "consumer",
+        "--household",
+        "h",
+        "--grid",
+        "g1",
+        "--community",
+        "c1",
+        check=False,
+    )
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
     assert {p: p.read_bytes() for p in keys} == keys
     assert a.config() == cfg
     (a.dir / "config.toml").unlink()  # even without a config, an existing key is not replaced
-    again = picogrid("init", "--dir", a.dir, "--name", "A2", "--role", "consumer", "--household",
-                     "h", "--grid", "g1", "--community", "c1", check=False)
+    again = picogrid(
+        "init",
+        "--dir",
+        a.dir,
+        "--name",
+        "A2",
+        "--role",
+        "consumer",
+        "--household",
+        "h",
+        "--grid",
+        "g1",
+        "--community",
+        "c1",
+        check=False,
+    )
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
     assert {p: p.read_bytes() for p in keys} == keys
 
@@ -69,8 +97,11 @@ def test_join_checks_the_url_and_the_community(cluster, tmp_path):
     assert b.admin_hex == a.admin_hex and b.config()["node"]["peers"] == [a.url]
     other = cluster.found("Other")  # a second, unrelated community of the same name
     dead = f"http://127.0.0.1:{free_port()}"
-    for url, message in ((dead, "does not answer"), (other.url, "does not answer"),
-                         ("not-a-url", "expected an http")):
+    for url, message in (
+        (dead, "does not answer"),
+        (other.url, "does not answer"),
+        ("not-a-url", "expected an http"),
+    ):
         done = picogrid("join", "--dir", b.dir, url, check=False)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     cluster.start(other)
@@ -82,9 +113,25 @@ def test_join_checks_the_url_and_the_community(cluster, tmp_path):
     assert "added" in done.stdout
     assert tomllib.loads((b.dir / "config.toml").read_text())["node"]["peers"] == [a.url, c.url]
     assert "already a peer" in picogrid("join", "--dir", b.dir, c.url).stdout
-    unreachable = picogrid("init", "--dir", tmp_path / "z", "--name", "Z", "--role", "consumer",
-                           "--household", "z", "--grid", "g1", "--community", "c1", "--join",
-                           dead, "--yes", check=False)
+    unreachable = picogrid(
+        "init",
+        "--dir",
+        tmp_path / "z",
+        "--name",
+        "Z",
+        "--role",
+        "consumer",
+        "--household",
+        "z",
+        "--grid",
+        "g1",
+        "--community",
+        "c1",
+        "--join",
+        dead,
+        "--yes",
+        check=False,
+    )
     assert unreachable.returncode == 2 and "cannot fetch the charter" in unreachable.stderr
 
 
@@ -130,8 +177,10 @@ def test_run_stops_cleanly_on_sigterm_and_sigint(cluster):
     proc = cluster.start(a)
     author = Author(name="busy")
     actions = author.extend(3000)
-    writers = [threading.Thread(target=post_actions, args=(a.url, actions[i : i + 1000]))
-               for i in range(0, 3000, 1000)]
+    writers = [
+        threading.Thread(target=post_actions, args=(a.url, actions[i : i + 1000]))
+        for i in range(0, 3000, 1000)
+    ]
     for w in writers:
         w.start()
         w.join(30)
@@ -149,8 +198,7 @@ def test_run_stops_cleanly_on_sigterm_and_sigint(cluster):
     proc.popen.send_signal(signal.SIGINT)
     assert proc.popen.wait(15) == 0
     busy = cluster.start(cluster.found("B"))
-    clash = picogrid("run", "--dir", a.dir, "--listen", f"127.0.0.1:{busy.agent.port}",
-                     check=False)
+    clash = picogrid("run", "--dir", a.dir, "--listen", f"127.0.0.1:{busy.agent.port}", check=False)
     assert clash.returncode == 2 and "cannot listen" in clash.stderr
 
 
@@ -169,10 +217,19 @@ def test_keys_never_appear_in_logs_or_answers(cluster):
     a_id = a.agent_hex
     bodies = [founded.stdout, founded.stderr]
     for node in (a, b):
-        for path in ("/v1/info", "/v1/agents", f"/v1/agents/{a_id}", f"/v1/agents/{a_id}/chain",
-                     f"/v1/agents/{a_id}/audit", "/v1/community", "/v1/community/charter",
-                     "/v1/openapi.json", "/v1/gossip/heads", "/v1/gossip/peers",
-                     f"/v1/gossip/chain/{a_id}"):
+        for path in (
+            "/v1/info",
+            "/v1/agents",
+            f"/v1/agents/{a_id}",
+            f"/v1/agents/{a_id}/chain",
+            f"/v1/agents/{a_id}/audit",
+            "/v1/community",
+            "/v1/community/charter",
+            "/v1/openapi.json",
+            "/v1/gossip/heads",
+            "/v1/gossip/peers",
+            f"/v1/gossip/chain/{a_id}",
+        ):
             resp = request("GET", node.url + path)
             assert resp.status == 200, path
             bodies.append(resp.body)

@@ -45,8 +45,9 @@ def counters(url: str) -> dict:
     return get_json(f"{url}/v1/info")["counters"]
 
 
-def raw_action(author: Author, seq: int, prev: bytes | None, ts: int, type_: str,
-               payload: dict) -> list[bytes]:
+def raw_action(
+    author: Author, seq: int, prev: bytes | None, ts: int, type_: str, payload: dict
+) -> list[bytes]:
     """A signed action built by hand, without any of `sign_action`'s checks."""
     body = codec.encode([1, author.agent, seq, prev, ts, type_, payload])
     return [body, author.identity.sign(body)]
@@ -88,8 +89,16 @@ def test_chain_pages_are_contiguous_and_bounded(node):
     assert page(f"?from={2**62}") == []
     unknown = Author(name="nobody").agent_hex
     assert get_msgpack(f"{node.url}/v1/gossip/chain/{unknown}") == []
-    for query in ("?limit=1001", "?limit=0", "?limit=-3", "?from=-1", "?from=x", "?limit=1.5",
-                  f"?from={2**62 + 1}", "?from=" + "9" * 5000):
+    for query in (
+        "?limit=1001",
+        "?limit=0",
+        "?limit=-3",
+        "?from=-1",
+        "?from=x",
+        "?limit=1.5",
+        f"?from={2**62 + 1}",
+        "?from=" + "9" * 5000,
+    ):
         resp = request("GET", base + query)
         assert resp.status == 400, query
         assert "error" in resp.json()
@@ -117,8 +126,11 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
     forked = Author(name="forked")
     post_actions(node.url, linked.extend(2) + forked.extend(2))
     post_actions(node.url, [forked.fork(1)])  # the node now knows `forked` signed twice
-    wait_until(lambda: get_json(f"{node.url}/v1/agents/{forked.agent_hex}")["forked"], 5,
-               "the fork is recorded")
+    wait_until(
+        lambda: get_json(f"{node.url}/v1/agents/{forked.agent_hex}")["forked"],
+        5,
+        "the fork is recorded",
+    )
     before = counters(node.url)
     last = linked.actions[-1]
     bad_sig = linked.next()
@@ -127,25 +139,35 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
     big = dict(bid, padding="x" * 17_000)
     stranger = Author(community="elsewhere", name="stranger")
     batch = [
-        good.genesis().wire(),                                             # 0 accepted
-        [b"\xc1not msgpack", bytes(64)],                                   # 1 bad-encoding
-        [bad_sig.action_bytes, bytes(64)],                                 # 2 bad-signature
-        raw_action(linked, 2, bytes(32), last.ts, "bid", bid),             # 3 bad-link
-        raw_action(good, 0, None, now, "bid", bid),                        # 4 bad-seq
-        raw_action(linked, 2, last.hash, now + 600_000_000, "bid", bid),   # 5 bad-time
+        good.genesis().wire(),  # 0 accepted
+        [b"\xc1not msgpack", bytes(64)],  # 1 bad-encoding
+        [bad_sig.action_bytes, bytes(64)],  # 2 bad-signature
+        raw_action(linked, 2, bytes(32), last.ts, "bid", bid),  # 3 bad-link
+        raw_action(good, 0, None, now, "bid", bid),  # 4 bad-seq
+        raw_action(linked, 2, last.hash, now + 600_000_000, "bid", bid),  # 5 bad-time
         raw_action(linked, 2, last.hash, last.ts, "bid", dict(bid, energy_wh=0)),  # 6 bad-payload
-        raw_action(linked, 2, last.hash, last.ts, "bid", big),             # 7 too-large
-        stranger.genesis().wire(),                                         # 8 wrong-community
-        forked.next().wire(),                                              # 9 forked-author
-        "not a pair",                                                      # 10 bad-encoding
-        raw_action(linked, 2, last.hash, last.ts - 1, "bid", bid),         # 11 bad-time
+        raw_action(linked, 2, last.hash, last.ts, "bid", big),  # 7 too-large
+        stranger.genesis().wire(),  # 8 wrong-community
+        forked.next().wire(),  # 9 forked-author
+        "not a pair",  # 10 bad-encoding
+        raw_action(linked, 2, last.hash, last.ts - 1, "bid", bid),  # 11 bad-time
     ]
     resp = post_msgpack(f"{node.url}/v1/gossip/actions", batch)
     assert resp.status == 200
     answer = resp.msgpack()
-    expected = [[1, "bad-encoding"], [2, "bad-signature"], [3, "bad-link"], [4, "bad-seq"],
-                [5, "bad-time"], [6, "bad-payload"], [7, "too-large"], [8, "wrong-community"],
-                [9, "forked-author"], [10, "bad-encoding"], [11, "bad-time"]]
+    expected = [
+        [1, "bad-encoding"],
+        [2, "bad-signature"],
+        [3, "bad-link"],
+        [4, "bad-seq"],
+        [5, "bad-time"],
+        [6, "bad-payload"],
+        [7, "too-large"],
+        [8, "wrong-community"],
+        [9, "forked-author"],
+        [10, "bad-encoding"],
+        [11, "bad-time"],
+    ]
     assert answer == {"accepted": 1, "duplicate": 0, "pending": 0, "rejected": expected}
     assert {reason for _, reason in expected} == set(REASONS)
     after = counters(node.url)
@@ -168,11 +190,21 @@ def test_a_batch_holds_at_most_1000_actions(node):
 
 
 @pytest.mark.parametrize("path", ["/v1/gossip/actions", "/v1/gossip/peers"])
-@pytest.mark.parametrize("body", [
-    b"", b"\xc1", b"\x92\x01", b"\x91\xc4\x01", b"\x90\x00",  # undecodable, truncated, trailing
-    msgpack.packb({"accepted": 1}), msgpack.packb(7), msgpack.packb("text"),
-    msgpack.packb(None), msgpack.packb([[b"x", b"y"]] * 1001, use_bin_type=True),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\xc1",
+        b"\x92\x01",
+        b"\x91\xc4\x01",
+        b"\x90\x00",  # undecodable, truncated, trailing
+        msgpack.packb({"accepted": 1}),
+        msgpack.packb(7),
+        msgpack.packb("text"),
+        msgpack.packb(None),
+        msgpack.packb([[b"x", b"y"]] * 1001, use_bin_type=True),
+    ],
+)
 def test_undecodable_or_wrongly_shaped_bodies_get_400(node, path, body):
     resp = request("POST", node.url + path, body, {"Content-Type": "application/msgpack"})
     assert resp.status == 400, (resp.status, resp.body[:200])
@@ -182,8 +214,13 @@ def test_undecodable_or_wrongly_shaped_bodies_get_400(node, path, body):
 
 def test_bodies_over_4_mib_get_413(node):
     for path in ("/v1/gossip/actions", "/v1/gossip/peers", "/v1/community/charter"):
-        resp = request("POST", node.url + path, b"\x00" * (MIB4 + 1),
-                       {"Content-Type": "application/msgpack"}, timeout=30)
+        resp = request(
+            "POST",
+            node.url + path,
+            b"\x00" * (MIB4 + 1),
+            {"Content-Type": "application/msgpack"},
+            timeout=30,
+        )
         assert resp.status == 413, path
         assert "error" in resp.json()
 
@@ -191,16 +228,26 @@ def test_bodies_over_4_mib_get_413(node):
         for _ in range(5):
             yield b"\x00" * (1024 * 1024)
 
-    resp = request("POST", node.url + "/v1/gossip/actions", chunks(),
-                   {"Content-Type": "application/msgpack", "Transfer-Encoding": "chunked"},
-                   timeout=30)
+    resp = request(
+        "POST",
+        node.url + "/v1/gossip/actions",
+        chunks(),
+        {"Content-Type": "application/msgpack", "Transfer-Encoding": "chunked"},
+        timeout=30,
+    )
     assert resp.status == 413
     assert counters(node.url)["http_413"] >= 4
 
 
 def test_cors_and_json_errors_on_get(node):
-    for path in ("/v1/info", "/v1/agents", "/v1/community", "/v1/gossip/peers",
-                 "/v1/agents/nothex", "/v1/no-such-route"):
+    for path in (
+        "/v1/info",
+        "/v1/agents",
+        "/v1/community",
+        "/v1/gossip/peers",
+        "/v1/agents/nothex",
+        "/v1/no-such-route",
+    ):
         resp = request("GET", node.url + path, headers={"Origin": "http://example.org"})
         assert resp.headers.get("access-control-allow-origin") == "*", path
         if resp.status >= 400:
@@ -227,28 +274,55 @@ def random_value(rng: random.Random, depth: int = 0):
         return [random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
     if kind == 7:  # shaped like a signed action around random inner bytes
         return [random_value(rng, depth + 1), rng.randbytes(64)]
-    return {rng.choice(["a", "b", "accepted"]): random_value(rng, depth + 1)
-            for _ in range(rng.randrange(3))}
+    return {
+        rng.choice(["a", "b", "accepted"]): random_value(rng, depth + 1)
+        for _ in range(rng.randrange(3))
+    }
 
 
 def test_fuzz_bodies_paths_and_queries_never_get_500(node):
     rng = random.Random(20260521)
     author = Author(name="fuzz")
     actions = author.extend(3)
-    paths_get = ["/v1/gossip/heads", "/v1/gossip/peers", f"/v1/gossip/chain/{author.agent_hex}",
-                 "/v1/info", "/v1/agents", f"/v1/agents/{author.agent_hex}",
-                 f"/v1/agents/{author.agent_hex}/chain", f"/v1/agents/{author.agent_hex}/audit",
-                 "/v1/community", "/v1/community/charter", "/v1/openapi.json"]
+    paths_get = [
+        "/v1/gossip/heads",
+        "/v1/gossip/peers",
+        f"/v1/gossip/chain/{author.agent_hex}",
+        "/v1/info",
+        "/v1/agents",
+        f"/v1/agents/{author.agent_hex}",
+        f"/v1/agents/{author.agent_hex}/chain",
+        f"/v1/agents/{author.agent_hex}/audit",
+        "/v1/community",
+        "/v1/community/charter",
+        "/v1/openapi.json",
+    ]
     queries = ["from", "limit", "x", "agent", "%00", "from[]"]
-    values = ["", "-1", "0", "1000", "1001", "9" * 30, "%ff", "%00", "nan", "1e3", "0x10", "%201", "+1", "%E2%98%83"]
+    values = [
+        "",
+        "-1",
+        "0",
+        "1000",
+        "1001",
+        "9" * 30,
+        "%ff",
+        "%00",
+        "nan",
+        "1e3",
+        "0x10",
+        "%201",
+        "+1",
+        "%E2%98%83",
+    ]
     statuses = set()
     for i in range(400):
         if i % 2:
             path = rng.choice(paths_get)
             if rng.random() < 0.3:
                 path = path.replace(author.agent_hex, rng.choice(["", "g" * 64, "%2e%2e", "0"]))
-            query = "&".join(f"{rng.choice(queries)}={rng.choice(values)}"
-                             for _ in range(rng.randrange(3)))
+            query = "&".join(
+                f"{rng.choice(queries)}={rng.choice(values)}" for _ in range(rng.randrange(3))
+            )
             resp = request("GET", f"{node.url}{path}{'?' + query if query else ''}")
         else:
             path = rng.choice(["/v1/gossip/actions", "/v1/gossip/peers", "/v1/community/charter"])
@@ -299,7 +373,11 @@ def test_audits_run_a_few_at_a_time(node):
     assert 200 in codes and 429 in codes and set(codes) == {200, 429}, codes
     for r in answers:
         if r.status == 200:
-            assert r.json() == {"agent": author.agent_hex, "status": "valid", "length": 6000,
-                                "problems": []}
+            assert r.json() == {
+                "agent": author.agent_hex,
+                "status": "valid",
+                "length": 6000,
+                "problems": [],
+            }
         else:
             assert "error" in r.json()

@@ -22,8 +22,11 @@ def routes_of_app(tmp_path: Path) -> set[tuple[str, str]]:
     node = Node(load_config(agent.dir))
     try:
         app = build_app(node)
-        return {(r.method, r.resource.canonical) for r in app.router.routes()
-                if r.method != "HEAD" and r.resource is not None}
+        return {
+            (r.method, r.resource.canonical)
+            for r in app.router.routes()
+            if r.method != "HEAD" and r.resource is not None
+        }
     finally:
         node.pool.shutdown()
         node.writer.shutdown()
@@ -46,8 +49,15 @@ def test_the_document_and_the_router_list_the_same_routes(tmp_path):
 
 # -- a small JSON-schema checker for the subset the document uses ----------------------------------
 
-TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-         "object": (dict,), "array": (list,), "null": (type(None),)}
+TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
 
 
 def check(value, schema: dict, where: str = "$") -> list[str]:
@@ -60,8 +70,9 @@ def check(value, schema: dict, where: str = "$") -> list[str]:
         types = TYPES[kind]
         if kind == "string" and schema.get("contentEncoding") == "binary":
             types = (bytes,)
-        if not isinstance(value, types) or (kind in ("integer", "number")
-                                            and isinstance(value, bool)):
+        if not isinstance(value, types) or (
+            kind in ("integer", "number") and isinstance(value, bool)
+        ):
             return [f"{where}: {type(value).__name__} is not {kind}"]
     problems = []
     if "enum" in schema and value not in schema["enum"]:
@@ -114,9 +125,13 @@ def running(tmp_path_factory):
 
 
 def fill(path: str, a, author: Author) -> str:
-    return (path.replace("{id}", a.agent_hex).replace("{author_hex}", author.agent_hex)
-            .replace("{hash}", author.actions[1].hash.hex()).replace("{k}", "0")
-            .replace("{name}", "dashboard.css"))
+    return (
+        path.replace("{id}", a.agent_hex)
+        .replace("{author_hex}", author.agent_hex)
+        .replace("{hash}", author.actions[1].hash.hex())
+        .replace("{k}", "0")
+        .replace("{name}", "dashboard.css")
+    )
 
 
 def decode(resp, content: str):
@@ -142,8 +157,12 @@ def test_every_get_answer_matches_its_schema(running, method, path):
     resp = request("GET", url)
     assert resp.status == 200, (url, resp.body[:300])
     content = entry["content"]
-    assert resp.headers["content-type"].split(";")[0] in (content, "text/css", "text/javascript",
-                                                          "image/svg+xml")
+    assert resp.headers["content-type"].split(";")[0] in (
+        content,
+        "text/css",
+        "text/javascript",
+        "image/svg+xml",
+    )
     if content in (MSGPACK, "application/json"):
         assert check(decode(resp, content), entry["response"]) == []
     for other, schema in entry["alternatives"].items():
@@ -161,8 +180,9 @@ def test_every_post_answer_and_error_matches_its_schema(running):
         "/v1/gossip/peers": [],
     }
     for path, body in answers.items():
-        resp = request("POST", a.url + path, msgpack.packb(body, use_bin_type=True),
-                       {"Content-Type": MSGPACK})
+        resp = request(
+            "POST", a.url + path, msgpack.packb(body, use_bin_type=True), {"Content-Type": MSGPACK}
+        )
         assert resp.status == 200
         assert check(resp.msgpack(), ROUTES[("POST", path)]["response"]) == []
     charter = request("GET", f"{a.url}/v1/community/charter").body

@@ -48,15 +48,15 @@ def test_bad_infos_are_refused_and_never_served(node):
     flipped = signed_info(someone, "c1", "", now, now + MINUTE)
     flipped[1] = bytes([flipped[1][0] ^ 1]) + flipped[1][1:]
     refused = [
-        signed_info(someone, "c1", "", now - 2 * MINUTE, now - MINUTE),       # expired
-        signed_info(someone, "c1", "", now + 5 * MINUTE, now + 6 * MINUTE),   # clock skew
-        signed_info(someone, "c1", "", now - 5 * MINUTE, now + MINUTE),       # clock skew
-        flipped,                                                              # bad signature
-        signed_info(someone, "c2", "", now, now + MINUTE),                    # other community
-        signed_info(someone, "c1", "", now, now + 31 * MINUTE),               # lives too long
+        signed_info(someone, "c1", "", now - 2 * MINUTE, now - MINUTE),  # expired
+        signed_info(someone, "c1", "", now + 5 * MINUTE, now + 6 * MINUTE),  # clock skew
+        signed_info(someone, "c1", "", now - 5 * MINUTE, now + MINUTE),  # clock skew
+        flipped,  # bad signature
+        signed_info(someone, "c2", "", now, now + MINUTE),  # other community
+        signed_info(someone, "c1", "", now, now + 31 * MINUTE),  # lives too long
         signed_info(someone, "c1", "http://x/" + "a" * 1100, now, now + MINUTE),  # over 1 KiB
-        signed_info(someone, "c1", "ftp://127.0.0.1:1", now, now + MINUTE),   # not http(s)
-        [b"\x93\x01\x02", bytes(64)],                                         # not an info
+        signed_info(someone, "c1", "ftp://127.0.0.1:1", now, now + MINUTE),  # not http(s)
+        [b"\x93\x01\x02", bytes(64)],  # not an info
         "not a pair",
     ]
     resp = post_msgpack(f"{node.url}/v1/gossip/peers", [good, *refused])
@@ -92,13 +92,27 @@ def test_a_node_that_knows_one_member_finds_all(tmp_path):
         x = c.join("X", via=members[0])
         c.start(x, peers=[members[0]])  # X knows B only
         everyone = [a, *members]
-        wait_until(lambda: {m.url for m in everyone}
-                   <= {p["url"] for p in get_json(f"{x.url}/v1/info")["peers"]}, 15,
-                   "X learned every member's URL", logs=c.logs)
-        wait_until(lambda: all(head_seq(x.url, m.agent) >= 0 for m in everyone), 10,
-                   "X holds every member's chain", logs=c.logs)
-        wait_until(lambda: all(head_seq(m.url, x.agent) >= 0 for m in everyone), 10,
-                   "every member holds X's chain", logs=c.logs)
+        wait_until(
+            lambda: (
+                {m.url for m in everyone}
+                <= {p["url"] for p in get_json(f"{x.url}/v1/info")["peers"]}
+            ),
+            15,
+            "X learned every member's URL",
+            logs=c.logs,
+        )
+        wait_until(
+            lambda: all(head_seq(x.url, m.agent) >= 0 for m in everyone),
+            10,
+            "X holds every member's chain",
+            logs=c.logs,
+        )
+        wait_until(
+            lambda: all(head_seq(m.url, x.agent) >= 0 for m in everyone),
+            10,
+            "every member holds X's chain",
+            logs=c.logs,
+        )
 
         def a_knows_x() -> bool:
             infos = get_msgpack(f"{a.url}/v1/gossip/peers")
@@ -113,11 +127,17 @@ def test_a_flood_of_made_up_peers_cannot_crowd_out_real_ones(tmp_path):
         c.start(a)
         x = c.join("X")
         c.start(x, peers=[a], rate_limit=100_000)
-        wait_until(lambda: head_seq(x.url, a.agent) >= 0 and len(peers_of(x.url)) >= 2, 10,
-                   "X synced with A and has A's info", logs=c.logs)
+        wait_until(
+            lambda: head_seq(x.url, a.agent) >= 0 and len(peers_of(x.url)) >= 2,
+            10,
+            "X synced with A and has A's info",
+            logs=c.logs,
+        )
         now = now_us()
-        flood = [make_agent_info(Identity.generate(), "c1", f"http://127.0.0.1:9/fake{i}",
-                                 now).wire() for i in range(300)]
+        flood = [
+            make_agent_info(Identity.generate(), "c1", f"http://127.0.0.1:9/fake{i}", now).wire()
+            for i in range(300)
+        ]
         for i in range(0, 300, 100):
             answer = post_msgpack(f"{x.url}/v1/gossip/peers", flood[i : i + 100]).msgpack()
             assert answer == {"accepted": 100, "rejected": 0}
@@ -128,6 +148,12 @@ def test_a_flood_of_made_up_peers_cannot_crowd_out_real_ones(tmp_path):
         assert a.agent in served and len(served) <= 64 + 2
         late = c.join("Late")  # a real member that joins after the flood
         c.start(late, peers=[x])
-        wait_until(lambda: late.url in {p["url"] for p in get_json(f"{x.url}/v1/info")["peers"]}
-                   and head_seq(x.url, late.agent) >= 0, 10, "X still admits real members",
-                   logs=c.logs)
+        wait_until(
+            lambda: (
+                late.url in {p["url"] for p in get_json(f"{x.url}/v1/info")["peers"]}
+                and head_seq(x.url, late.agent) >= 0
+            ),
+            10,
+            "X still admits real members",
+            logs=c.logs,
+        )

@@ -65,9 +65,15 @@ def test_five_nodes_converge(cluster):
     assert holds(a.url, x) and holds(a.url, y)
     ids = {n.agent_hex for n in nodes}
     for n in nodes:  # everyone finds everyone's URL (peer exchange) and lists them in grid g1
-        wait_until(lambda n=n: {m.url for m in nodes if m is not n}
-                   <= {p["url"] for p in get_json(f"{n.url}/v1/info")["peers"]},
-                   10, f"{n.name} knows every peer", logs=cluster.logs)
+        wait_until(
+            lambda n=n: (
+                {m.url for m in nodes if m is not n}
+                <= {p["url"] for p in get_json(f"{n.url}/v1/info")["peers"]}
+            ),
+            10,
+            f"{n.name} knows every peer",
+            logs=cluster.logs,
+        )
         grid = get_json(f"{n.url}/v1/community")["grids"]["g1"]
         assert ids <= {row["id"] for row in grid["agents"]}
     assert picogrid("audit", others[2].url).returncode == 0
@@ -90,8 +96,7 @@ def test_a_node_killed_with_sigkill_restarts_and_catches_up(cluster):
     post_actions(a.url, z.extend(300))
     post_actions(b.url, w.actions)  # the whole of w, wherever C stopped
     proc = cluster.start(c, peers=[a])
-    wait_until(lambda: holds(c.url, z) and holds(c.url, w), 20, "C caught up",
-               logs=proc.logs)
+    wait_until(lambda: holds(c.url, z) and holds(c.url, w), 20, "C caught up", logs=proc.logs)
     assert proc.terminate() == 0
     store = Store(c.dir / "store.sqlite3")
     try:
@@ -117,8 +122,12 @@ def test_a_node_stopped_for_a_while_heals_the_partition(cluster):
     assert seed(c, inside.extend(40)) == 40  # and so does the stopped node, on its own
     cluster.start(c, peers=[a])
     for node in (a, b, c):
-        wait_until(lambda n=node: holds(n.url, outside) and holds(n.url, inside), 15,
-                   f"{node.name} holds both sides", logs=cluster.logs)
+        wait_until(
+            lambda n=node: holds(n.url, outside) and holds(n.url, inside),
+            15,
+            f"{node.name} holds both sides",
+            logs=cluster.logs,
+        )
 
 
 def test_a_node_nobody_can_reach_replicates_both_ways(cluster):
@@ -132,9 +141,14 @@ def test_a_node_nobody_can_reach_replicates_both_ways(cluster):
     post_actions(hidden.url, mine.extend(20))
     post_actions(b.url, theirs.extend(20))
     for node in (a, b, hidden):
-        wait_until(lambda n=node: holds(n.url, mine) and holds(n.url, theirs)
-                   and head_seq(n.url, hidden.agent) >= 0, 15,
-                   f"{node.name} holds both chains", logs=cluster.logs)
+        wait_until(
+            lambda n=node: (
+                holds(n.url, mine) and holds(n.url, theirs) and head_seq(n.url, hidden.agent) >= 0
+            ),
+            15,
+            f"{node.name} holds both chains",
+            logs=cluster.logs,
+        )
     for node in (a, b):
         info = get_json(f"{node.url}/v1/info")
         assert all(str(hidden.port) not in p["url"] for p in info["peers"])
@@ -159,13 +173,15 @@ def test_dead_and_blackholed_peers_do_not_delay_live_ones(cluster):
         hole_urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in holes]
         dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once
         cluster.start(x, peers=[*hole_urls, dead, a.url])
-        wait_until(lambda: holds(x.url, data), 4, "X synced with A despite 11 bad peers",
-                   logs=cluster.logs)
+        wait_until(
+            lambda: holds(x.url, data), 4, "X synced with A despite 11 bad peers", logs=cluster.logs
+        )
 
         def backed_off() -> bool:
             peers = {p["url"]: p for p in get_json(f"{x.url}/v1/info")["peers"]}
-            return all(peers[u]["failures"] >= 1 and not peers[u]["live"]
-                       for u in [*hole_urls, dead])
+            return all(
+                peers[u]["failures"] >= 1 and not peers[u]["live"] for u in [*hole_urls, dead]
+            )
 
         wait_until(backed_off, 8, "every bad peer failed once and is backed off")
         # Rounds with the live peer keep going while the bad ones are retried.

@@ -41,8 +41,12 @@ def test_a_warrant_marks_the_author_forked_whatever_the_order_of_the_chains():
 def test_fork_evidence_alone_proves_a_fork():
     two_faced, _ = forked_world()
     evidence = {two_faced.agent: [two_faced.actions[2].wire(), two_faced.fork(2).wire()]}
-    reports = verify_chains({two_faced.agent: wires(two_faced)}, MEMBRANE, now_us(),
-                            evidence={k: [tuple(x) for x in v] for k, v in evidence.items()})
+    reports = verify_chains(
+        {two_faced.agent: wires(two_faced)},
+        MEMBRANE,
+        now_us(),
+        evidence={k: [tuple(x) for x in v] for k, v in evidence.items()},
+    )
     assert reports[two_faced.agent].status == "forked"
 
 
