@@ -96,7 +96,8 @@ class Store(Queries):
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA cache_size=-4000")
+        self._db.execute("PRAGMA cache_size=-4000")  # 4 MB of pages
+        self._db.execute("PRAGMA wal_autocheckpoint=4000")  # pages; fewer, larger checkpoints
         self._durable = True
         create_or_check(self._db)
         self._data_version = -1
@@ -106,7 +107,6 @@ class Store(Queries):
         self._pending_by_author: Counter[bytes] = Counter()
         self._pending_total = 0
         self._rows: list[tuple] = []
-        self._row_index: dict[tuple[bytes, int], bytes] = {}
         self._dirty: set[bytes] = set()
         self._load_cache()
 
@@ -196,14 +196,15 @@ class Store(Queries):
         author = action.author
         head = self._heads.get(author)
         if head is not None and action.seq <= head.seq:
-            held = self._row_index.get((author, action.seq)) or self._hash_at(author, action.seq)
-            if held == action.hash:
+            if action.hash == head.hash:
+                return DUPLICATE
+            self._flush()  # what the author holds at that seq may still be in the write buffer
+            if self._hash_at(author, action.seq) == action.hash:
                 return DUPLICATE
             if author in self._forked:
                 if self._is_evidence(action.hash):
                     return DUPLICATE
                 raise Invalid(FORKED_AUTHOR, "author is forked")
-            self._flush()  # the held action may still be in the write buffer
             first = self._action_at(author, action.seq)
             assert first is not None, "a chain is contiguous up to its head"
             self._record_fork(first, action)
@@ -226,7 +227,6 @@ class Store(Queries):
         row = (self._ids[author], action.seq, action.hash, action.type, grid)
         interval = action.payload.get("interval")  # orders, settlements, readings have one
         self._rows.append((*row, interval, action.action_bytes, action.signature))
-        self._row_index[(author, action.seq)] = action.hash
         self._heads[author] = Head(action.seq, action.hash, action.ts, grid)
         self._dirty.add(author)
         if action.type == "warrant":  # its evidence was verified with it, before it got here
@@ -261,7 +261,6 @@ class Store(Queries):
                 [(*self._heads[a][:3], self._ids[a]) for a in self._dirty],
             )
         self._rows = []
-        self._row_index = {}
         self._dirty = set()
 
     def _hold_pending(self, action: Action) -> str:
@@ -369,7 +368,7 @@ class Store(Queries):
             dict(self._db.execute("SELECT author, count(*) FROM pending GROUP BY author"))
         )
         self._pending_total = sum(self._pending_by_author.values())
-        self._rows, self._row_index, self._dirty = [], {}, set()
+        self._rows, self._dirty = [], set()
 
     # -- reading -----------------------------------------------------------------------------
 
