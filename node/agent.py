@@ -1,8 +1,9 @@
 """The agent loop: every interval, sign orders, settle, and sign the meter reading.
 
 For interval `k` (PROTOCOL section 6 timing, from the charter version in force):
-- while `k` is the next interval whose gate is open, sign this agent's offers/bids for `k`
-  from its strategy (forecast from the scenario, battery state from its last reading);
+- once `k - 1` is settled and until `k`'s gate closes, sign this agent's offers/bids for `k`
+  from its strategy (forecast from the scenario; a battery's state of charge from its last
+  reading plus what it contracted since, so its orders never overrun capacity);
 - at gate closure + grace, clear the book held for `k` and sign this agent's `settlement`;
 - when `k` has ended, sign the meter `reading` for `k`.
 Each step is signed once; after a restart the loop picks up from what its own chain holds.
@@ -56,7 +57,11 @@ class AgentLoop:
         self.ordered: set[int] = set()
         self.settled: set[int] = set()
         self.read: set[int] = set()
-        self.soc_wh = 0
+        self.soc_wh = 0  # from the latest reading ...
+        self.soc_interval = -(2**62)  # ... which was of this interval
+        self.net_wh: dict[int, int] = {}  # per settled interval: bought - sold (contracted)
+        self.planned: dict[int, tuple[int, int]] = {}  # per interval: (import, export) agreed
+        self.interval_s = 1
         self._known_name = self._in_scenario()
         self._recover()
         self.last_settled: int | None = max(self.settled) if self.settled else None
@@ -88,10 +93,11 @@ class AgentLoop:
                     self.ordered.add(k)
                 elif a.type == "settlement":
                     self.settled.add(k)
+                    self.net_wh[k] = self._net(a.payload)
                 elif a.type == "reading":
                     self.read.add(k)
                     if a.payload["soc_wh"] is not None:
-                        self.soc_wh = a.payload["soc_wh"]
+                        self.soc_wh, self.soc_interval = a.payload["soc_wh"], k
             start += len(batch)
 
     # -- the loop ------------------------------------------------------------------------
@@ -113,20 +119,32 @@ class AgentLoop:
         if not charters:
             return MAX_SLEEP_S
         now = now_us()
-        k = next_open_interval(charters, now)
-        if k not in self.ordered and now < gate_closure_us(charters, k):
-            await self.sign_orders(k)
         for j in sorted(self.ordered - self.settled):
             if settle_at_us(charters, j) <= now:
                 await self.settle(j)
         for j in sorted(self.ordered - self.read):
             if interval_start_us(charters, j + 1) <= now:
                 await self.sign_reading(j)
-        upcoming = [gate_closure_us(charters, k)]
+        k = next_open_interval(charters, now)
+        # Orders for k wait for k-1's settlement: a battery must know what it already agreed.
+        ready_at = settle_at_us(charters, k - 1)
+        if k not in self.ordered and ready_at <= now < gate_closure_us(charters, k):
+            await self.sign_orders(k)
+        upcoming = [ready_at if now < ready_at else gate_closure_us(charters, k)]
         upcoming += [settle_at_us(charters, j) for j in self.ordered - self.settled]
         upcoming += [interval_start_us(charters, j + 1) for j in self.ordered - self.read]
         wait = (min(upcoming) - now_us()) / 1e6
         return min(MAX_SLEEP_S, max(0.01, wait))
+
+    def expected_soc(self) -> int:
+        """The battery's charge once what it contracted after its latest reading is done."""
+        soc = self.soc_wh + sum(n for j, n in self.net_wh.items() if j > self.soc_interval)
+        return max(0, min(self.me.capacity_wh, soc))
+
+    def _net(self, settlement: dict) -> int:
+        me = self.me.agent
+        return sum((t[2] if t[1] == me else 0) - (t[2] if t[0] == me else 0)
+                   for t in settlement["trades"])
 
     def forecast(self, k: int) -> tuple[int, int]:
         return self.scenario.expected(self.me.name, k) if self._known_name else (0, 0)
@@ -138,7 +156,7 @@ class AgentLoop:
         if rules is None:
             return  # our grid has no market in this charter version
         demand, generation = self.forecast(k)
-        ctx = StrategyContext(self.me, k, demand, generation, self.soc_wh, rules,
+        ctx = StrategyContext(self.me, k, demand, generation, self.expected_soc(), rules,
                               energy_window_ms(charter))
         for intent in self.strategy.orders(ctx):
             if intent.energy_wh <= 0:
@@ -159,47 +177,55 @@ class AgentLoop:
         await self.node.append("settlement", payload)
         self.node.metrics["intervals_settled"] += 1
         self.last_settled = k
-        # What the meter will read if everyone delivers what was agreed.
-        imported, exported = planned_meter(self.me, state.clearing)
-        self._feed_meter(imported, exported, charter_interval_s(state.charter.interval_ms))
+        self.net_wh[k] = self._net(payload)
+        # What the meter will read in k if everyone delivers what was agreed.
+        self.planned[k] = planned_meter(self.me, state.clearing)
+        self.interval_s = charter_interval_s(state.charter.interval_ms)
+        from hardware.meter import SimulatedMeter
+
+        if not isinstance(self.meter, SimulatedMeter) and (k - 1) not in self.ordered - self.read:
+            self._feed_meter(k)  # no reading of k-1 to come that would set k's load
         log.info("settled interval %d: %d trade(s), book of %d order(s)", k,
                  len(payload["trades"]), len(state.book))
 
-    def _feed_meter(self, imported: int, exported: int, interval_s: int) -> None:
+    def _feed_meter(self, k: int) -> None:
+        """A simulated meter is told interval k's agreed flows (a real sensor measures them)."""
         from hardware.meter import feed_simulation
 
+        imported, exported = self.planned.pop(k, (0, 0))
+        soc = None
+        if self.me.role == "storage":
+            soc = max(0, min(self.me.capacity_wh, self.expected_soc_before(k) + imported
+                             - exported))
         try:
-            soc = None
-            if self.me.role == "storage":
-                soc = max(0, min(self.me.capacity_wh, self.soc_wh + imported - exported))
-            feed_simulation(self.meter, imported, exported, interval_s=interval_s, soc_wh=soc)
+            feed_simulation(self.meter, imported, exported,
+                            interval_s=getattr(self, "interval_s", 1), soc_wh=soc)
         except TypeError:
-            pass  # a real sensor measures what really happens
+            pass  # real hardware
+        except ValueError as exc:
+            log.warning("simulated meter refused interval %d's flows: %s", k, exc)
+
+    def expected_soc_before(self, k: int) -> int:
+        soc = self.soc_wh + sum(n for j, n in self.net_wh.items() if self.soc_interval < j < k)
+        return max(0, min(self.me.capacity_wh, soc))
 
     async def sign_reading(self, k: int) -> None:
-        from hardware.ina219 import MeasurementError
+        from hardware.meter import SimulatedMeter
+        from node.hardware_glue import read_meter
 
         self.read.add(k)
-        loop = asyncio.get_running_loop()
-        try:  # a real sensor takes about a second for its 10 reads: off the event loop
-            await loop.run_in_executor(None, self.meter.sample)
-        except MeasurementError as exc:
-            self.report_meter_error(exc)
-        reading = await loop.run_in_executor(None, self.meter.close_interval, k)
+        simulated = isinstance(self.meter, SimulatedMeter)
+        if simulated:  # told its flows at the end of the interval it reports
+            self._feed_meter(k)
+        # The last sample and the close run on the meter's own thread: a real sensor takes about
+        # a second for its 10 reads; trouble is reported as MEASURING, never fatal.
+        reading = await read_meter(self.node, self.meter, k)
+        if not simulated and (k + 1) in self.planned:  # a simulated chip carries k+1's load
+            self._feed_meter(k + 1)
         if reading.get("soc_wh") is not None:
-            self.soc_wh = reading["soc_wh"]
+            self.soc_wh, self.soc_interval = reading["soc_wh"], k
         await self.node.append("reading", reading)
         self.node.metrics["readings_signed"] += 1
-
-
-    def report_meter_error(self, exc: Exception) -> None:
-        """Meter trouble never stops the agent: it is logged, counted and shown on the LED."""
-        self.node.metrics["meter_errors:measuring"] += 1
-        status = getattr(self.node, "status", None)
-        if status is not None:
-            status.report("measuring", str(exc))
-        else:
-            log.warning("meter: %s", exc)
 
 
 def charter_interval_s(interval_ms: int) -> int:

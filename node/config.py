@@ -89,19 +89,40 @@ class NodeConfig:
             "influx": {"url": self.influx_url, "database": self.influx_db,
                        "token": self.influx_token},
         }
+        # Keys and tables this class does not model ([meter], [leds], [influx] version ...) are
+        # kept as they were read, so saving never loses what a user added by hand.
+        for name, table in self.extra.items():
+            if not isinstance(table, dict):
+                continue
+            merged = sections.setdefault(name, {})
+            for key, value in table.items():
+                merged.setdefault(key, value)
         lines = ["# PicoGrid node configuration, written by `picogrid init`.", ""]
         for section, values in sections.items():
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-            lines.append("")
+            lines += _toml_table(section, values)
         return "\n".join(lines)
+
+
+def _toml_table(name: str, values: dict) -> list[str]:
+    """`[name]` with its plain keys, then each nested table as `[name.key]`."""
+    plain = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    lines = [f"[{name}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plain.items()]
+    lines.append("")
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines += _toml_table(f"{name}.{_toml_key(key)}", value)
+    return lines
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
 
 
 def _toml_value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
+    if isinstance(v, int | float):
+        return repr(v)
     if isinstance(v, str):
         escaped = v.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'

@@ -58,10 +58,13 @@ def prepare(
     scenario_path: str = "",
     round_ms: int = 1000,
     first_interval: int = 0,
+    hardware: bool = False,
 ) -> list[DemoNode]:
     """Create every agent's directory; the founder's also holds the admin key.
 
     Interval `first_interval` (hour of the day = interval mod 24) starts in `start_in_s`.
+    With `hardware`, each node drives its own agent's LEDs, the first node also the status LED,
+    and the homes read the kit's INA219 sensors (see `kit_meters`).
     """
     base.mkdir(parents=True, exist_ok=True)
     admin = create_admin(base)
@@ -88,7 +91,13 @@ def prepare(
         DemoNode(spec.name, base / slug(spec.name), port + i)
         for i, spec in enumerate(scenario.agents)
     ]
-    for spec, node in zip(scenario.agents, nodes, strict=True):
+    meters = kit_meters(scenario, interval_s) if hardware else {}
+    for i, (spec, node) in enumerate(zip(scenario.agents, nodes, strict=True)):
+        extra: dict = {}
+        if hardware:
+            extra["hardware"] = {"status_led": i == 0}
+            if spec.name in meters:
+                extra["meter"] = meters[spec.name]
         identity = create_identity(node.dir)
         cfg = NodeConfig(
             dir=node.dir,
@@ -105,10 +114,32 @@ def prepare(
             round_ms=round_ms,
             scenario=scenario_path,
             strategy=spec.strategy or "",
+            hardware=hardware,
+            extra=extra,
         )
         cfg.save()
         write_genesis(cfg, identity, charter, None)
     return nodes
+
+
+KIT_SENSORS = (0x40, 0x41, 0x44)
+KIT_HOME_WATTS_X10 = 1  # a home of the kit draws about 0.1 W through its sensor
+
+
+def kit_meters(scenario: Scenario, interval_s: int) -> dict[str, dict]:
+    """The kit's three INA219 sensors measure its homes, in order. `energy_scale` makes about
+    0.1 W over one demo interval read as the home's average Wh (change it in each home's
+    config.toml `[meter]` for another load)."""
+    homes = [a for a in scenario.agents if a.role == "consumer"][: len(KIT_SENSORS)]
+    out = {}
+    for address, home in zip(KIT_SENSORS, homes, strict=False):
+        avg = home.consumption_wh if isinstance(home.consumption_wh, int) else \
+            sum(home.consumption_wh) // len(home.consumption_wh)
+        scale = max(1, avg * 3600 * 10 // (KIT_HOME_WATTS_X10 * interval_s))
+        out[home.name] = {"energy_scale": scale,
+                          "sensor": {"address": address, "shunt_ohms": 0.1,
+                                     "max_expected_amps": 0.4}}
+    return out
 
 
 def start(nodes: list[DemoNode], hardware: bool = False) -> None:

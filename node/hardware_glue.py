@@ -87,6 +87,9 @@ def own_led_states(node: Any, k: int) -> dict[str, LedMode]:
     return {name: modes[name] for name in names}
 
 
+STARTUP_GRACE_S = 10.0
+
+
 class HardwareGlue:
     """Owns the node's pins and its `StatusReporter`; `pin_factory` and `time_scale` are for
     tests (a given factory and shorter blink codes)."""
@@ -112,7 +115,10 @@ class HardwareGlue:
         self._broken: set[str] = set()  # LEDs whose pin could not be had: not tried again
         self.led_modes: dict[str, LedMode] = {}
         self.led_interval: int | None = None
-        status_led = self._led(STATUS_LED)
+        # One process owns the status LED; on a Pi running several agents' nodes (the demo with
+        # --hardware), the others set `[hardware] status_led = false` and only log.
+        owns_status = cfg.extra.get("hardware", {}).get("status_led", True) is not False
+        status_led = self._led(STATUS_LED) if owns_status else None
         self.status = StatusReporter(status_led, time_scale=time_scale, on_critical=self._critical)
         node.status = self.status
         for problem in self._problems:
@@ -128,6 +134,7 @@ class HardwareGlue:
         self._connection = Throttle(CONNECTION_EVERY_S)
         self._measuring = Throttle(MEASURING_EVERY_S)
         self._stop_task: asyncio.Task | None = None
+        self.startup_grace_s = STARTUP_GRACE_S
 
     # -- pins ------------------------------------------------------------------------------------
 
@@ -180,14 +187,13 @@ class HardwareGlue:
 
     def _critical(self, message: str) -> None:
         """Stop the node as `picogrid run` stops on SIGTERM: in-flight writes committed, pins and
-        store closed. `node.request_stop()` is used when the runner provides one; else SIGTERM to
+        store closed. `node.request_stop()` when a runner waits on it (`picogrid run`); else SIGTERM to
         ourselves when a handler for it is installed (`picogrid run` has one); else `node.stop()`
         in a task of its own (an embedded node)."""
         self.critical = message
         self.node.metrics["critical_errors"] += 1
-        request = getattr(self.node, "request_stop", None)
-        if callable(request):
-            request()
+        if getattr(self.node, "managed", False):  # picogrid run: it stops us and exits 1
+            self.node.request_stop(message)
             return
         if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
             os.kill(os.getpid(), signal.SIGTERM)
@@ -251,6 +257,8 @@ class HardwareGlue:
     def check_peers(self, now: float | None = None) -> None:
         """Report CONNECTION when a peer starts failing, and when none answers (throttled)."""
         now = time.monotonic() if now is None else now
+        if self.node.uptime() < self.startup_grace_s:
+            return  # peers started together are still coming up
         peers = self.node.peers.all()
         fresh = []
         for peer in peers:

@@ -99,15 +99,26 @@ def interval_state(store: Store, charters: list[Charter], grid: str, k: int) -> 
 
 def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Participant],
                 lookback: int = 48) -> dict[bytes, int]:
-    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh`."""
+    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh` plus
+    what it contracted in the settled intervals after that reading (readings of an interval are
+    signed after the next one is already settled)."""
+    storage = {a: p for a, p in participants.items() if p.role == "storage"}
+    net: dict[bytes, int] = dict.fromkeys(storage, 0)
     socs: dict[bytes, int] = {}
-    storage = {a for a, p in participants.items() if p.role == "storage"}
     for j in range(k - 1, k - 1 - lookback, -1):
-        if not storage - set(socs):
+        if len(socs) == len(storage):
             break
-        for a in store.by_interval(grid, j, ("reading",)):
-            if a.author in storage and a.author not in socs and a.payload["soc_wh"] is not None:
-                socs[a.author] = a.payload["soc_wh"]
+        for a in store.by_interval(grid, j, ("reading", "settlement")):
+            if a.author not in storage or a.author in socs:
+                continue
+            if a.type == "reading" and a.payload["soc_wh"] is not None:
+                socs[a.author] = a.payload["soc_wh"] + net[a.author]
+            elif a.type == "settlement":
+                net[a.author] += sum((t[2] if t[1] == a.author else 0)
+                                     - (t[2] if t[0] == a.author else 0)
+                                     for t in a.payload["trades"])
+    for agent, who in storage.items():
+        socs[agent] = max(0, min(who.capacity_wh, socs.get(agent, net[agent])))
     return socs
 
 

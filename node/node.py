@@ -63,6 +63,9 @@ class Node:
         self.own_info: AgentInfo | None = None
         self.listeners: list[Any] = []  # objects with `async on_new(actions)` (agent loop, ...)
         self.agent: Any = None
+        self.stop_event = asyncio.Event()  # set by signals (picogrid run) or a critical error
+        self.stop_reason = ""
+        self.managed = False  # True when a runner waits on `stop_event` (picogrid run does)
 
     # -- community -----------------------------------------------------------------------
 
@@ -185,6 +188,12 @@ class Node:
             from node.influx import start_influx  # readings, trades, KPIs to InfluxDB
 
             start_influx(self)
+
+    def request_stop(self, reason: str = "") -> None:
+        """Ask the runner to stop the node cleanly; a reason means it stops on an error."""
+        if reason and not self.stop_reason:
+            self.stop_reason = reason
+        self.stop_event.set()
 
     def spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)

@@ -19,7 +19,7 @@ import pytest
 
 from ledger.actions import sign_action
 from ledger.keys import Identity
-from market.intervals import gate_closure_us, settle_at_us
+from market.intervals import gate_closure_us
 from market.scenario import default_scenario
 from node import demo
 
@@ -153,16 +153,12 @@ def test_late_order_and_forked_agent_are_excluded(grid):
                          {**genesis, "name": "Forker", "household": "fork"})
     assert post_actions(url, [g_late, g_fork])["accepted"] == 2
 
-    # Wait until some interval k's gate has just closed, but k is not settled yet.
-    def window() -> int | None:
-        t = time.time_ns() // 1000
-        for k in range(FIRST, FIRST + 200):
-            if gate_closure_us(timing, k) < t < settle_at_us(timing, k) - 300_000:
-                return k
-        return None
-
-    k = wait_for(window, 10, "a gate-closed interval")
+    # Sleep until just after the gate of the next interval closes: a bid signed now is late.
+    now = time.time_ns() // 1000
+    k = next(j for j in range(FIRST, FIRST + 10_000) if gate_closure_us(timing, j) > now + 100_000)
+    time.sleep((gate_closure_us(timing, k) - now) / 1e6 + 0.05)
     t = time.time_ns() // 1000
+    assert gate_closure_us(timing, k) < t
     late_bid = sign_action(late, 1, g_late.hash, t, "bid",
                            {"interval": k, "energy_wh": 300, "price": 30000})
     assert post_actions(url, [late_bid])["accepted"] == 1

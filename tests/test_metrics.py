@@ -204,10 +204,9 @@ def answers(port: int) -> bool:
 async def test_critical_stops_a_node_run_like_picogrid_run(tmp_path):
     cfg = community(tmp_path, [HOME1])[0]
     node = Node(cfg)
+    node.managed = True  # what `picogrid run` does: it waits on node.stop_event
     await node.start()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)  # what `picogrid run` installs
+    stop = node.stop_event
     try:
         node.status.report(ErrorLevel.MEASURING, "a bad sample: not a reason to stop")
         node.status.report(ErrorLevel.SENDING, "a failed send: not a reason to stop")
@@ -216,8 +215,8 @@ async def test_critical_stops_a_node_run_like_picogrid_run(tmp_path):
         node.status.report(ErrorLevel.CRITICAL, "the store's disk is gone")
         await asyncio.wait_for(stop.wait(), 5)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
         await node.stop()
+    assert node.stop_reason == "the store's disk is gone"  # picogrid run then exits 1
     assert node.hardware.critical == "the store's disk is gone"
     assert node.status.counts()["critical"] == 1
     assert not answers(cfg.listen_host_port()[1])
@@ -247,6 +246,7 @@ async def test_connection_failures_are_reported_once_not_every_round(tmp_path, c
     node = Node(cfg)
     caplog.set_level(logging.ERROR, logger="picogrid.hardware")
     await node.start()
+    node.hardware.startup_grace_s = 0  # peers started together get 10 s to come up; not here
     try:
         await eventually(lambda: node.status.counts()["connection"] >= 1, 10, "a CONNECTION report")
         await asyncio.sleep(3)  # many more failed rounds (round_ms = 200), back-off included

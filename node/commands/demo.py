@@ -80,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe
     signals = demo.StopSignals()
     nodes: list[demo.DemoNode] = []
-    board = None
     try:
         base = args.dir or Path(tempfile.mkdtemp(prefix="picogrid-demo-"))
         print(
@@ -96,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             start_in_s=_start_in_s(args.interval_seconds, n),
             scenario_path=str(args.scenario.resolve()) if args.scenario else "",
             first_interval=args.start_hour,
+            hardware=args.hardware,
         )
         with signals.deferred():  # every process started is one the finally below stops
             demo.start(nodes, hardware=args.hardware)
@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 f"the nodes took longer to start than planned: the day starts at "
                 f"{first % 24:02d}:00"
             )
-        board = _board() if args.hardware else None
-        follow(nodes, total, first=first, board=board)
+        follow(nodes, total, first=first)
         if args.intervals is not None:
             return 0
         print(f"the day is done; the nodes keep trading. Dashboard: {url}/  Ctrl-C to stop.")
@@ -127,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signals.stopping()
         demo.stop(nodes)
-        if board is not None:
-            board.close()
         signals.restore()
 
 
@@ -139,25 +136,12 @@ def _start_in_s(interval_s: int, agents: int) -> float:
     return 0.4 * interval_s + 2.0 + 0.5 * agents
 
 
-def _board():
-    """The kit's LED board (gpiozero's mock pins off a Pi, said once in the log)."""
-    from hardware.leds import KitBoard
-
-    try:
-        return KitBoard()
-    except Exception as exc:  # noqa: BLE001 - LEDs are a nicety here; never stop the demo
-        print(f"LEDs unavailable: {exc}", file=sys.stderr)
-        return None
-
-
-def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -> None:
+def follow(nodes: list[demo.DemoNode], total: int, first: int = 0) -> None:
     """Print a line per settled interval and a progress bar, until `total` are settled.
 
     An interval that some node never settles (it was down at the time) is printed with a note
     once it is `STUCK_INTERVALS` intervals late, so the demo never waits forever.
     """
-    from hardware.leds import LedMode
-
     url = nodes[0].url
     n = len(nodes)
     k = first
@@ -186,8 +170,6 @@ def follow(nodes: list[demo.DemoNode], total: int, first: int = 0, board=None) -
         local, demand = local + got, demand + wanted
         line = demo.interval_line(view, local / demand if demand else None, note)
         print(("\r" if tty else "") + line + (" " * 4 if tty else ""))
-        if board is not None and view.get("leds"):
-            board.apply({name: LedMode(mode) for name, mode in view["leds"].items()})
         k += 1
     if tty:
         print("\r" + demo.progress_bar(total, total))

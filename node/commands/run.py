@@ -56,18 +56,21 @@ async def serve(cfg) -> int:
         node = Node(cfg)
     except KeyFileError as exc:
         raise UserError(str(exc)) from None
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    node.managed = True  # we wait on node.stop_event below
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, node.request_stop)
     try:
         await node.start()
     except OSError as exc:
         await node.stop()
         raise UserError(f"cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
     try:
-        await stop.wait()
+        await node.stop_event.wait()
     finally:
         log.info("stopping")
         await node.stop()
+    if node.stop_reason:  # a critical error: exit non-zero so systemd restarts the node
+        log.critical("stopped on a critical error: %s", node.stop_reason)
+        return 1
     return 0
