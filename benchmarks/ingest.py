@@ -3,8 +3,9 @@
 Prints one JSON line. `verify_per_s` is PyNaCl's single-thread Ed25519 verify rate, measured in
 the same run on the same actions with the very call the store uses, so `entries_per_s /
 verify_per_s` is the figure to judge (targets: 0.8 on one thread, 1.5 with the verification
-spread over threads on two cores). Each figure is the best of `--rounds` runs, the reference
-included: load from other processes can only slow a run down.
+spread over threads on two cores). The reference is measured window by window beside the ingest
+it is compared with (see `ingest`), and the figures add up `--rounds` runs, so load from other
+processes slows both alike.
 
     python benchmarks/ingest.py                     # 20,000 actions by 50 authors
     python benchmarks/ingest.py --entries 1000000   # the memory check (streams the actions)
@@ -21,7 +22,8 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -29,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger.actions import sign_action, signature_ok  # noqa: E402
 from ledger.membrane import Membrane  # noqa: E402
-from ledger.store import Store, gather, submit_precheck  # noqa: E402
+from ledger.store import IngestResult, Store, gather, submit_precheck  # noqa: E402
 from ledger.testing import T0, genesis_payload, identity, order_payload  # noqa: E402
 
 COMMUNITY = "bench"
+WINDOW = 10  # batches per window: reference and ingest are measured window by window
 Item = tuple[bytes, bytes]
 
 
@@ -53,73 +56,69 @@ def generate(authors: int, entries: int) -> Iterator[Item]:
         yield action.action_bytes, action.signature
 
 
-def verify_rate(sample: list[Item]) -> float:
-    """Signatures verified per second on one thread, with the store's own verify call."""
-    authors = [body[4:36] for body, _ in sample]  # array of 7, v, bin8 header: then the key
+def verify_seconds(items: list[Item]) -> float:
+    """Time to verify `items` on one thread with the store's own verify call: the reference."""
+    authors = [body[4:36] for body, _ in items]  # array of 7, v, bin8 header: then the key
     start = time.perf_counter()
-    for (body, sig), author in zip(sample, authors, strict=True):
+    for (body, sig), author in zip(items, authors, strict=True):
         if not signature_ok(author, body, sig):
             raise AssertionError("a benchmark action does not verify")
-    return len(sample) / (time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
-def ingest(actions: Iterable[Item], threads: int, batch: int) -> tuple[int, float]:
-    """Ingest in batches into a new store: (actions accepted, seconds spent ingesting).
+@dataclass
+class Run:
+    """One ingest into a fresh store, with its reference measured beside it, window by window."""
 
-    With threads, the next batches are verified on the pool while one is written, as the node
-    does; the time counted then includes every wait for the pool.
+    entries: int = 0
+    seconds: float = 0.0  # ingesting
+    reference: float = 0.0  # verifying the same actions on one thread
+
+    def ratio(self) -> float:
+        return self.reference / self.seconds
+
+
+def ingest(actions: Iterable[Item], threads: int, batch: int) -> Run:
+    """Ingest in batches of `batch` into a new store; generation (signing) is not timed.
+
+    The actions come in windows of 10 batches. Each window is first verified on one thread (the
+    reference), then ingested, so both figures see the same load from other processes. With
+    threads, the next batches are verified on the pool while one is written, as the node does.
     """
-    with tempfile.TemporaryDirectory() as tmp:
+    run = Run()
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(threads) as pool:
         store = Store(Path(tmp) / "bench.sqlite3", Membrane(COMMUNITY))
         now = T0 + 10**12
-        batches = _batches(actions, batch)
-        total, elapsed = 0, 0.0
-        if threads == 1:
-            for chunk in batches:
-                start = time.perf_counter()
-                result = store.ingest(chunk, now)
-                elapsed += time.perf_counter() - start
+        it = iter(actions)
+        while window := list(islice(it, batch * WINDOW)):
+            run.reference += verify_seconds(window)
+            chunks = [window[i : i + batch] for i in range(0, len(window), batch)]
+            start = time.perf_counter()
+            if threads == 1:
+                results = [store.ingest(chunk, now) for chunk in chunks]
+            else:
+                results = _pipelined(store, pool, chunks, now, threads)
+            run.seconds += time.perf_counter() - start
+            for result in results:
                 assert not result.rejected, result.rejected[:3]
-                total += result.accepted
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                total, elapsed = _pipelined(store, pool, batches, now, threads)
-        assert store.count() == total
+                run.entries += result.accepted
+        assert store.count() == run.entries
         store.close()
-    return total, elapsed
-
-
-def _batches(actions: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    it = iter(actions)
-    while chunk := list(islice(it, size)):
-        yield chunk
+    return run
 
 
 def _pipelined(
-    store: Store, pool: ThreadPoolExecutor, batches: Iterator[list[Item]], now: int, threads: int
-) -> tuple[int, float]:
-    """Two batches in flight on the pool while the current one is written.
-
-    Generating actions (signing) is not part of the figure: each batch is taken from the
-    generator before the clock runs, up to 40 batches at a time, so the stream stays bounded.
-    """
-    total, elapsed = 0, 0.0
-    while window := list(islice(batches, 40)):
-        start = time.perf_counter()
-        ahead: deque[tuple[list[Item], list[Future]]] = deque()
-        for chunk in window[:2]:
-            ahead.append((chunk, submit_precheck(pool, chunk, now, threads)))
-        for i in range(len(window)):
-            chunk, futures = ahead.popleft()
-            checked = gather(futures)
-            if i + 2 < len(window):
-                nxt = window[i + 2]
-                ahead.append((nxt, submit_precheck(pool, nxt, now, threads)))
-            result = store.ingest(chunk, now, prechecked=checked)
-            assert not result.rejected, result.rejected[:3]
-            total += result.accepted
-        elapsed += time.perf_counter() - start
-    return total, elapsed
+    store: Store, pool: ThreadPoolExecutor, chunks: list[list[Item]], now: int, threads: int
+) -> list[IngestResult]:
+    """Two batches in flight on the pool while the current one is written."""
+    ahead = deque(submit_precheck(pool, chunk, now, threads) for chunk in chunks[:2])
+    results = []
+    for i, chunk in enumerate(chunks):
+        checked = gather(ahead.popleft())
+        if i + 2 < len(chunks):
+            ahead.append(submit_precheck(pool, chunks[i + 2], now, threads))
+        results.append(store.ingest(chunk, now, prechecked=checked))
+    return results
 
 
 def main() -> None:
@@ -131,35 +130,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    sample = list(generate(args.authors, min(args.entries, 20_000)))
-    streaming = args.entries > len(sample)
-    verify, one, many = 0.0, 0.0, 0.0
+    streaming = args.entries > 20_000  # then never hold all the actions in memory
+    sample = [] if streaming else list(generate(args.authors, args.entries))
+    one, many = Run(), Run()
     for _ in range(1 if streaming else args.rounds):
-        verify = max(verify, verify_rate(sample))
-        if streaming:  # never hold all the actions in memory
-            source = lambda: generate(args.authors, args.entries)  # noqa: E731
-        else:
-            source = lambda: sample  # noqa: E731
-        n, t = ingest(source(), 1, args.batch)
-        one = max(one, n / t)
-        if args.threads > 1:
-            n, t = ingest(source(), args.threads, args.batch)
-            many = max(many, n / t)
-        verify = max(verify, verify_rate(sample))
-    many = many or one
-    overhead_us = 1e6 / one - 1e6 / verify  # CPU per action besides the signature check
+        for run, threads in ((one, 1), (many, args.threads)):
+            source = generate(args.authors, args.entries) if streaming else sample
+            done = ingest(source, threads, args.batch)
+            run.entries += done.entries
+            run.seconds += done.seconds
+            run.reference += done.reference
+    verify = (one.entries + many.entries) / (one.reference + many.reference)
+    rate = one.entries / one.seconds
+    overhead_us = 1e6 / rate - 1e6 / verify  # CPU per action besides the signature check
     figures = {
         "bench": "ingest",
         "entries": args.entries,
         "authors": args.authors,
         "batch": args.batch,
         "verify_per_s": round(verify),
-        "entries_per_s": round(one),
-        "ratio_1_thread": round(one / verify, 3),
+        "entries_per_s": round(rate),
+        "ratio_1_thread": round(one.ratio(), 3),
         "threads": args.threads,
         "cores": os.cpu_count(),
-        "entries_per_s_threads": round(many),
-        "ratio_threads": round(many / verify, 3),
+        "entries_per_s_threads": round(many.entries / many.seconds),
+        "ratio_threads": round(many.ratio(), 3),
         "overhead_us_per_action": round(overhead_us, 1),
         "ideal_ratio_threads": round(
             min(args.threads, os.cpu_count() or 1) / (1 + overhead_us * verify / 1e6), 3
