@@ -38,6 +38,7 @@ from nodeproc import (  # noqa: E402
 )
 
 from ledger.actions import decode_action, signature_ok  # noqa: E402
+from node.config import load_config  # noqa: E402
 
 
 def verify_rate(items: list[tuple[bytes, bytes]]) -> float:
@@ -63,6 +64,9 @@ def run(entries: int, authors: int, round_ms: int) -> dict:
         pa = c.start(a)
         b = c.join("B", via=a)
         pa.terminate()
+        cfg = load_config(b.dir)  # B must not know A before the clock starts
+        cfg.peers = []
+        cfg.save()
         items, members = make_actions(a.community, authors, entries)
         sample = items[: min(len(items), 5000)]
         seed(a, items)
@@ -75,6 +79,7 @@ def run(entries: int, authors: int, round_ms: int) -> dict:
             held = heads(b.url)
             return all(held.get(k, [-1])[0] >= seq for k, seq in want.items())
 
+        assert not any(k in heads(b.url) for k in want), "B must start with none of the chains"
         verify_before = verify_rate(sample)  # with both nodes up and idle, as during the run
         started = time.perf_counter()
         answer = post_msgpack(f"{b.url}/v1/gossip/peers", [a_info]).msgpack()

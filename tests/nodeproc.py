@@ -30,43 +30,63 @@ The pieces, for tests of your own:
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import re
 import signal
-import socket
 import subprocess
-import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import msgpack
+from nodeagent import HOST, PICOGRID, Agent, agent_from_dir, free_port, init_agent, picogrid
+from nodedata import Author, append_own, invited_author, seed, slug
+from nodehttp import (
+    Response,
+    agents,
+    get_json,
+    get_msgpack,
+    head_seq,
+    heads,
+    post_actions,
+    post_msgpack,
+    request,
+    stored,
+)
 
-from ledger.actions import Action, sign_action
-from ledger.chain import SourceChain, now_us
-from ledger.keys import Identity, load_identity
-from ledger.membrane import Membrane, make_invite
-from ledger.store import Store
+__all__ = [  # the toolkit in one import (also from nodeagent, nodehttp, nodedata)
+    "Agent",
+    "Author",
+    "Cluster",
+    "Proc",
+    "Response",
+    "agent_from_dir",
+    "agents",
+    "append_own",
+    "free_port",
+    "get_json",
+    "get_msgpack",
+    "head_seq",
+    "heads",
+    "init_agent",
+    "invited_author",
+    "picogrid",
+    "post_actions",
+    "post_msgpack",
+    "request",
+    "seed",
+    "sigkill",
+    "sigterm",
+    "slug",
+    "start",
+    "stored",
+    "wait_until",
+]
 
-PICOGRID = str(Path(sys.executable).with_name("picogrid"))
-HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 
 
 # -- small utilities ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def wait_until(
@@ -96,221 +116,6 @@ def wait_until(
             tail = f"\n--- logs ---\n{logs()}" if logs else ""
             raise AssertionError(f"timed out after {timeout} s: {message}{detail}{tail}")
         time.sleep(interval)
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "agent"
-
-
-# -- HTTP (synchronous, stdlib) ------------------------------------------------------------------
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def msgpack(self) -> Any:
-        return msgpack.unpackb(self.body, raw=False, strict_map_key=False)
-
-
-def request(
-    method: str,
-    url: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 5.0,
-) -> Response:
-    """One HTTP request; any status is returned, never raised. Connection errors are raised."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        chunked = (headers or {}).get("Transfer-Encoding") == "chunked"
-        conn.request(method, path or "/", body=body, headers=headers or {}, encode_chunked=chunked)
-        resp = conn.getresponse()
-        data = resp.read()
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-    finally:
-        conn.close()
-
-
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    """GET a JSON document; AssertionError unless the answer is 200."""
-    resp = request("GET", url, timeout=timeout)
-    if resp.status != 200:
-        raise AssertionError(f"GET {url}: HTTP {resp.status} {resp.body[:300]!r}")
-    return resp.json()
-
-
-def get_msgpack(url: str, timeout: float = 5.0) -> Any:
-    resp = request("GET", url, timeout=timeout)
-    if resp.status != 200:
-        raise AssertionError(f"GET {url}: HTTP {resp.status} {resp.body[:300]!r}")
-    return resp.msgpack()
-
-
-def post_msgpack(url: str, value: Any, timeout: float = 10.0) -> Response:
-    body = value if isinstance(value, bytes) else msgpack.packb(value, use_bin_type=True)
-    return request("POST", url, body, {"Content-Type": "application/msgpack"}, timeout)
-
-
-def post_actions(url: str, actions: Iterable[Action | tuple[bytes, bytes]]) -> dict:
-    """POST signed actions to a node's gossip endpoint; its answer (accepted, rejected ...)."""
-    items = [a.wire() if isinstance(a, Action) else list(a) for a in actions]
-    resp = post_msgpack(f"{url}/v1/gossip/actions", items)
-    if resp.status != 200:
-        raise AssertionError(f"POST actions to {url}: HTTP {resp.status} {resp.body[:300]!r}")
-    return resp.msgpack()
-
-
-def heads(url: str) -> dict[bytes, list]:
-    """The node's gossip heads: author -> [seq, hash]."""
-    return get_msgpack(f"{url}/v1/gossip/heads")
-
-
-def head_seq(url: str, author: bytes) -> int:
-    """The seq of the author's head at that node, -1 when it holds no such chain."""
-    return heads(url).get(author, [-1])[0]
-
-
-def stored(url: str) -> int:
-    """How many valid actions the node holds."""
-    return get_json(f"{url}/v1/info")["actions_stored"]
-
-
-def agents(url: str) -> dict[str, dict]:
-    """The node's `/v1/agents`, by agent id."""
-    return {a["id"]: a for a in get_json(f"{url}/v1/agents")}
-
-
-# -- agents and their data directories -----------------------------------------------------------
-
-
-@dataclass
-class Agent:
-    """An agent made by `picogrid init`: its directory, port and id."""
-
-    dir: Path
-    name: str
-    port: int
-    grid: str
-    community: str
-    agent_hex: str
-    reachable: bool = True
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def agent(self) -> bytes:
-        return bytes.fromhex(self.agent_hex)
-
-    def identity(self) -> Identity:
-        return load_identity(self.dir / "agent.key")
-
-    def config(self) -> dict:
-        return tomllib.loads((self.dir / "config.toml").read_text())
-
-    @property
-    def admin_hex(self) -> str:
-        return self.config()["community"]["admin"]
-
-
-def agent_from_dir(directory: str | Path, port: int | None = None) -> Agent:
-    """The Agent of an existing data directory (made by `picogrid init`, here or elsewhere).
-
-    `port` replaces the configured listen port (for a directory initialised with another)."""
-    directory = Path(directory)
-    cfg = tomllib.loads((directory / "config.toml").read_text())
-    listen_port = int(cfg["node"]["listen"].rsplit(":", 1)[1])
-    return Agent(
-        directory,
-        cfg["agent"]["name"],
-        port or listen_port,
-        cfg["agent"]["grid"],
-        cfg["community"]["name"],
-        load_identity(directory / "agent.key").agent_hex,
-        reachable=cfg["node"].get("public_url") != "",
-    )
-
-
-def picogrid(
-    *args: str | Path, timeout: float = 60.0, check: bool = True, verbose: bool = False
-) -> subprocess.CompletedProcess:
-    """Run one `picogrid` command to completion (stdin closed)."""
-    argv = [PICOGRID, *(["-v"] if verbose else []), *map(str, args)]
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(argv)} exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
-
-
-def init_agent(
-    tmp: Path,
-    name: str,
-    role: str = "consumer",
-    household: str | None = None,
-    grid: str = "g1",
-    community: str = "c1",
-    port: int | None = None,
-    join: str | Agent | None = None,
-    admin: str | None = None,
-    invite: str | None = None,
-    capacity_wh: int | None = None,
-    max_power_w: int = 1000,
-    public_url: str | None = None,
-    extra: Iterable[str] = (),
-) -> Agent:
-    """`picogrid init` an agent in `tmp/<name>`: founds `community` unless `join` is given.
-
-    Joining fetches the charter from `join` (a running member) and pins `admin` when given,
-    else accepts the fetched admin key (`--yes`). `public_url=""` makes an agent nobody can
-    reach (behind a router): it gossips by initiating only.
-    """
-    port = port or free_port()
-    directory = Path(tmp) / slug(name)
-    args: list[str] = [
-        "init",
-        "--dir",
-        str(directory),
-        "--name",
-        name,
-        "--role",
-        role,
-        "--household",
-        household or slug(name),
-        "--grid",
-        grid,
-        "--community",
-        community,
-        "--listen",
-        f"{HOST}:{port}",
-        "--max-power-w",
-        str(max_power_w),
-    ]
-    if role == "storage":
-        args += ["--capacity-wh", str(capacity_wh or 10_000)]
-    if join is not None:
-        args += ["--join", join.url if isinstance(join, Agent) else join]
-        args += ["--admin", admin] if admin else ["--yes"]
-    if invite:
-        args += ["--invite", invite]
-    if public_url is not None:
-        args += ["--public-url", public_url]
-    picogrid(*args, *extra)
-    agent_hex = load_identity(directory / "agent.key").agent_hex
-    return Agent(directory, name, port, grid, community, agent_hex, reachable=public_url != "")
 
 
 # -- running nodes --------------------------------------------------------------------------------
@@ -463,112 +268,6 @@ def start(
             proc.stop_quietly()
             raise
     return proc
-
-
-# -- members without a node -----------------------------------------------------------------------
-
-
-@dataclass
-class Author:
-    """A member that signs its own chain with no node behind it (for seeding and injecting).
-
-    Its genesis names `community` and `grid` (by default a grid with no market, so no node's
-    market loop ever looks at its orders). `actions` holds everything it has signed, in order.
-    """
-
-    community: str = "c1"
-    grid: str = "lab"
-    name: str = "author"
-    identity: Identity = field(default_factory=Identity.generate)
-    invite: bytes | None = None
-    actions: list[Action] = field(default_factory=list)
-
-    @property
-    def agent(self) -> bytes:
-        return self.identity.agent
-
-    @property
-    def agent_hex(self) -> str:
-        return self.identity.agent_hex
-
-    def genesis(self, ts: int | None = None) -> Action:
-        assert not self.actions, "genesis is the first action"
-        payload = {
-            "community": self.community,
-            "grid": self.grid,
-            "name": self.name,
-            "role": "consumer",
-            "household": slug(self.name),
-            "capacity_wh": 0,
-            "max_power_w": 1000,
-            "invite": self.invite,
-        }
-        action = sign_action(self.identity, 0, None, ts or now_us(), "genesis", payload)
-        self.actions.append(action)
-        return action
-
-    def next(
-        self, type_: str = "bid", payload: dict | None = None, ts: int | None = None
-    ) -> Action:
-        """Sign the next action on top of the last one (genesis first if there is none)."""
-        if not self.actions:
-            self.genesis(ts)
-        last = self.actions[-1]
-        if payload is None:
-            payload = {"interval": last.seq, "energy_wh": 100 + last.seq % 7, "price": 12000}
-        action = sign_action(
-            self.identity, last.seq + 1, last.hash, max(ts or now_us(), last.ts), type_, payload
-        )
-        self.actions.append(action)
-        return action
-
-    def extend(self, n: int, ts: int | None = None) -> list[Action]:
-        """Sign `n` more actions (bids), genesis first when the chain is empty."""
-        out = []
-        if not self.actions:
-            out.append(self.genesis(ts))
-            n -= 1
-        out += [self.next(ts=ts) for _ in range(n)]
-        return out
-
-    def fork(self, seq: int) -> Action:
-        """A second, different action at `seq` (which must be > 0): a fork."""
-        prev = self.actions[seq - 1]
-        payload = {"interval": -seq, "energy_wh": 999, "price": 1}
-        return sign_action(self.identity, seq, prev.hash, prev.ts, "bid", payload)
-
-
-def invited_author(admin_key: Path, community: str, grid: str, name: str = "invited") -> Author:
-    """An Author carrying the admin's invite for a closed community."""
-    author = Author(community=community, grid=grid, name=name)
-    author.invite = make_invite(load_identity(admin_key), community, grid, author.agent)
-    return author
-
-
-def seed(agent: Agent, actions: Iterable[Action | tuple[bytes, bytes]], batch: int = 1000) -> int:
-    """Ingest signed actions into a STOPPED node's store (as gossip would); returns accepted."""
-    store = Store(agent.dir / "store.sqlite3", Membrane(agent.community))
-    accepted = 0
-    try:
-        items = [
-            (a.action_bytes, a.signature) if isinstance(a, Action) else tuple(a) for a in actions
-        ]
-        for i in range(0, len(items), batch):
-            result = store.ingest(items[i : i + batch], now_us())
-            assert not result.rejected, result.rejected[:5]
-            accepted += result.accepted
-    finally:
-        store.close()
-    return accepted
-
-
-def append_own(agent: Agent, type_: str, payload: dict) -> Action:
-    """Append to a STOPPED node's own chain with its own key (as the node itself would)."""
-    store = Store(agent.dir / "store.sqlite3", Membrane(agent.community))
-    try:
-        return SourceChain(store, agent.identity()).append(type_, payload)
-    finally:
-        store.close()
 
 
 # -- clusters -------------------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""Synchronous HTTP helpers (stdlib only) for tests and benchmarks that talk to real nodes.
+
+Part of the `nodeproc` toolkit (which re-exports everything here): any status is returned, never
+raised; msgpack bodies are decoded with bin as bytes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgpack
+
+from ledger.actions import Action
+
+# -- HTTP (synchronous, stdlib) ------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def msgpack(self) -> Any:
+        return msgpack.unpackb(self.body, raw=False, strict_map_key=False)
+
+
+def request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> Response:
+    """One HTTP request; any status is returned, never raised. Connection errors are raised."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        chunked = (headers or {}).get("Transfer-Encoding") == "chunked"
+        conn.request(method, path or "/", body=body, headers=headers or {}, encode_chunked=chunked)
+        resp = conn.getresponse()
+        data = resp.read()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    """GET a JSON document; AssertionError unless the answer is 200."""
+    resp = request("GET", url, timeout=timeout)
+    if resp.status != 200:
+        raise AssertionError(f"GET {url}: HTTP {resp.status} {resp.body[:300]!r}")
+    return resp.json()
+
+
+def get_msgpack(url: str, timeout: float = 5.0) -> Any:
+    resp = request("GET", url, timeout=timeout)
+    if resp.status != 200:
+        raise AssertionError(f"GET {url}: HTTP {resp.status} {resp.body[:300]!r}")
+    return resp.msgpack()
+
+
+def post_msgpack(url: str, value: Any, timeout: float = 10.0) -> Response:
+    body = value if isinstance(value, bytes) else msgpack.packb(value, use_bin_type=True)
+    return request("POST", url, body, {"Content-Type": "application/msgpack"}, timeout)
+
+
+def post_actions(url: str, actions: Iterable[Action | tuple[bytes, bytes]]) -> dict:
+    """POST signed actions to a node's gossip endpoint; its answer (accepted, rejected ...)."""
+    items = [a.wire() if isinstance(a, Action) else list(a) for a in actions]
+    resp = post_msgpack(f"{url}/v1/gossip/actions", items)
+    if resp.status != 200:
+        raise AssertionError(f"POST actions to {url}: HTTP {resp.status} {resp.body[:300]!r}")
+    return resp.msgpack()
+
+
+def heads(url: str) -> dict[bytes, list]:
+    """The node's gossip heads: author -> [seq, hash]."""
+    return get_msgpack(f"{url}/v1/gossip/heads")
+
+
+def head_seq(url: str, author: bytes) -> int:
+    """The seq of the author's head at that node, -1 when it holds no such chain."""
+    return heads(url).get(author, [-1])[0]
+
+
+def stored(url: str) -> int:
+    """How many valid actions the node holds."""
+    return get_json(f"{url}/v1/info")["actions_stored"]
+
+
+def agents(url: str) -> dict[str, dict]:
+    """The node's `/v1/agents`, by agent id."""
+    return {a["id"]: a for a in get_json(f"{url}/v1/agents")}
