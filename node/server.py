@@ -16,7 +16,9 @@ from aiohttp import web
 from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
 from ledger.charter import CharterError
+from ledger.errors import BAD_ENCODING
 from ledger.keys import parse_agent_hex
+from ledger.store import IngestResult
 from node import wire
 
 if TYPE_CHECKING:
@@ -156,7 +158,16 @@ async def gossip_post_actions(request: web.Request) -> web.Response:
             shape_errors.append([index, "bad-encoding"])
     # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
     # that lack it too get it by their own anti-entropy rounds.
-    result = await node.ingest([p for _, p in pairs], forward=len(pairs) <= FORWARD_MAX)
+    batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
+    try:
+        result = await node.ingest(batch, forward=forward)
+    except Exception:
+        # The store could not take the batch as a whole (an item it cannot hold slipped past
+        # validation). Never a 500, and the good items are not lost with the bad one: item by
+        # item, the culprit is rejected.
+        log.warning("a batch of %d failed to store; retrying item by item", len(batch),
+                    exc_info=True)
+        result = await _ingest_each(node, batch, forward)
     answer = result.summary()
     answer["rejected"] = sorted(
         [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
@@ -164,6 +175,23 @@ async def gossip_post_actions(request: web.Request) -> web.Response:
     for _ in shape_errors:
         node.metrics["rejected:bad-encoding"] += 1
     return msgpack_response(wire.pack(answer))
+
+
+async def _ingest_each(node: Node, batch: list[tuple[bytes, bytes]],
+                       forward: bool) -> IngestResult:
+    total = IngestResult()
+    for index, item in enumerate(batch):
+        try:
+            one = await node.ingest([item], forward=forward)
+        except Exception:
+            total.rejected.append((index, BAD_ENCODING))
+            node.metrics[f"rejected:{BAD_ENCODING}"] += 1
+            continue
+        total.accepted += one.accepted
+        total.duplicate += one.duplicate
+        total.pending += one.pending
+        total.rejected += [(index, reason) for _, reason in one.rejected]
+    return total
 
 
 async def gossip_get_peers(request: web.Request) -> web.Response:

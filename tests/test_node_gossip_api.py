@@ -381,3 +381,26 @@ def test_audits_run_a_few_at_a_time(node):
             }
         else:
             assert "error" in r.json()
+
+
+def test_an_item_the_store_cannot_hold_is_rejected_alone_never_a_500(node):
+    # Integers of 2**63 and more are valid msgpack but do not fit SQLite: the batch must still
+    # be answered, the good actions kept and only the odd ones refused.
+    author = Author(name="huge numbers")
+    good = author.extend(3)
+    last = good[-1]
+    huge_seq = raw_action(
+        author, 2**63, last.hash, last.ts, "bid", {"interval": 1, "energy_wh": 1, "price": 1}
+    )
+    huge_interval = raw_action(
+        author, 3, last.hash, last.ts, "bid", {"interval": 2**63, "energy_wh": 1, "price": 1}
+    )
+    resp = post_msgpack(
+        f"{node.url}/v1/gossip/actions", [a.wire() for a in good] + [huge_seq, huge_interval]
+    )
+    assert resp.status == 200, resp.body[:300]
+    answer = resp.msgpack()
+    assert answer["accepted"] == 3
+    assert [i for i, _ in answer["rejected"]] == [3, 4]
+    assert all(reason in REASONS for _, reason in answer["rejected"])
+    assert heads(node.url)[author.agent][0] == 2
