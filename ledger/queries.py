@@ -61,7 +61,9 @@ class Queries:
             return {a: (h.seq, h.hash) for a, h in self._heads.items()}
 
     def head(self, author: bytes) -> Head | None:
-        return self._heads.get(author)
+        """The last action of `author`'s chain, as committed (never one of a batch in progress)."""
+        with self._lock:
+            return self._heads.get(author)
 
     def chain_range(
         self, author: bytes, start: int = 0, limit: int = 1000
@@ -145,7 +147,8 @@ class Queries:
         )
 
     def pending_count(self) -> int:
-        return self._pending_total
+        with self._lock:
+            return self._pending_total
 
     def count(self) -> int:
         """How many actions the chains hold (fork evidence and pending actions not included)."""

@@ -143,20 +143,20 @@ class Store(Queries):
                 pending = self._pending_by_author
                 for _, _, index, action in valid:
                     try:
-                        outcome = self._place(action, result)
+                        placed = self._place(action, result)
                     except Invalid as exc:
                         result.rejected.append((index, exc.reason))
                         continue
-                    if outcome is ACCEPTED:
+                    if placed is ACCEPTED:
                         result.accepted += 1
                         result.new.append(action)
                         if pending and action.author in pending:
                             self._release(action.author, result)
-                    elif outcome is DUPLICATE:
+                    elif placed is DUPLICATE:
                         result.duplicate += 1
-                    elif outcome is PENDING:
+                    elif placed is PENDING:
                         result.pending += 1
-                    else:
+                    else:  # FORK: kept as evidence
                         result.accepted += 1
             result.rejected.sort()
         for _, reason in result.rejected:
@@ -186,9 +186,9 @@ class Store(Queries):
             action = check_intrinsic(action.action_bytes, action.signature, action.ts)
             if action.author != author:
                 raise ValueError("build() signed with another identity")
-            outcome = self._place(action, IngestResult())
-            if outcome is not ACCEPTED:
-                raise Invalid(FORKED_AUTHOR, f"our own append was {outcome}, not accepted")
+            placed = self._place(action, IngestResult())
+            if placed is not ACCEPTED:
+                raise Invalid(FORKED_AUTHOR, f"our own append was {placed}, not accepted")
         return action
 
     def _place(self, action: Action, result: IngestResult) -> str:
@@ -294,11 +294,11 @@ class Store(Queries):
                 # Fully checked when it was held; decoding again needs no second verification.
                 action = decode_action(action_bytes, signature, check_signature=False)
                 try:
-                    outcome = self._place(action, result)
+                    placed = self._place(action, result)
                 except Invalid as exc:
                     self.rejected_by_reason[exc.reason] += 1
                     continue
-                if outcome is ACCEPTED:
+                if placed is ACCEPTED:
                     result.released += 1
                     result.new.append(action)
                     progressed = True
