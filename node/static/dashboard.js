@@ -643,9 +643,10 @@
     if (!peer) return ["plain", "via gossip", "no direct link: its chain reaches us through other peers"];
     if (!peer.reachable) return ["plain", "pushes to us", "behind a router: it connects to us"];
     if (peer.failures > 0) return ["bad", "unreachable", peer.last_error || `${peer.failures} failed attempts`];
-    if (peer.lag === null || peer.lag === undefined) return ["plain", "connecting", "not compared yet"];
-    const when = peer.seconds_since_ok === null ? "" : `last exchange ${peer.seconds_since_ok} s ago`;
-    const stale = peer.seconds_since_ok === null || peer.seconds_since_ok > 30;
+    if (peer.seconds_since_ok === null || peer.seconds_since_ok === undefined) return ["plain", "connecting", "it has not answered yet"];
+    const when = `last exchange ${peer.seconds_since_ok} s ago`;
+    if (peer.lag === null || peer.lag === undefined) return ["info", "linked", `it answers; chains not compared yet; ${when}`];
+    const stale = peer.seconds_since_ok > 30;
     if (!peer.lag && !peer.behind) return [stale ? "warn" : "ok", "in sync", when];
     // new actions are signed every interval: a few in flight is normal, many or old is not
     const busy = stale || peer.lag > 20 || peer.behind > 20;
