@@ -41,7 +41,8 @@ MAX_PAGES_PER_ROUND = 40
 PEER_EXCHANGE_EVERY = 10
 MAX_ROUNDS = 16
 MAX_REFUSED = 10_000
-PIPELINE = 3  # pages of a pull in flight: one written, one verified, one on the wire
+PIPELINE = 6  # pages of a pull in flight (written, verified, on the wire) ...
+PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
 
 
 class Gossip:
@@ -99,17 +100,29 @@ class Gossip:
                 log.exception("could not start a gossip round")
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
-    def start_round(self) -> asyncio.Task | None:
-        """Start a round with one random live peer that no running round is talking to."""
+    def start_round(self, peer: Peer | None = None) -> asyncio.Task | None:
+        """Start a round with `peer`, or with one random live peer no running round talks to."""
         if len(self._round_tasks) >= MAX_ROUNDS:
             return None
         now = time.monotonic()
-        candidates = [p for p in self.node.peers.live(now) if p.url not in self._busy]
-        if not candidates:
+        if peer is None:
+            candidates = [p for p in self.node.peers.live(now) if p.url not in self._busy]
+            if not candidates:
+                return None
+            peer = self.node.peers.rng.choice(candidates)
+        elif peer.url in self._busy or not peer.live(now):
             return None
-        peer = self.node.peers.rng.choice(candidates)
         self._busy.add(peer.url)
         return self._spawn(self._round_with(peer), self._round_tasks)
+
+    def first_contact(self, urls: list[str]) -> None:
+        """Peers we just heard of get a round now rather than when chance picks them."""
+        if self.node.session is None:
+            return
+        for url in urls:
+            peer = self.node.peers.by_url.get(url.rstrip("/"))
+            if peer is not None:
+                self.start_round(peer)
 
     async def round(self) -> None:
         """One round, awaited (for tests and tools); the loop runs rounds as tasks."""
@@ -172,10 +185,12 @@ class Gossip:
         await self._push_ranges(client, pushes)
 
     async def _pull(self, client: PeerClient, pulls: list[tuple[bytes, int, int]]) -> None:
-        """Stream pages in: while one page is written, the next is verified on the pool and the
-        one after is on the wire. Writes keep the order of the pages."""
+        """Stream pages in: while one page is written, the next ones are verified on the pool
+        and another is on the wire (at most PIPELINE pages, PIPELINE_BYTES, in flight). Writes
+        keep the order of the pages."""
         pages = 0
-        writes: deque[asyncio.Task] = deque()
+        writes: deque[tuple[asyncio.Task, int]] = deque()
+        in_flight = 0
         last: asyncio.Task | None = None
         try:
             for author, start, until in pulls:
@@ -190,14 +205,18 @@ class Gossip:
                     last = asyncio.create_task(
                         self._write_page(author, start, page, checking, last)
                     )
-                    writes.append(last)
-                    while len(writes) >= PIPELINE:
-                        await writes.popleft()
+                    size = sum(len(body) + len(sig) for body, sig in page)
+                    writes.append((last, size))
+                    in_flight += size
+                    while writes and (len(writes) >= PIPELINE or in_flight > PIPELINE_BYTES):
+                        task, done = writes.popleft()
+                        await task
+                        in_flight -= done
                     if len(page) < limit:
                         break
                     start += len(page)
         finally:
-            results = await asyncio.gather(*writes, return_exceptions=True)
+            results = await asyncio.gather(*(t for t, _ in writes), return_exceptions=True)
             for outcome in results:
                 if isinstance(outcome, BaseException):
                     raise outcome
@@ -265,12 +284,15 @@ class Gossip:
         now = now_us()
         mine += [i.wire() for i in self.node.peers.infos.values() if i.expires_us >= now]
         await client.post_peers(mine[: wire.MAX_BATCH])
+        known, new = set(self.node.peers.by_url), []
         for item in (await client.peers())[: wire.MAX_BATCH]:
             try:
                 info = parse_agent_info(item, now, self.node.cfg.community)
             except AgentInfoError:
                 continue
-            self.node.peers.add_info(info)
+            if self.node.peers.add_info(info):
+                new.append(info.url)
+        self.first_contact([u for u in new if u and u not in known])
 
     async def close(self) -> None:
         tasks = list(self._push_tasks) + list(self._round_tasks)

@@ -208,14 +208,17 @@ async def gossip_post_peers(request: web.Request) -> web.Response:
     items = wire.signed_list(wire.unpack(await read_body(request)), "agent infos")
     accepted = rejected = 0
     now = now_us()
+    known, new = set(node.peers.by_url), []
     for item in items:
         try:
             info = parse_agent_info(item, now, node.cfg.community)
         except AgentInfoError:
             rejected += 1
             continue
-        node.peers.add_info(info)
+        if node.peers.add_info(info) and info.url:
+            new.append(info.url)
         accepted += 1
+    node.gossip.first_contact([u for u in new if u.rstrip("/") not in known])
     return msgpack_response(wire.pack({"accepted": accepted, "rejected": rejected}))
 
 
