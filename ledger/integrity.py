@@ -13,6 +13,7 @@ import sqlite3
 from ledger.actions import Action, decode_action
 from ledger.errors import Invalid
 from ledger.schemas import check_payload
+from ledger.tables import hash_key
 from ledger.validation import check_link
 
 PAGE = 1000
@@ -57,11 +58,11 @@ def _chain_problems(
     start = 0
     while True:
         rows = db.execute(
-            "SELECT seq, hash, type, grid, interval, action_bytes, signature FROM actions"
+            "SELECT seq, hash, hkey, type, grid, interval, action_bytes, signature FROM actions"
             " WHERE agent = ? AND seq >= ? ORDER BY seq LIMIT ?",
             (agent_id, start, PAGE),
         ).fetchall()
-        for seq, hash_, type_, row_grid, interval, body, signature in rows:
+        for seq, hash_, hkey, type_, row_grid, interval, body, signature in rows:
             where = f"{name} seq {seq}"
             try:
                 a = decode_action(body, signature)
@@ -72,8 +73,8 @@ def _chain_problems(
                 return [f"{where}: {exc}"]
             if seq != start:
                 return [f"{name}: the chain has a gap before seq {seq}"]
-            expected = (author, seq, hash_, type_, grid, interval)
-            stored = (a.author, a.seq, a.hash, a.type, row_grid, a.payload.get("interval"))
+            expected = (author, seq, hash_, hash_key(hash_), type_, grid, interval)
+            stored = (a.author, a.seq, a.hash, hkey, a.type, row_grid, a.payload.get("interval"))
             if expected != stored:
                 return [f"{where}: columns disagree with the signed bytes"]
             prev, start = a, start + 1

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ledger.actions import Action, decode_action
 from ledger.integrity import problems
+from ledger.tables import hash_key
 
 
 class Head(NamedTuple):
@@ -43,7 +44,8 @@ class Queries:
     def get(self, hash_: bytes) -> Action | None:
         """The action with this hash, if a chain holds it."""
         found = self._rows_of(
-            "SELECT action_bytes, signature FROM actions WHERE hash = ?", (hash_,)
+            "SELECT action_bytes, signature FROM actions WHERE hkey = ? AND hash = ?",
+            (hash_key(hash_), hash_),
         )
         return found[0] if found else None
 

@@ -37,7 +37,7 @@ from ledger.errors import FORKED_AUTHOR, Invalid
 from ledger.membrane import Membrane
 from ledger.precheck import Checked, gather, precheck, submit_precheck
 from ledger.queries import Head, Queries
-from ledger.tables import StoreError, create_or_check
+from ledger.tables import StoreError, create_or_check, hash_key
 from ledger.validation import check_intrinsic, check_link, check_membrane, check_warrant
 
 __all__ = ["Head", "IngestResult", "Store", "StoreError", "gather", "precheck", "submit_precheck"]
@@ -224,7 +224,7 @@ class Store(Queries):
         else:
             check_link(action, head.hash, head.ts)
             grid = head.grid
-        row = (self._ids[author], action.seq, action.hash, action.type, grid)
+        row = (self._ids[author], action.seq, action.hash, hash_key(action.hash), action.type, grid)
         interval = action.payload.get("interval")  # orders, settlements, readings have one
         self._rows.append((*row, interval, action.action_bytes, action.signature))
         self._heads[author] = Head(action.seq, action.hash, action.ts, grid)
@@ -251,8 +251,8 @@ class Store(Queries):
         """Write the buffered rows and the heads that moved."""
         if self._rows:
             self._db.executemany(
-                "INSERT INTO actions (agent, seq, hash, type, grid, interval, action_bytes,"
-                " signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO actions (agent, seq, hash, hkey, type, grid, interval, action_bytes,"
+                " signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._rows,
             )
         if self._dirty:
