@@ -73,9 +73,16 @@ class Run:
     entries: int = 0
     seconds: float = 0.0  # ingesting
     reference: float = 0.0  # verifying the same actions on one thread
+    parallel: float = 0.0  # verifying them on the pool's threads: what the cores allow
 
     def ratio(self) -> float:
         return self.reference / self.seconds
+
+    def add(self, other: Run) -> None:
+        self.entries += other.entries
+        self.seconds += other.seconds
+        self.reference += other.reference
+        self.parallel += other.parallel
 
 
 def ingest(actions: Iterable[Item], threads: int, batch: int) -> Run:
@@ -83,7 +90,8 @@ def ingest(actions: Iterable[Item], threads: int, batch: int) -> Run:
 
     The actions come in windows of 10 batches. Each window is first verified on one thread (the
     reference), then ingested, so both figures see the same load from other processes. With
-    threads, the next batches are verified on the pool while one is written, as the node does.
+    threads, the next batches are verified on the pool while one is written, as the node does;
+    each window is also verified on the pool alone, to show what the cores allowed at the time.
     """
     run = Run()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(threads) as pool:
@@ -92,6 +100,10 @@ def ingest(actions: Iterable[Item], threads: int, batch: int) -> Run:
         it = iter(actions)
         while window := list(islice(it, batch * WINDOW)):
             run.reference += verify_seconds(window)
+            if threads > 1:
+                start = time.perf_counter()
+                list(pool.map(verify_seconds, [window[i::threads] for i in range(threads)]))
+                run.parallel += time.perf_counter() - start
             chunks = [window[i : i + batch] for i in range(0, len(window), batch)]
             start = time.perf_counter()
             if threads == 1:
@@ -136,10 +148,7 @@ def main() -> None:
     for _ in range(1 if streaming else args.rounds):
         for run, threads in ((one, 1), (many, args.threads)):
             source = generate(args.authors, args.entries) if streaming else sample
-            done = ingest(source, threads, args.batch)
-            run.entries += done.entries
-            run.seconds += done.seconds
-            run.reference += done.reference
+            run.add(ingest(source, threads, args.batch))
     verify = (one.entries + many.entries) / (one.reference + many.reference)
     rate = one.entries / one.seconds
     overhead_us = 1e6 / rate - 1e6 / verify  # CPU per action besides the signature check
@@ -155,6 +164,7 @@ def main() -> None:
         "cores": os.cpu_count(),
         "entries_per_s_threads": round(many.entries / many.seconds),
         "ratio_threads": round(many.ratio(), 3),
+        "verify_speedup_threads": round(many.reference / many.parallel, 3) if many.parallel else 1,
         "overhead_us_per_action": round(overhead_us, 1),
         "ideal_ratio_threads": round(
             min(args.threads, os.cpu_count() or 1) / (1 + overhead_us * verify / 1e6), 3
