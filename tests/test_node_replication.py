@@ -15,6 +15,7 @@ import pytest
 from nodeproc import (
     Author,
     Cluster,
+    append_own,
     free_port,
     get_json,
     head_seq,
@@ -120,10 +121,15 @@ def test_a_node_stopped_for_a_while_heals_the_partition(cluster):
     time.sleep(1.0)
     post_actions(b.url, outside.extend(20))
     assert seed(c, inside.extend(40)) == 40  # and so does the stopped node, on its own
+    own = append_own(c, "bid", {"interval": -1, "energy_wh": 5, "price": 1})  # its own chain too
     cluster.start(c, peers=[a])
     for node in (a, b, c):
         wait_until(
-            lambda n=node: holds(n.url, outside) and holds(n.url, inside),
+            lambda n=node: (
+                holds(n.url, outside)
+                and holds(n.url, inside)
+                and head_seq(n.url, c.agent) >= own.seq
+            ),
             15,
             f"{node.name} holds both sides",
             logs=cluster.logs,
