@@ -49,13 +49,8 @@ def verify_chains(
     reports: dict[bytes, ChainReport] = {}
     forked: dict[bytes, set[int]] = {}
     for author, items in chains.items():
-        reports[author] = report = _verify_one(author, items, membrane, now_us, forked)
-        if claimed and author in claimed:
-            seq, h = claimed[author]
-            if report.length != seq + 1 or report.head != h:
-                report.problems.append(
-                    f"the node claims head seq {seq} but served a chain of {report.length}"
-                )
+        claim = claimed.get(author) if claimed else None
+        reports[author] = _verify_one(author, items, membrane, now_us, forked, claim)
     for author, items in (evidence or {}).items():
         for seq in _forks_in(items):
             forked.setdefault(author, set()).add(seq)
@@ -77,6 +72,7 @@ def _verify_one(
     membrane: Membrane | None,
     now_us: int,
     forked: dict[bytes, set[int]],
+    claim: tuple[int, bytes] | None = None,
 ) -> ChainReport:
     report = ChainReport(author)
     store = Store(":memory:", membrane)
@@ -94,6 +90,14 @@ def _verify_one(
         head = store.head(author)
         report.length = head.seq + 1 if head else 0
         report.head = head.hash if head else None
+        if claim is not None:
+            # The chain may have grown since the heads were read: it must hold the claimed head.
+            held = store.get_by_seq(author, claim[0])
+            if held is None or held.hash != claim[1]:
+                report.problems.append(
+                    f"the node claims head seq {claim[0]} but served a chain of "
+                    f"{report.length} without that action"
+                )
         if result.pending:
             report.problems.append(f"{result.pending} action(s) do not link to the chain")
         for other in store.forked_authors():  # proven by warrants in this chain
