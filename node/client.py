@@ -53,11 +53,11 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
 
-    async def _post(self, path: str, body: bytes) -> bytes:
+    async def _post(self, path: str, body: bytes, headers: dict | None = None) -> bytes:
         try:
             async with self.session.post(
                 self.base + path, data=body, timeout=self.timeout,
-                headers={"Content-Type": wire.CONTENT_TYPE},
+                headers={"Content-Type": wire.CONTENT_TYPE, **(headers or {})},
             ) as resp:
                 data = await resp.read()
                 self._count(path, len(body), len(data))
@@ -94,8 +94,12 @@ class PeerClient:
             out.append((item[0], item[1]))
         return out
 
-    async def push(self, items: list[tuple[bytes, bytes]]) -> dict:
-        data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]))
+    async def push(self, items: list[tuple[bytes, bytes]], reached_all: bool = False) -> dict:
+        """POST actions. `reached_all`: we push them to every peer we know, so a receiver in a
+        community as small as ours need not pass them on (header `PicoGrid-Push: all`)."""
+        headers = {wire.PUSH_HEADER: "all"} if reached_all else None
+        data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]),
+                                headers)
         answer = wire.unpack(data)
         if not isinstance(answer, dict):
             raise PeerError(f"{self.base}: push answer is not a map")

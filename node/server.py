@@ -159,6 +159,8 @@ async def gossip_post_actions(request: web.Request) -> web.Response:
     # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
     # that lack it too get it by their own anti-entropy rounds.
     batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
+    if request.headers.get(wire.PUSH_HEADER) == "all" and node.gossip.small_community():
+        forward = False  # the author's node pushed to everyone; we likely know no one else
     try:
         result = await node.ingest(batch, forward=forward)
     except Exception:

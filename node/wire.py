@@ -14,6 +14,9 @@ import msgpack
 CONTENT_TYPE = "application/msgpack"
 MAX_BODY = 4 * 1024 * 1024
 MAX_BATCH = 1000
+# An optional header on POST /v1/gossip/actions: "all" means the sender pushed these actions to
+# every peer it knows. Nodes that do not know it just forward as usual.
+PUSH_HEADER = "PicoGrid-Push"
 
 
 class BadBody(ValueError):
