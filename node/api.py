@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ledger.chain import now_us
 from node.jsonify import action_json, agent_json, charter_json, to_json
-from node.server import NODE_KEY, BadRequest, author_param, int_param, json_error
+from node.server import NODE_KEY, BadRequest, author_param, in_thread, int_param, json_error
 from node.verify import verify_chains
 
 if TYPE_CHECKING:
@@ -101,7 +101,6 @@ async def audit(request: web.Request) -> web.Response:
     author = author_param(request, "id")
     if node.store.head(author) is None:
         return json_error(404, "no such agent here")
-    loop_run = request.app["loop_run"]
 
     def run() -> dict:
         items, start = [], 0
@@ -119,7 +118,7 @@ async def audit(request: web.Request) -> web.Response:
         node.metrics["http_429"] += 1
         return json_error(429, "audits are running; try again in a moment")
     async with slots:
-        return web.json_response(await loop_run(run))
+        return web.json_response(await in_thread(run))
 
 
 async def community(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from market.intervals import (
 )
 from market.results import kpis
 from node.market_view import IntervalState, bills_of, figures_of, interval_state, socs_before
-from node.server import NODE_KEY, BadRequest, author_param, int_param, json_error
+from node.server import NODE_KEY, BadRequest, author_param, in_thread, int_param, json_error
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -144,7 +144,7 @@ async def get_interval(request: web.Request) -> web.Response:
     if abs(k) > 2**40:
         raise BadRequest("interval out of range")
     grid = _grid(request, node)
-    body = await request.app["loop_run"](interval_json, node, grid, k)
+    body = await in_thread(interval_json, node, grid, k)
     return web.json_response(body)
 
 
@@ -176,7 +176,7 @@ async def get_trades(request: web.Request) -> web.Response:
             raise BadRequest(f"bad agent id: {exc}") from None
     frm, to = _range(request, node)
     grid = _grid(request, node)
-    rows = await request.app["loop_run"](trades_in, node, grid, frm, to, agent)
+    rows = await in_thread(trades_in, node, grid, frm, to, agent)
     if fmt == "csv":
         out = io.StringIO()
         cols = ["interval", "seller_name", "buyer_name", "energy_wh", "price", "status",
@@ -214,7 +214,7 @@ async def get_bill(request: web.Request) -> web.Response:
     if row is None:
         return json_error(404, "no such agent here")
     frm, to = _range(request, node)
-    body = await request.app["loop_run"](bill_json, node, agent, row["grid"], frm, to)
+    body = await in_thread(bill_json, node, agent, row["grid"], frm, to)
     return web.json_response(body)
 
 
@@ -271,7 +271,7 @@ async def get_summary(request: web.Request) -> web.Response:
         return json_error(404, "no charter yet")
     frm, to = _range(request, node)
     grid = _grid(request, node)
-    return web.json_response(await request.app["loop_run"](summary_json, node, grid, frm, to))
+    return web.json_response(await in_thread(summary_json, node, grid, frm, to))
 
 
 async def get_charters(request: web.Request) -> web.Response:

@@ -4,13 +4,11 @@
     DIR/admin.key        the community admin key (only on the node that founded it), mode 0600
     DIR/config.toml      what `picogrid init` wrote; edit it to change listen address or peers
     DIR/store.sqlite3    the source-chain store
-    DIR/token            bearer token for the loopback-only admin endpoints, mode 0600
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,15 +177,3 @@ def load_config(directory: str | Path) -> NodeConfig:
         raise UserError(f"{path}: node.rate_limit must be at least 1")
     parse_host_port(cfg.listen)
     return cfg
-
-
-def ensure_token(directory: Path) -> str:
-    """The bearer token for local admin endpoints; created (0600) on first use."""
-    path = Path(directory) / "token"
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_hex(16)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token

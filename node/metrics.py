@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hardware.status import ErrorLevel
 from ledger.errors import REASONS
-from node.server import NODE_KEY
+from node.server import NODE_KEY, in_thread
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -343,7 +343,7 @@ def render(node: Node, figures: dict[str, Any]) -> str:
 
 async def get_metrics(request: web.Request) -> web.Response:
     node: Node = request.app[NODE_KEY]
-    figures = await request.app["loop_run"](store_figures, node)
+    figures = await in_thread(store_figures, node)
     body = render(node, figures).encode()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

@@ -6,6 +6,7 @@ Bad input never reaches a 500: undecodable or wrongly shaped bodies get 400 with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -50,6 +51,11 @@ class RateLimiter:
 
 
 LIMITER_KEY: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
+
+
+async def in_thread(fn, *args):
+    """Run blocking store work (SQLite reads, recomputations) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -142,7 +148,7 @@ async def gossip_chain(request: web.Request) -> web.Response:
     author = author_param(request)
     start = int_param(request, "from", 0, 0, 2**62)
     limit = int_param(request, "limit", 1000, 1, 1000)
-    items = await request.app["loop_run"](node.store.chain_range, author, start, limit)
+    items = await in_thread(node.store.chain_range, author, start, limit)
     return msgpack_response(wire.pack([list(i) for i in items]))
 
 
@@ -254,13 +260,6 @@ def build_app(node: Node) -> web.Application:
     app = web.Application(middlewares=[errors_and_limits], client_max_size=wire.MAX_BODY)
     app[NODE_KEY] = node
     app[LIMITER_KEY] = RateLimiter(rate=node.cfg.rate_limit, burst=2 * node.cfg.rate_limit)
-
-    async def loop_run(fn, *args):
-        import asyncio
-
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    app["loop_run"] = loop_run
     app.router.add_get("/v1/gossip/heads", gossip_heads)
     app.router.add_get("/v1/gossip/chain/{author_hex}", gossip_chain)
     app.router.add_post("/v1/gossip/actions", gossip_post_actions)
