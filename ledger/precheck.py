@@ -10,22 +10,42 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, Future
 
-from ledger.actions import Action
-from ledger.errors import Invalid
+from ledger.actions import Action, signature_ok
+from ledger.errors import BAD_ENCODING, BAD_SIGNATURE, TOO_LARGE, Invalid
 from ledger.validation import check_intrinsic
 
 Checked = list[Action | Invalid]
 
 
+# Reasons found before the signature is checked: final whatever the signature says.
+_BEFORE_SIGNATURE = frozenset((BAD_ENCODING, TOO_LARGE, BAD_SIGNATURE))
+
+
 def check_chunk(items: list[tuple[bytes, bytes]], now_us: int) -> Checked:
-    """`check_intrinsic` of each `(action_bytes, signature)`: the `Action`, or the `Invalid`."""
+    """`check_intrinsic` of each `(action_bytes, signature)`: the `Action`, or the `Invalid`.
+
+    Done in two passes with the same outcome as one call per item: first everything but the
+    signatures, then the signatures in a tight loop (verifying between Python decodes cost ~1.5
+    us more per action: the two evict each other from the CPU caches). An item whose first pass
+    found a reason that ranks after the signature, and every warrant (its evidence is signed
+    too), is checked again in full, so the reason is exactly the one `check_intrinsic` gives.
+    """
     out: Checked = []
     append = out.append
     for body, signature in items:
         try:
-            append(check_intrinsic(body, signature, now_us))
+            append(check_intrinsic(body, signature, now_us, check_signature=False))
         except Invalid as exc:
             append(exc)
+    for i, outcome in enumerate(out):
+        if isinstance(outcome, Action) and outcome.type != "warrant":
+            if not signature_ok(outcome.author, outcome.action_bytes, outcome.signature):
+                out[i] = Invalid(BAD_SIGNATURE, "signature does not verify against the author")
+        elif not (isinstance(outcome, Invalid) and outcome.reason in _BEFORE_SIGNATURE):
+            try:
+                out[i] = check_intrinsic(*items[i], now_us)
+            except Invalid as exc:
+                out[i] = exc
     return out
 
 
