@@ -38,11 +38,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -50,9 +48,12 @@ import aiohttp
 from hardware.status import ErrorLevel
 from ledger.chain import now_us
 from market.intervals import interval_start_us
-from market.results import kpis
 from node.errors import UserError
-from node.market_view import IntervalState, bills_of, figures_of, interval_state, socs_before
+from node.influx_points import interval_kpis, kpi_point, point, reading_point, trade_points
+from node.influx_queue import Batch, DiskQueue, write_durably
+from node.market_view import IntervalState, interval_state, socs_before
+
+__all__ = ["DiskQueue", "InfluxExporter", "InfluxSettings", "point", "start_influx"]
 
 if TYPE_CHECKING:
     from ledger.actions import Action
@@ -61,221 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("picogrid.influx")
 CHAIN_PAGE = 1000
 POLL_S = 1.0
-
-
-# -- line protocol -----------------------------------------------------------------------------
-
-
-def _name(text: str) -> str:
-    """A tag key, tag value or field key, escaped. A backslash can't be escaped everywhere in
-    line protocol (a trailing one breaks the line), so it becomes '/'; newlines become spaces."""
-    text = text.replace("\\", "/").replace("\n", " ").replace("\r", " ")
-    return text.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _field_value(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        text = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        return f'"{text}"'
-    raise TypeError(f"a field can't hold {value!r}")
-
-
-def point(measurement: str, tags: dict[str, Any], fields: dict[str, Any], ts: int) -> str | None:
-    """One line of line protocol; tags without a value and fields that are None are left out
-    (None when no field is left: InfluxDB needs at least one)."""
-    tag_part = "".join(
-        f",{_name(k)}={_name(str(v))}"
-        for k, v in sorted(tags.items())
-        if v is not None and str(v) != ""
-    )
-    values = [(k, _field_value(v)) for k, v in fields.items() if v is not None]
-    field_part = ",".join(f"{_name(k)}={v}" for k, v in values if v is not None)
-    if not field_part:
-        return None
-    return f"{_name(measurement)}{tag_part} {field_part} {int(ts)}"
-
-
-READING_FIELDS = ("import_wh", "export_wh", "soc_wh", "bus_mv", "current_ua", "power_uw", "samples")
-
-
-def reading_point(
-    payload: dict, *, agent: str, role: str, grid: str, household: str, ts_us: int
-) -> str | None:
-    tags = {
-        "agent": agent,
-        "role": role,
-        "grid": grid,
-        "household": household,
-        "sensor": payload.get("sensor"),
-    }
-    return point("reading", tags, {k: payload.get(k) for k in READING_FIELDS}, ts_us)
-
-
-def _names(state: IntervalState) -> dict[bytes, str]:
-    return {a: p.name for a, p in state.participants.items()}
-
-
-def trade_points(
-    state: IntervalState, me: bytes, *, agent: str, grid: str, ts_us: int
-) -> list[str]:
-    """Our trades of the interval, each with its status (confirmed, disputed or pending)."""
-    names = _names(state)
-    lines = []
-    mine = [s for s in state.statuses if me in (s.trade.seller, s.trade.buyer)]
-    for n, status in enumerate(mine):
-        t = status.trade
-        tags = {
-            "agent": agent,
-            "grid": grid,
-            "n": n,
-            "seller": names.get(t.seller, t.seller.hex()[:16]),
-            "buyer": names.get(t.buyer, t.buyer.hex()[:16]),
-        }
-        fields = {
-            "energy_wh": t.energy_wh,
-            "price": t.price,
-            "status": status.status,
-            "offer": t.offer.hex(),
-            "bid": t.bid.hex(),
-        }
-        line = point("trade", tags, fields, ts_us)
-        if line is not None:
-            lines.append(line)
-    return lines
-
-
-def interval_kpis(state: IntervalState, socs: dict[bytes, int]) -> dict | None:
-    """The KPIs of one interval, as `/v1/intervals/{k}` computes them (None: nothing cleared)."""
-    figures = figures_of(state, socs)
-    if not figures:
-        return None
-    names = _names(state)
-    bills, baselines = bills_of(state)
-    named_bills = {names[a]: b for a, b in bills.items() if a in names}
-    named_base = {names[a]: v for a, v in baselines.items() if a in names}
-    return kpis(state.participants, [figures], named_bills, named_base)
-
-
-def kpi_point(values: dict | None, *, agent: str, grid: str, ts_us: int) -> str | None:
-    if not values:
-        return None
-    savings = values.get("savings") or {}
-    fields = {
-        "self_sufficiency": _float(values.get("self_sufficiency")),
-        "self_consumption": _float(values.get("self_consumption")),
-        "savings": savings.get("saved"),
-        "savings_ratio": _float(savings.get("ratio")),
-        "baseline": savings.get("baseline"),
-        "net": savings.get("net"),
-    }
-    return point("kpi", {"agent": agent, "grid": grid}, fields, ts_us)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-# -- the durable queue ---------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durably(path: Path, data: str) -> None:
-    """Write `data` to `path` so that after a crash the file is either old or new, never torn."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-@dataclass
-class Batch:
-    lines: list[str] = field(default_factory=list)
-    parts: list[tuple[Path, int, int]] = field(default_factory=list)  # (segment, taken, total)
-
-
-class DiskQueue:
-    """Lines of line protocol in segment files `NNNNNNNNNNNN.lp`, oldest first.
-
-    `put` makes a segment durable before it returns; `take` reads the oldest lines without
-    removing them; `done` removes what a batch took (whole segments are deleted, a segment taken
-    in part is rewritten with its remaining lines). One thread at a time (the exporter's).
-    """
-
-    SUFFIX = ".lp"
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob("*.tmp"):  # a put or rewrite that a crash cut short
-            stale.unlink()
-        self._segments = sorted(self.dir.glob(f"*{self.SUFFIX}"))
-        self._next = int(self._segments[-1].stem) + 1 if self._segments else 0
-        self._count = sum(len(self._read(p)) for p in self._segments)
-
-    @staticmethod
-    def _read(path: Path) -> list[str]:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-    def __len__(self) -> int:
-        return self._count
-
-    def segments(self) -> int:
-        return len(self._segments)
-
-    def put(self, lines: list[str]) -> None:
-        if not lines:
-            return
-        if any("\n" in line for line in lines):
-            raise ValueError("a line of line protocol can't hold a newline")
-        path = self.dir / f"{self._next:012d}{self.SUFFIX}"
-        _write_durably(path, "\n".join(lines) + "\n")
-        self._next += 1
-        self._segments.append(path)
-        self._count += len(lines)
-
-    def take(self, max_lines: int) -> Batch:
-        batch = Batch()
-        for path in self._segments:
-            room = max_lines - len(batch.lines)
-            if room <= 0:
-                break
-            lines = self._read(path)
-            taken = lines[:room]
-            batch.lines += taken
-            batch.parts.append((path, len(taken), len(lines)))
-        return batch
-
-    def done(self, batch: Batch) -> None:
-        for path, taken, total in batch.parts:
-            if taken >= total:
-                path.unlink(missing_ok=True)
-                self._segments.remove(path)
-            else:
-                rest = self._read(path)[taken:]
-                _write_durably(path, "\n".join(rest) + "\n")
-            self._count -= taken
-        _fsync_dir(self.dir)
-
-    def all_lines(self) -> list[str]:
-        """Everything queued, oldest first (for tests and `picogrid` tools)."""
-        return [line for p in self._segments for line in self._read(p)]
-
 
 # -- settings ------------------------------------------------------------------------------------
 
@@ -394,7 +180,7 @@ class InfluxExporter:
             return -1, set()
 
     def _save_state(self) -> None:
-        _write_durably(
+        write_durably(
             self.state_path, json.dumps({"seq": self.seq, "pending": sorted(self.pending)})
         )
 
