@@ -12,9 +12,10 @@ import threading
 from collections import Counter
 from typing import NamedTuple
 
+from ledger import codec
 from ledger.actions import Action, decode_action
 from ledger.integrity import problems
-from ledger.tables import hash_key
+from ledger.tables import HEADS, StoreError, hash_key
 
 
 class Head(NamedTuple):
@@ -35,6 +36,20 @@ class Queries:
     _forked: set[bytes]
     _pending_by_author: Counter[bytes]
     _pending_total: int
+
+    _ids: dict[bytes, int]
+
+    def _load_heads(self, where: str, args: tuple) -> None:
+        """Read chains' heads (all, or those `where` selects) from the file into the cache."""
+        for agent_id, author, grid, seq, hash_, body in self._db.execute(HEADS + where, args):
+            try:
+                ts = codec.decode(body)[4]  # valid when it was stored: the fifth field is the ts
+            except codec.CodecError:
+                raise StoreError(
+                    f"the last action of {author.hex()} does not decode: the file is damaged"
+                ) from None
+            self._heads[author] = Head(seq, hash_, ts, grid)
+            self._ids[author] = agent_id
 
     def _rows_of(self, sql: str, args: tuple) -> list[Action]:
         with self._lock:
@@ -85,19 +100,8 @@ class Queries:
             for b, s in self.chain_range(author, start, limit)
         ]
 
-    _AGENT_COLUMNS = (
-        "author",
-        "head_seq",
-        "head_hash",
-        "head_ts",
-        "community",
-        "grid",
-        "name",
-        "role",
-        "household",
-        "capacity_wh",
-        "max_power_w",
-    )
+    _AGENT_COLUMNS = ("author", "community", "grid", "name", "role", "household")
+    _AGENT_COLUMNS += ("capacity_wh", "max_power_w")
 
     def _agent_rows(self, where: str, args: tuple) -> list[dict]:
         cols = self._AGENT_COLUMNS
@@ -105,11 +109,18 @@ class Queries:
             rows = self._db.execute(
                 f"SELECT {', '.join(cols)} FROM agents {where} ORDER BY author", args
             ).fetchall()
-            forked = self._forked
-            return [dict(zip(cols, r, strict=True)) | {"forked": r[0] in forked} for r in rows]
+            out = []
+            for row in rows:
+                agent = dict(zip(cols, row, strict=True))
+                if agent["author"] not in self._heads:  # written by another connection
+                    self._load_heads(" WHERE g.author = ?", (agent["author"],))
+                head = self._heads[agent["author"]]
+                agent |= {"head_seq": head.seq, "head_hash": head.hash, "head_ts": head.ts}
+                out.append(agent | {"forked": agent["author"] in self._forked})
+            return out
 
     def agents(self) -> list[dict]:
-        """One dict per chain held: its head, its genesis fields, and whether it is forked."""
+        """One dict per chain held: its genesis fields, its head, and whether it is forked."""
         return self._agent_rows("", ())
 
     def agent(self, author: bytes) -> dict | None:

@@ -107,7 +107,6 @@ class Store(Queries):
         self._pending_by_author: Counter[bytes] = Counter()
         self._pending_total = 0
         self._rows: list[tuple] = []
-        self._dirty: set[bytes] = set()
         self._load_cache()
 
     def close(self) -> None:
@@ -175,13 +174,7 @@ class Store(Queries):
         clock went back (timestamps never decrease), and other nodes judge it by their clocks.
         """
         with self._lock, self._transaction(durable=True):
-            row = self._db.execute(
-                "SELECT id, head_seq, head_hash, head_ts, grid FROM agents WHERE author = ?",
-                (author,),
-            ).fetchone()
-            if row is not None:
-                self._ids[author] = row[0]
-                self._heads[author] = Head(*row[1:])
+            self._load_heads(" WHERE g.author = ?", (author,))  # as the file has it, now
             action = build(self._heads.get(author))
             action = check_intrinsic(action.action_bytes, action.signature, action.ts)
             if action.author != author:
@@ -228,7 +221,6 @@ class Store(Queries):
         interval = action.payload.get("interval")  # orders, settlements, readings have one
         self._rows.append((*row, interval, action.action_bytes, action.signature))
         self._heads[author] = Head(action.seq, action.hash, action.ts, grid)
-        self._dirty.add(author)
         if action.type == "warrant":  # its evidence was verified with it, before it got here
             first, second = check_warrant(action.payload, check_signatures=False)
             if first.author not in self._forked:
@@ -237,31 +229,24 @@ class Store(Queries):
 
     def _insert_agent(self, genesis: Action) -> int:
         """A new chain's row in `agents`; its id, which the chain's actions carry."""
-        row = (genesis.author, 0, genesis.hash, genesis.ts)
         fields = tuple(genesis.payload[k] for k in GENESIS_FIELDS)
         agent_id = self._db.execute(
-            f"INSERT INTO agents (author, head_seq, head_hash, head_ts, {', '.join(GENESIS_FIELDS)})"
-            f" VALUES ({', '.join('?' * (4 + len(GENESIS_FIELDS)))})",
-            row + fields,
+            f"INSERT INTO agents (author, {', '.join(GENESIS_FIELDS)})"
+            f" VALUES (?, {', '.join('?' * len(GENESIS_FIELDS))})",
+            (genesis.author, *fields),
         ).lastrowid
         assert agent_id is not None
         return agent_id
 
     def _flush(self) -> None:
-        """Write the buffered rows and the heads that moved."""
+        """Write the buffered rows."""
         if self._rows:
             self._db.executemany(
                 "INSERT INTO actions (agent, seq, hash, hkey, type, grid, interval, action_bytes,"
                 " signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._rows,
             )
-        if self._dirty:
-            self._db.executemany(
-                "UPDATE agents SET head_seq = ?, head_hash = ?, head_ts = ? WHERE id = ?",
-                [(*self._heads[a][:3], self._ids[a]) for a in self._dirty],
-            )
-        self._rows = []
-        self._dirty = set()
+            self._rows = []
 
     def _hold_pending(self, action: Action) -> str:
         held = self._pending_by_author[action.author]
@@ -357,18 +342,13 @@ class Store(Queries):
             raise
 
     def _load_cache(self) -> None:
-        self._heads, self._ids = {}, {}
-        for agent_id, author, seq, hash_, ts, grid in self._db.execute(
-            "SELECT id, author, head_seq, head_hash, head_ts, grid FROM agents"
-        ):
-            self._heads[author] = Head(seq, hash_, ts, grid)
-            self._ids[author] = agent_id
+        self._heads, self._ids, self._rows = {}, {}, []
+        self._load_heads("", ())
         self._forked = {a for (a,) in self._db.execute("SELECT author FROM forked")}
         self._pending_by_author = Counter(
             dict(self._db.execute("SELECT author, count(*) FROM pending GROUP BY author"))
         )
         self._pending_total = sum(self._pending_by_author.values())
-        self._rows, self._dirty = [], set()
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The store's SQLite layout: one file per node, every chain it holds, forks, pending actions.
 
-- `agents`: one row per chain whose genesis we hold: a small integer id, the author's key, the
-  chain's head, and the genesis fields the market needs.
+- `agents`: one row per chain whose genesis we hold: a small integer id, the author's key and
+  the genesis fields the market needs. A chain's head is its action of highest seq (found through
+  `UNIQUE (agent, seq)`), not a stored copy that every batch would have to rewrite.
 - `actions`: every valid action, in the order it arrived. `UNIQUE (agent, seq)` (`agent` is the
   author's id in `agents`) makes a second action at the same place of a chain impossible;
   `actions_hash` finds an action by hash through `hkey`, the hash's first 8 bytes as a signed
@@ -20,15 +21,12 @@ from __future__ import annotations
 
 import sqlite3
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE agents (
     id INTEGER PRIMARY KEY,
     author BLOB NOT NULL UNIQUE,
-    head_seq INTEGER NOT NULL,
-    head_hash BLOB NOT NULL,
-    head_ts INTEGER NOT NULL,
     community TEXT NOT NULL,
     grid TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -76,6 +74,13 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 def hash_key(hash_: bytes) -> int:
     """What `actions_hash` indexes: the first 8 bytes of a hash, as a signed 64-bit integer."""
     return int.from_bytes(hash_[:8], "big", signed=True)
+
+
+# Each chain's head: its genesis row joined to its action of highest seq.
+HEADS = """
+SELECT g.id, g.author, g.grid, a.seq, a.hash, a.action_bytes FROM agents AS g
+JOIN actions AS a ON a.agent = g.id AND a.seq = (SELECT max(seq) FROM actions WHERE agent = g.id)
+"""
 
 
 class StoreError(Exception):

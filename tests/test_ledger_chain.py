@@ -145,6 +145,8 @@ def test_two_processes_appending_to_one_store_never_fork(store):
     for p in procs:
         assert p.wait(timeout=60) == 0, p.stderr.read().decode() if p.stderr else ""
     assert [a.seq for a in store.chain(chain.agent, 0, 1000)] == list(range(121))
-    assert store.agent(chain.agent)["head_seq"] == 120
+    reopened = Store(store.path, Membrane("test"))
+    assert reopened.head(chain.agent).seq == 120
+    reopened.close()
     assert store.integrity_problems() == []
     assert store.forked_authors() == set()

@@ -300,21 +300,30 @@ def test_integrity_problems_finds_tampering(tmp_path):
     chain = ChainSigner(identity(1)).chain(4)
     ingest(s, chain)
     s.close()
-    db = sqlite3.connect(path)
+
+    def problems_after(sql: str, *args: object) -> list[str]:
+        db = sqlite3.connect(path)
+        db.execute(sql, args)
+        db.commit()
+        db.close()
+        store = Store(path)
+        try:
+            return store.integrity_problems()
+        finally:
+            store.close()
+
     flipped = bytearray(chain[2].action_bytes)
     flipped[-1] ^= 1
-    db.execute("UPDATE actions SET action_bytes = ? WHERE seq = 2", (bytes(flipped),))
-    db.commit()
-    assert any("seq 2" in p for p in Store(path).integrity_problems())
-    db.execute("UPDATE actions SET action_bytes = ? WHERE seq = 2", (chain[2].action_bytes,))
-    db.execute("UPDATE agents SET head_seq = 2")
-    db.commit()
-    assert any("head" in p for p in Store(path).integrity_problems())
-    db.execute("UPDATE agents SET head_seq = 3")
-    db.execute("DELETE FROM actions WHERE seq = 1")
-    db.commit()
-    assert Store(path).integrity_problems() != []
-    db.close()
+    found = problems_after("UPDATE actions SET action_bytes = ? WHERE seq = 2", bytes(flipped))
+    assert found and "seq 2" in found[0] and "bad-signature" in found[0]
+    problems_after("UPDATE actions SET action_bytes = ? WHERE seq = 2", chain[2].action_bytes)
+    assert problems_after("UPDATE actions SET hkey = hkey + 1 WHERE seq = 1")[0].endswith(
+        "columns disagree with the signed bytes"
+    )
+    problems_after("UPDATE actions SET hkey = hkey - 1 WHERE seq = 1")
+    assert Store(path).integrity_problems() == []
+    assert "gap before seq 2" in problems_after("DELETE FROM actions WHERE seq = 1")[0]
+    assert "belong to no chain" in problems_after("DELETE FROM agents")[-1]
 
 
 def test_a_file_of_other_tables_is_refused(tmp_path):
