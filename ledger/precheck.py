@@ -52,7 +52,7 @@ def check_chunk(items: list[tuple[bytes, bytes]], now_us: int) -> Checked:
 def precheck(
     items: list[tuple[bytes, bytes]], now_us: int, pool: Executor | None = None, workers: int = 2
 ) -> Checked:
-    """The intrinsic checks of a batch, in order; with `pool`, one slice per worker."""
+    """The intrinsic checks of a batch, in order; with `pool`, spread over its threads."""
     if pool is None or len(items) < 2 * workers:
         return check_chunk(items, now_us)
     return gather(submit_precheck(pool, items, now_us, workers))

@@ -48,6 +48,9 @@ MAX_PENDING_TOTAL = 50_000
 # The genesis fields `agents` keeps for the market.
 GENESIS_FIELDS = ("community", "grid", "name", "role", "household", "capacity_wh", "max_power_w")
 
+# Builds a Head from a tuple in a third of the time its generated `__new__` takes.
+_new_head = tuple.__new__
+
 # What `_place` did with an action.
 ACCEPTED, DUPLICATE, PENDING, FORK = "accepted", "duplicate", "pending", "fork"
 
@@ -220,7 +223,7 @@ class Store(Queries):
         row = (self._ids[author], action.seq, action.hash, hash_key(action.hash), action.type, grid)
         interval = action.payload.get("interval")  # orders, settlements, readings have one
         self._rows.append((*row, interval, action.action_bytes, action.signature))
-        self._heads[author] = Head(action.seq, action.hash, action.ts, grid)
+        self._heads[author] = _new_head(Head, (action.seq, action.hash, action.ts, grid))
         if action.type == "warrant":  # its evidence was verified with it, before it got here
             first, second = check_warrant(action.payload, check_signatures=False)
             if first.author not in self._forked:
