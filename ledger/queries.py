@@ -15,7 +15,7 @@ from typing import NamedTuple
 from ledger import codec
 from ledger.actions import Action, decode_action
 from ledger.integrity import problems
-from ledger.tables import HEADS, StoreError, hash_key
+from ledger.tables import HEADS, StoreError
 
 
 class Head(NamedTuple):
@@ -59,8 +59,11 @@ class Queries:
     def get(self, hash_: bytes) -> Action | None:
         """The action with this hash, if a chain holds it."""
         found = self._rows_of(
-            "SELECT action_bytes, signature FROM actions WHERE hkey = ? AND hash = ?",
-            (hash_key(hash_), hash_),
+            "SELECT action_bytes, signature FROM actions WHERE hash = ?1 AND id IN"
+            " (SELECT id FROM hashes WHERE prefix = substr(?1, 1, 8))"
+            " UNION ALL SELECT action_bytes, signature FROM actions"
+            " WHERE id > (SELECT upto FROM hashed) AND hash = ?1",
+            (hash_,),
         )
         return found[0] if found else None
 

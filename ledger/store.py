@@ -37,13 +37,14 @@ from ledger.errors import FORKED_AUTHOR, Invalid
 from ledger.membrane import Membrane
 from ledger.precheck import Checked, gather, precheck, submit_precheck
 from ledger.queries import Head, Queries
-from ledger.tables import StoreError, create_or_check, hash_key
+from ledger.tables import StoreError, create_or_check
 from ledger.validation import check_intrinsic, check_link, check_membrane, check_warrant
 
 __all__ = ["Head", "IngestResult", "Store", "StoreError", "gather", "precheck", "submit_precheck"]
 
 MAX_PENDING_PER_AUTHOR = 1000
 MAX_PENDING_TOTAL = 50_000
+HASH_MERGE = 8192  # actions written between two extensions of the hash index
 
 # The genesis fields `agents` keeps for the market.
 GENESIS_FIELDS = ("community", "grid", "name", "role", "household", "capacity_wh", "max_power_w")
@@ -110,6 +111,7 @@ class Store(Queries):
         self._pending_by_author: Counter[bytes] = Counter()
         self._pending_total = 0
         self._rows: list[tuple] = []
+        self._unhashed = 0  # actions the hash index does not cover yet
         self._load_cache()
 
     def close(self) -> None:
@@ -220,7 +222,7 @@ class Store(Queries):
         else:
             check_link(action, head.hash, head.ts)
             grid = head.grid
-        row = (self._ids[author], action.seq, action.hash, hash_key(action.hash), action.type, grid)
+        row = (self._ids[author], action.seq, action.hash, action.type, grid)
         interval = action.payload.get("interval")  # orders, settlements, readings have one
         self._rows.append((*row, interval, action.action_bytes, action.signature))
         self._heads[author] = _new_head(Head, (action.seq, action.hash, action.ts, grid))
@@ -242,14 +244,22 @@ class Store(Queries):
         return agent_id
 
     def _flush(self) -> None:
-        """Write the buffered rows."""
+        """Write the buffered rows; every `HASH_MERGE` actions, extend the hash index."""
         if self._rows:
             self._db.executemany(
-                "INSERT INTO actions (agent, seq, hash, hkey, type, grid, interval, action_bytes,"
-                " signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO actions (agent, seq, hash, type, grid, interval, action_bytes,"
+                " signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._rows,
             )
+            self._unhashed += len(self._rows)
             self._rows = []
+        if self._unhashed >= HASH_MERGE:
+            self._db.execute(
+                "INSERT INTO hashes SELECT substr(hash, 1, 8), id FROM actions"
+                " WHERE id > (SELECT upto FROM hashed) ORDER BY 1, 2"
+            )
+            self._db.execute("UPDATE hashed SET upto = (SELECT max(id) FROM actions)")
+            self._unhashed = 0
 
     def _hold_pending(self, action: Action) -> str:
         held = self._pending_by_author[action.author]
@@ -352,6 +362,9 @@ class Store(Queries):
             dict(self._db.execute("SELECT author, count(*) FROM pending GROUP BY author"))
         )
         self._pending_total = sum(self._pending_by_author.values())
+        self._unhashed = self._db.execute(
+            "SELECT count(*) FROM actions WHERE id > (SELECT upto FROM hashed)"
+        ).fetchone()[0]
 
     # -- reading -----------------------------------------------------------------------------
 

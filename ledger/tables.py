@@ -4,24 +4,26 @@
   the genesis fields the market needs. A chain's head is its action of highest seq (found through
   `UNIQUE (agent, seq)`), not a stored copy that every batch would have to rewrite.
 - `actions`: every valid action, in the order it arrived. `UNIQUE (agent, seq)` (`agent` is the
-  author's id in `agents`) makes a second action at the same place of a chain impossible;
-  `actions_hash` finds an action by hash through `hkey`, the hash's first 8 bytes as a signed
-  integer (lookups compare the whole hash too); the partial `actions_market` index finds the
-  orders, settlements and readings of one grid and interval without a scan.
+  author's id in `agents`) makes a second action at the same place of a chain impossible; the
+  partial `actions_market` index finds the orders, settlements and readings of one grid and
+  interval without a scan.
+- `hashes`: the hash index, `(first 8 bytes of the hash, action id)`, filled in bulk: `hashed.upto`
+  is the last action id it covers, and the few thousand actions after it are found by a scan of
+  that id range. Hashes are random, so indexing each action as it came would dirty one random
+  index page per action; merged thousands at a time in hash order, each page is written once.
 - `forks`: the signed actions that prove a fork (evidence); `forked`: authors marked forked.
 - `pending`: intrinsically valid actions waiting for their predecessor, bounded.
 - `charters`: signed community charters by version; `meta`: small node settings.
 
-Actions hold the author as an integer id rather than its 32-byte key, and the hash index holds
-8 bytes of the hash rather than 32: the indexes every insert updates are then a third of the
-size, and a batch of random-keyed hash index inserts dirties a third of the pages.
+Actions hold the author as an integer id rather than its 32-byte key, so the index every insert
+updates is a third of the size.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE agents (
@@ -40,7 +42,6 @@ CREATE TABLE actions (
     agent INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     hash BLOB NOT NULL,
-    hkey INTEGER NOT NULL,
     type TEXT NOT NULL,
     grid TEXT NOT NULL,
     interval INTEGER,
@@ -48,8 +49,14 @@ CREATE TABLE actions (
     signature BLOB NOT NULL,
     UNIQUE (agent, seq)
 );
-CREATE INDEX actions_hash ON actions (hkey);
 CREATE INDEX actions_market ON actions (grid, interval) WHERE interval IS NOT NULL;
+CREATE TABLE hashes (
+    prefix BLOB NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (prefix, id)
+) WITHOUT ROWID;
+CREATE TABLE hashed (upto INTEGER NOT NULL);
+INSERT INTO hashed VALUES (0);
 CREATE TABLE forks (
     hash BLOB PRIMARY KEY,
     author BLOB NOT NULL,
@@ -69,11 +76,6 @@ CREATE INDEX pending_by_author ON pending (author, seq);
 CREATE TABLE charters (version INTEGER PRIMARY KEY, signed BLOB NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
-
-
-def hash_key(hash_: bytes) -> int:
-    """What `actions_hash` indexes: the first 8 bytes of a hash, as a signed 64-bit integer."""
-    return int.from_bytes(hash_[:8], "big", signed=True)
 
 
 # Each chain's head: its genesis row joined to its action of highest seq.

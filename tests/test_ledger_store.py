@@ -258,6 +258,33 @@ def test_the_market_index_finds_actions_by_grid_and_interval(store):
     assert not any(row[-1].startswith("SCAN") for row in plan), plan
 
 
+def test_the_hash_index_finds_old_and_recent_actions(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "HASH_MERGE", 7)
+    path = tmp_path / "n.sqlite3"
+    s = Store(path, Membrane("test"))
+    signers = [ChainSigner(identity(n)) for n in (1, 2, 3)]
+    chains = [signer.chain(6) for signer in signers]
+    for i in range(0, 6, 2):  # batches of six, so some merges leave actions not yet indexed
+        ingest(s, [a for chain in chains for a in chain[i : i + 2]])
+    indexed = s._db.execute("SELECT count(*) FROM hashes").fetchone()[0]
+    assert 0 < indexed < 18
+    assert all(s.get(a.hash) == a for chain in chains for a in chain)
+    assert s.get(bytes(32)) is None and s.get(chains[0][0].hash[:8] + bytes(24)) is None
+    plan = " ".join(
+        row[-1]
+        for row in s._db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM hashes WHERE prefix = substr(?, 1, 8)", (b"x",)
+        )
+    )
+    assert "USING PRIMARY KEY" in plan or "USING COVERING INDEX" in plan, plan
+    assert s.integrity_problems() == []
+    s.close()
+    s = Store(path, Membrane("test"))  # what is not indexed yet is counted again on opening
+    assert s._unhashed == 18 - indexed
+    assert all(s.get(a.hash) == a for chain in chains for a in chain)
+    s.close()
+
+
 def test_everything_is_there_after_reopening(tmp_path):
     path = tmp_path / "n.sqlite3"
     s = Store(path, Membrane("test"))
@@ -294,7 +321,8 @@ def test_two_connections_to_one_file_keep_each_other_current(tmp_path):
     two.close()
 
 
-def test_integrity_problems_finds_tampering(tmp_path):
+def test_integrity_problems_finds_tampering(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "HASH_MERGE", 3)  # so the batch of four is hash-indexed
     path = tmp_path / "n.sqlite3"
     s = Store(path, Membrane("test"))
     chain = ChainSigner(identity(1)).chain(4)
@@ -317,10 +345,14 @@ def test_integrity_problems_finds_tampering(tmp_path):
     found = problems_after("UPDATE actions SET action_bytes = ? WHERE seq = 2", bytes(flipped))
     assert found and "seq 2" in found[0] and "bad-signature" in found[0]
     problems_after("UPDATE actions SET action_bytes = ? WHERE seq = 2", chain[2].action_bytes)
-    assert problems_after("UPDATE actions SET hkey = hkey + 1 WHERE seq = 1")[0].endswith(
+    assert problems_after("UPDATE actions SET type = 'offer' WHERE seq = 1")[0].endswith(
         "columns disagree with the signed bytes"
     )
-    problems_after("UPDATE actions SET hkey = hkey - 1 WHERE seq = 1")
+    problems_after("UPDATE actions SET type = 'bid' WHERE seq = 1")
+    assert "hash index" in problems_after("UPDATE hashes SET prefix = x'00' WHERE id = 2")[0]
+    problems_after("DELETE FROM hashes WHERE id = 2")
+    assert "hash index has 3 entries for 4" in problems_after("SELECT 1")[0]
+    problems_after("INSERT INTO hashes SELECT substr(hash, 1, 8), id FROM actions WHERE id = 2")
     assert Store(path).integrity_problems() == []
     assert "gap before seq 2" in problems_after("DELETE FROM actions WHERE seq = 1")[0]
     assert "belong to no chain" in problems_after("DELETE FROM agents")[-1]
