@@ -10,7 +10,8 @@
 - `hashes`: the hash index, `(first 8 bytes of the hash, action id)`, filled in bulk: `hashed.upto`
   is the last action id it covers, and the few thousand actions after it are found by a scan of
   that id range. Hashes are random, so indexing each action as it came would dirty one random
-  index page per action; merged thousands at a time in hash order, each page is written once.
+  index page per action; merged thousands at a time in hash order, a page is written once per
+  merge.
 - `forks`: the signed actions that prove a fork (evidence); `forked`: authors marked forked.
 - `pending`: intrinsically valid actions waiting for their predecessor, bounded.
 - `charters`: signed community charters by version; `meta`: small node settings.
