@@ -9,7 +9,7 @@ import nacl.bindings
 import nacl.exceptions
 
 from ledger import codec
-from ledger.errors import BAD_ENCODING, BAD_SEQ, BAD_SIGNATURE, TOO_LARGE, Invalid
+from ledger.errors import BAD_ENCODING, BAD_SEQ, BAD_SIGNATURE, BAD_TIME, TOO_LARGE, Invalid
 from ledger.keys import Identity
 
 VERSION = 1
@@ -112,8 +112,10 @@ def decode_action(action_bytes: bytes, signature: bytes, *, check_signature: boo
         raise Invalid(BAD_SIGNATURE, "a signature is 64 bytes")
     if check_signature and not signature_ok(author, action_bytes, signature):
         raise Invalid(BAD_SIGNATURE, "signature does not verify against the author")
-    if seq < 0:
-        raise Invalid(BAD_SEQ, "seq must be >= 0")
+    if not 0 <= seq < 2**63:
+        raise Invalid(BAD_SEQ, "seq must be between 0 and 2**63 - 1")
+    if not -(2**63) <= ts < 2**63:
+        raise Invalid(BAD_TIME, "ts must be a signed 64-bit integer")
     if (type_ == "genesis") != (seq == 0) or (seq == 0) != (prev is None):
         raise Invalid(BAD_SEQ, "genesis, seq 0 and a nil prev go together")
     hash_ = blake2b256(action_bytes)

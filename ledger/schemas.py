@@ -12,16 +12,21 @@ ROLES = ("consumer", "generator", "storage")
 Check = Callable[[Any], bool]
 
 
+# Integers are signed 64-bit everywhere (what SQLite and every other implementation can hold);
+# msgpack's uint64 values above that range are refused as bad payload, never half-stored.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _int(v: Any) -> bool:
-    return type(v) is int
+    return type(v) is int and INT64_MIN <= v <= INT64_MAX
 
 
 def _int_ge0(v: Any) -> bool:
-    return type(v) is int and v >= 0
+    return type(v) is int and 0 <= v <= INT64_MAX
 
 
 def _int_gt0(v: Any) -> bool:
-    return type(v) is int and v > 0
+    return type(v) is int and 0 < v <= INT64_MAX
 
 
 def _text(v: Any) -> bool:
@@ -37,7 +42,7 @@ def _bin32(v: Any) -> bool:
 
 
 def _int_or_nil(v: Any) -> bool:
-    return v is None or type(v) is int
+    return v is None or _int(v)
 
 
 def _invite(v: Any) -> bool:

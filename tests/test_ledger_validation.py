@@ -119,3 +119,22 @@ def test_a_warrant_action_is_checked_in_depth_by_check_intrinsic():
     _, _, a, _ = fork_of()
     w = sign_action(identity(9), 1, bytes(32), T0, "warrant", warrant_payload(a, a))
     assert reason(check_intrinsic, w.action_bytes, w.signature, T0) == BAD_PAYLOAD
+
+
+@pytest.mark.parametrize("seq, interval, ts, reason", [
+    (1, 2**63, T0, BAD_PAYLOAD),  # msgpack's uint64 above int64: no store could hold it
+    (1, 2**64 - 1, T0, BAD_PAYLOAD),
+    (1, -(2**63), T0, None),
+    (2**63, 1, T0, "bad-seq"),
+    (1, 1, 2**63, BAD_TIME),
+])
+def test_integers_must_fit_in_64_signed_bits(seq, interval, ts, reason):
+    author = identity(7)
+    action = sign_action(author, seq, b"p" * 32, ts, "bid",
+                         {"interval": interval, "energy_wh": 1, "price": 1})
+    if reason is None:
+        check_intrinsic(action.action_bytes, action.signature, 2**63 - 1)
+        return
+    with pytest.raises(Invalid) as err:
+        check_intrinsic(action.action_bytes, action.signature, 2**63 - 1)
+    assert err.value.reason == reason
