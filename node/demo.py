@@ -239,7 +239,7 @@ def interval_line(view: dict, self_sufficiency: float | None, note: str = "") ->
     figures = view.get("agents", {})
     gen = sum(f.get("generation_wh", 0) for f in figures.values())
     demand = sum(f.get("demand_wh", 0) for f in figures.values())
-    socs = [f"{n.split()[0][:5]} {f['soc_wh']}" for n, f in figures.items() if "soc_wh" in f]
+    socs = [f"{n} {f['soc_wh']}" for n, f in sorted(figures.items()) if "soc_wh" in f]
     trades = view.get("trades", [])
     confirmed = sum(t["status"] == "confirmed" for t in trades)
     disputed = sum(t["status"] == "disputed" for t in trades)

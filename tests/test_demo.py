@@ -314,7 +314,7 @@ def test_demo_runs_three_intervals_and_exits_cleanly(run_demo, tmp_path):
         assert int(m["demand"]) == KIT_DEMAND_WH  # the three homes' averages, every hour
         assert int(m["gen"]) == 0  # no sun before 06:00
         # They start empty and nothing charges them at night.
-        assert sorted(m["batteries"].split(", ")) == ["Home 0", "Neigh 0"]
+        assert m["batteries"].split(", ") == ["Home battery 0", "Neighbourhood battery 0"]
         assert m["disputed"] is None
         assert m["ss"] == "0%"  # at night every home is served by the utility grid
 
@@ -470,7 +470,7 @@ def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
     for m in lines:
         assert int(m["demand"]) == 300 + 900
         assert int(m["gen"]) == CURVE[int(m["k"]) % 24] * 100
-        assert re.fullmatch(r"Villa \d+", m["batteries"]), m["batteries"]
+        assert re.fullmatch(r"Village battery \d+", m["batteries"]), m["batteries"]
         assert int(m["confirmed"]) >= 1 and m["disputed"] is None
     assert (
         len(demo.wait_for(lambda: len(demo.node_pids) >= 4 and demo.node_pids, 10, "four nodes"))
