@@ -44,7 +44,8 @@ def current_interval(node: Node) -> int:
 def _range(request: web.Request, node: Node) -> tuple[int, int]:
     now_k = current_interval(node)
     to = int_param(request, "to", now_k, -(2**40), 2**40)
-    frm = int_param(request, "from", max(0, to - 23), -(2**40), 2**40)
+    # The last 24 intervals; before the market's first interval, just the current one.
+    frm = int_param(request, "from", min(to, max(0, to - 23)), -(2**40), 2**40)
     if frm > to:
         raise BadRequest("'from' is after 'to'")
     if to - frm >= MAX_RANGE:
