@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,30 +30,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from node.demo import free_port_run  # noqa: E402
+
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb_total": 400, "cpu_percent_total": 10}
 NODE_IMPORTS = "import aiohttp, nacl.signing, node.node, node.agent, node.server, node.api_market"
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on 127.0.0.1, below the ephemeral range:
-    ports there are not handed out to other programs' outgoing connections meanwhile."""
-    try:
-        top = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        top = 32768
-    low = max(1024, top - 12000)
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(low, top - count)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no run of free ports on 127.0.0.1")
 
 
 def cpu_ticks(pid: int) -> int:
@@ -137,7 +120,7 @@ def reference_rss_mb() -> float:
 
 
 def measure(seconds: float, warmup: float, interval_s: int, start_hour: int) -> dict:
-    port = free_ports(7)
+    port = free_port_run(7)
     with tempfile.TemporaryDirectory(prefix="picogrid-footprint-") as tmp:
         out = Path(tmp) / "demo.out"
         cmd = [

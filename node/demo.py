@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import re
 import signal
 import socket
@@ -254,6 +255,33 @@ def interval_line(view: dict, self_sufficiency: float | None, note: str = "") ->
         line += f", {disputed} DISPUTED"
     line += f"  self-sufficiency so far {ss_text}"
     return line + (f"  ({note})" if note else "")
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1, below the ephemeral range (ports
+    there are not handed out to other programs' outgoing connections meanwhile). For tests and
+    benchmarks that run a demo beside others."""
+    try:
+        top = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        top = 32768
+    low = max(1024, top - 12000)
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, top - count)
+        if not busy_ports(base, count) and _bindable(base, count):
+            return base
+    raise RuntimeError("no run of free ports on 127.0.0.1")
+
+
+def _bindable(base: int, count: int) -> bool:
+    try:
+        for port in range(base, base + count):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def busy_ports(port: int, count: int, host: str = "127.0.0.1") -> list[int]:

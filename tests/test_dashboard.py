@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from node.demo import free_port_run
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 PICOGRID = Path(sys.executable).with_name("picogrid")
@@ -44,27 +45,6 @@ WIDTH = 1440
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def free_base_port(count: int) -> int:
-    """The first of `count` consecutive ports on 127.0.0.1 that nothing listens on."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65000:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise AssertionError("no run of free ports on 127.0.0.1")
 
 
 def fetch(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -103,7 +83,7 @@ class Demo:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.port = free_base_port(AGENTS)
+        self.port = free_port_run(AGENTS)
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = base / "demo.out"
         argv = [

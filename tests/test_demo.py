@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -27,6 +26,7 @@ from ledger.keys import load_identity
 from ledger.store import Store
 from market.scenario import default_scenario
 from node.config import load_config
+from node.demo import free_port_run
 
 KIT = [spec.name for spec in default_scenario().agents]
 CURVE = default_scenario().agents[-1].generation_curve
@@ -88,25 +88,6 @@ def first_interval(out: str, planned: int) -> int:
     return first
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on 127.0.0.1, below the ephemeral range:
-    ports there are not handed out to other programs' outgoing connections meanwhile."""
-    try:
-        top = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        top = 32768
-    low = max(1024, top - 12000)
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(low, top - count)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no run of free ports on 127.0.0.1")
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -282,7 +263,7 @@ def own_settled_intervals(agent_dir: Path) -> set[int]:
 
 
 def test_demo_runs_three_intervals_and_exits_cleanly(run_demo, tmp_path):
-    port = free_ports(7)
+    port = free_port_run(7)
     demo = run_demo(
         "--intervals",
         "3",
@@ -347,7 +328,7 @@ def _ctrl_c_and_check(demo: Demo) -> None:
 
 def test_ctrl_c_while_the_nodes_start(run_demo, tmp_path):
     demo = run_demo(
-        "--interval-seconds", "2", "--port", str(free_ports(7)), "--dir", str(tmp_path / "demo")
+        "--interval-seconds", "2", "--port", str(free_port_run(7)), "--dir", str(tmp_path / "demo")
     )
     # The header is printed just before the agents' directories are made and their nodes
     # started: Ctrl-C lands while they are being created or are starting up.
@@ -358,7 +339,7 @@ def test_ctrl_c_while_the_nodes_start(run_demo, tmp_path):
 
 def test_ctrl_c_once_every_node_answers(run_demo, tmp_path):
     demo = run_demo(
-        "--interval-seconds", "2", "--port", str(free_ports(7)), "--dir", str(tmp_path / "demo")
+        "--interval-seconds", "2", "--port", str(free_port_run(7)), "--dir", str(tmp_path / "demo")
     )
     demo.wait_output("dashboard:", 60)
     assert (
@@ -374,7 +355,7 @@ def test_ctrl_c_in_the_middle_of_an_interval(run_demo, tmp_path):
         "--interval-seconds",
         "2",
         "--port",
-        str(free_ports(7)),
+        str(free_port_run(7)),
         "--dir",
         str(tmp_path / "demo"),
         "--start-hour",
@@ -407,7 +388,7 @@ def _refused(run_demo, tmp_path, sub: str, *args: str, data_dir: Path | None = N
 
 def test_bad_input_exits_2_with_a_clear_message(run_demo, tmp_path):
     def port() -> str:  # other programs take ports too: a fresh free range for each case
-        return str(free_ports(7))
+        return str(free_port_run(7))
 
     err = _refused(run_demo, tmp_path, "zero", "--interval-seconds", "0", "--port", port())
     assert "--interval-seconds must be at least 2" in err
@@ -448,7 +429,7 @@ def test_bad_input_exits_2_with_a_clear_message(run_demo, tmp_path):
 def test_scenario_runs_its_agents_then_serves_until_ctrl_c(run_demo, tmp_path):
     scenario = tmp_path / "two-houses.toml"
     scenario.write_text(SMALL_SCENARIO)
-    port = free_ports(4)
+    port = free_port_run(4)
     demo = run_demo(
         "--scenario",
         str(scenario),
@@ -508,7 +489,7 @@ def test_pay_as_clear_runs_and_settles(run_demo, tmp_path):
         "--interval-seconds",
         "2",
         "--port",
-        str(free_ports(7)),
+        str(free_port_run(7)),
         "--dir",
         str(tmp_path / "demo"),
         "--start-hour",

@@ -8,7 +8,6 @@ forked agent are injected and must be kept out of the market.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,25 +26,6 @@ INTERVAL_S = 2
 FIRST = 10
 
 
-def free_base_port(count: int) -> int:
-    """A run of `count` consecutive free ports on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count >= 65000:
-            continue
-        ok = True
-        for p in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
 
 
 def get(url: str):
@@ -82,7 +62,7 @@ def settled(url: str, k: int, agents: int = 7) -> dict | None:
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     base = tmp_path_factory.mktemp("kit")
-    port = free_base_port(7)
+    port = demo.free_port_run(7)
     nodes = demo.prepare(base, default_scenario(), port, INTERVAL_S, "merit-order",
                          start_in_s=4.0, first_interval=FIRST, round_ms=300)
     demo.start(nodes)
