@@ -41,21 +41,21 @@ def create_identity(directory: Path) -> Identity:
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "agent.key").exists():
         raise UserError(f"{directory} already holds an identity (agent.key); refusing to overwrite")
-    identity = Identity.generate()
-    try:
-        save_identity(identity, directory / "agent.key")
-    except KeyFileError as exc:
-        raise UserError(str(exc)) from None
-    return identity
+    return _new_key(directory / "agent.key")
 
 
 def create_admin(directory: Path) -> Identity:
-    admin = Identity.generate()
+    return _new_key(directory / "admin.key")
+
+
+def _new_key(path: Path) -> Identity:
+    """A fresh key written with mode 0600; never over an existing one."""
+    identity = Identity.generate()
     try:
-        save_identity(admin, directory / "admin.key")
+        save_identity(identity, path)
     except KeyFileError as exc:
         raise UserError(str(exc)) from None
-    return admin
+    return identity
 
 
 def load_admin(path: Path) -> Identity:

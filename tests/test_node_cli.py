@@ -10,10 +10,8 @@ import threading
 import time
 import tomllib
 
-import pytest
 from nodeproc import (
     Author,
-    Cluster,
     free_port,
     get_json,
     head_seq,
@@ -25,12 +23,6 @@ from nodeproc import (
 )
 
 from ledger.store import Store
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    with Cluster(tmp_path) as c:
-        yield c
 
 
 def mode(path) -> int:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from nodeproc import (
     Author,
-    Cluster,
     get_json,
     head_seq,
     heads,
@@ -28,12 +26,6 @@ from nodeproc import (
 from ledger import codec
 from ledger.charter import parse_charter
 from ledger.keys import Identity, load_identity
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    with Cluster(tmp_path) as c:
-        yield c
 
 
 def charter_version(url: str) -> int:

@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 
-import pytest
 from nodeproc import (
     Author,
     Cluster,
@@ -27,12 +26,6 @@ from nodeproc import (
 )
 
 from ledger.store import Store
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    with Cluster(tmp_path) as c:
-        yield c
 
 
 def three(c: Cluster):
