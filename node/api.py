@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ledger.chain import now_us
-from node.jsonify import action_json, agent_json, charter_json, to_json
-from node.server import NODE_KEY, BadRequest, author_param, in_thread, int_param, json_error
+from node.jsonify import action_json, agent_json, charter_json
+from node.server import NODE_KEY, author_param, in_thread, int_param, json_error
 from node.verify import verify_chains
 
 if TYPE_CHECKING:
@@ -152,5 +152,3 @@ def add_api_routes(app: web.Application) -> None:
 
     app.router.add_get("/v1/openapi.json", openapi_json)
 
-
-__all__ = ["add_api_routes", "BadRequest", "to_json"]

@@ -6,7 +6,6 @@ functions of `market/`; the agent loop, the HTTP API and the auditor all use it,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ledger.actions import Action
@@ -146,10 +145,3 @@ def bills_of(state: IntervalState) -> tuple[dict[bytes, Bill], dict[bytes, int]]
         bills[agent] = reconcile(agent, trades, reading, state.rules)
         baselines[agent] = baseline_net(who, reading, state.rules)
     return bills, baselines
-
-
-def sum_bills(bills: Iterable[Bill]) -> Bill:
-    total = Bill()
-    for b in bills:
-        total = total + b
-    return total
