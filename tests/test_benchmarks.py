@@ -1,0 +1,66 @@
+"""The benchmarks still run and print the figures their docs promise (small sizes; no speed checked).
+
+Each benchmark is a script a maker runs by hand; without this, one could break unnoticed (a
+renamed function, a changed fixture) until somebody wants a number from it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_bench(name: str, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout  # one JSON line, nothing else on stdout
+    figures = json.loads(lines[0])
+    assert figures["bench"] == name
+    return figures
+
+
+def test_ingest_prints_its_figures_and_the_reference():
+    f = run_bench("ingest", "--entries", "1200", "--authors", "4", "--batch", "100", "--rounds", "1")
+    assert f["entries"] == 1200 and f["threads"] == 2
+    for key in ("verify_per_s", "entries_per_s", "entries_per_s_threads", "peak_rss_mb"):
+        assert f[key] > 0, key
+    assert f["ratio_1_thread"] > 0 and f["ratio_threads"] > 0  # each against its own windows
+    # The ceiling is what the measured speed-up allows once the other work is shared out.
+    expected = f["verify_speedup_threads"] / (
+        1 + f["overhead_us_per_action"] * f["verify_per_s"] / 1e6
+    )
+    assert f["ceiling_ratio_threads"] == pytest.approx(expected, rel=0.02)
+    assert f["efficiency_threads"] == pytest.approx(
+        f["ratio_threads"] / f["ceiling_ratio_threads"], rel=0.02
+    )
+    assert f["targets"] == {"ratio_1_thread": 0.8, "ratio_threads": 1.5, "rss_mb_at_1m": 64}
+
+
+def test_clearing_prints_its_figures():
+    f = run_bench("clearing")
+    for key in ("pay_as_clear_ms", "pay_as_bid_ms", "merit_order_ms", "scaling_10x"):
+        assert f[key] > 0, key
+
+
+def test_replicate_copies_every_entry_between_two_real_nodes():
+    f = run_bench("replicate", "--entries", "200", "--authors", "2")
+    assert f["entries"] == 200 and f["entries_per_s"] > 0 and f["verify_per_s"] > 0
+
+
+def test_converge_reaches_every_live_node():
+    f = run_bench("converge", "--nodes", "3", "--trials", "2")
+    assert f["alive"] == 3 and f["trials"] == 2
+    assert 0 < f["p50_s"] <= f["p99_s"] <= f["max_s"]
