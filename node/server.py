@@ -107,7 +107,13 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > wire.MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=wire.MAX_BODY,
                                             actual_size=request.content_length)
-    return await request.read()
+    try:
+        return await request.read()
+    except web.RequestPayloadError:
+        # aiohttp inflates a gzip or deflate body while it is read: one that does not inflate
+        # (or a broken chunk) fails here, and it is the sender's fault.
+        raise BadRequest("the request body cannot be read: its Content-Encoding or chunked "
+                         "framing is broken") from None
 
 
 def msgpack_response(body: bytes, headers: dict | None = None) -> web.Response:

@@ -212,6 +212,22 @@ def test_undecodable_or_wrongly_shaped_bodies_get_400(node, path, body):
     assert isinstance(resp.json()["error"], str)
 
 
+@pytest.mark.parametrize("path", ["/v1/gossip/actions", "/v1/gossip/peers", "/v1/community/charter"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_body_that_does_not_decompress_gets_400(node, path, encoding):
+    # The HTTP layer inflates a body sent with Content-Encoding; garbage fails only when the
+    # handler reads it, and that failure is the sender's, not a 500.
+    resp = request(
+        "POST",
+        node.url + path,
+        b"not compressed at all",
+        {"Content-Type": "application/msgpack", "Content-Encoding": encoding},
+    )
+    assert resp.status == 400, (resp.status, resp.body[:200])
+    assert "Content-Encoding" in resp.json()["error"]
+    assert get_json(f"{node.url}/v1/info")["agent"] == node.agent_hex
+
+
 def test_bodies_over_4_mib_get_413(node):
     for path in ("/v1/gossip/actions", "/v1/gossip/peers", "/v1/community/charter"):
         resp = request(
