@@ -163,12 +163,13 @@ class Node:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        from node.server import build_app  # the HTTP layer sits on top of the node
+        from node.server import ServerLog, build_app  # the HTTP layer sits on top of the node
 
         self.refresh_own_info()
         self.session = aiohttp.ClientSession()
         app = build_app(self)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                    logger=ServerLog(self.metrics))
         await self.runner.setup()
         host, port = self.cfg.listen_host_port()
         site = web.TCPSite(self.runner, host, port, reuse_address=True)

@@ -10,9 +10,11 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
@@ -51,6 +53,30 @@ class RateLimiter:
 
 
 LIMITER_KEY: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
+
+
+class ServerLog(logging.LoggerAdapter):
+    """aiohttp's server log, for one node (`web.AppRunner(..., logger=ServerLog(metrics))`).
+
+    aiohttp answers a request it cannot parse (a NUL in a header, a line over 8 KiB, a broken
+    chunk) with a 400 of its own, and logs it as an ERROR with a traceback; so too a client that
+    hangs up before its body is complete. Both are the client's doing, and anyone can send
+    them: each is counted (the parse errors as `http_400`) and logged in one debug line. Every
+    other report keeps its level and traceback.
+    """
+
+    def __init__(self, metrics: Counter) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+        self.metrics = metrics
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError | ConnectionResetError):
+            if isinstance(exc, HttpProcessingError):
+                self.metrics["http_400"] += 1
+            self.logger.debug(f"{msg}: %s", *args, " ".join(str(exc).split()))
+            return
+        super().log(level, msg, *args, **kwargs)
 
 
 async def in_thread(fn, *args):

@@ -8,6 +8,7 @@ GET, and a fuzz loop of garbage bodies, paths and query strings that must never 
 from __future__ import annotations
 
 import random
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -226,6 +227,45 @@ def test_a_body_that_does_not_decompress_gets_400(node, path, encoding):
     assert resp.status == 400, (resp.status, resp.body[:200])
     assert "Content-Encoding" in resp.json()["error"]
     assert get_json(f"{node.url}/v1/info")["agent"] == node.agent_hex
+
+
+def exchange(url: str, data: bytes, hang_up: bool = False) -> bytes:
+    """Send raw bytes (HTTP no client library would write) and read the answer to the end."""
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        if hang_up:  # gone before the body it announced is complete
+            return b""
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_malformed_http_gets_400_and_no_traceback_in_the_log(node):
+    log = node.dir / "run.err"
+    start = log.stat().st_size
+    before = counters(node.url).get("http_400", 0)
+    for data in (
+        b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n",  # a NUL in a header
+        b"GET /v1/agents/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # line too long
+        b"POST /v1/gossip/actions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"\r\nzz\r\n",  # a broken chunk
+        b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        answer = exchange(node.url, data)
+        assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), (data[:40], answer)
+    exchange(
+        node.url,
+        b"POST /v1/gossip/actions HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n\x90",
+        hang_up=True,
+    )
+    time.sleep(0.3)  # the node notices the hang-up
+    with open(log, "rb") as f:
+        f.seek(start)
+        said = f.read().decode(errors="replace")
+    assert "Traceback" not in said and " ERROR " not in said, said[-3000:]
+    assert counters(node.url)["http_400"] >= before + 4
 
 
 def test_bodies_over_4_mib_get_413(node):
