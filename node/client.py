@@ -67,6 +67,13 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
 
+    def _decode(self, data: bytes, what: str) -> Any:
+        """A msgpack answer; a peer that answers garbage is a failed peer (backed off)."""
+        try:
+            return wire.unpack(data)
+        except wire.BadBody as exc:
+            raise PeerError(f"{self.base}: {what}: {exc}") from None
+
     async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
         """The peer's heads and the charter version it announces (0 when it says nothing)."""
         body, headers = await self._get("/v1/gossip/heads")
@@ -100,20 +107,24 @@ class PeerClient:
         headers = {wire.PUSH_HEADER: "all"} if reached_all else None
         data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]),
                                 headers)
-        answer = wire.unpack(data)
+        answer = self._decode(data, "push answer")
         if not isinstance(answer, dict):
             raise PeerError(f"{self.base}: push answer is not a map")
         return answer
 
     async def peers(self) -> list:
         body, _ = await self._get("/v1/gossip/peers")
-        value = wire.unpack(body)
+        value = self._decode(body, "peers answer")
         if not isinstance(value, list):
             raise PeerError(f"{self.base}: peers answer is not an array")
         return value
 
     async def post_peers(self, infos: list[list[bytes]]) -> dict:
-        return wire.unpack(await self._post("/v1/gossip/peers", wire.pack(infos)))
+        data = await self._post("/v1/gossip/peers", wire.pack(infos))
+        answer = self._decode(data, "peers answer")
+        if not isinstance(answer, dict):
+            raise PeerError(f"{self.base}: peers answer is not a map")
+        return answer
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         body, _ = await self._get("/v1/community/charter")

@@ -2,15 +2,20 @@
 
 Five nodes converge; a node killed with SIGKILL and restarted catches up; a node stopped for a
 while heals the partition both ways; a node nobody can reach replicates both ways; dead and
-blackholed peers never delay rounds with live peers.
+blackholed peers never delay rounds with live peers; a peer that answers garbage is backed off.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import aiohttp
+import msgpack
+import pytest
 from nodeproc import (
     Author,
     Cluster,
@@ -26,6 +31,7 @@ from nodeproc import (
 )
 
 from ledger.store import Store
+from node.client import PeerClient, PeerError
 
 
 def three(c: Cluster):
@@ -190,3 +196,53 @@ def test_dead_and_blackholed_peers_do_not_delay_live_ones(cluster):
     finally:
         for s in holes:
             s.close()
+
+
+class GarbagePeer(BaseHTTPRequestHandler):
+    """A peer gone wrong: empty heads (so it is pushed to), then 200 with undecodable msgpack."""
+
+    def answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = msgpack.packb({}) if self.path == "/v1/gossip/heads" else b"\xc1\xc1"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/msgpack")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peer_answering_garbage_is_backed_off_without_a_traceback(cluster):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), GarbagePeer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bad = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+
+        async def calls() -> None:
+            async with aiohttp.ClientSession() as session:
+                client = PeerClient(session, bad)
+                for call in (
+                    lambda: client.push([(b"a", b"b")]),
+                    client.peers,
+                    lambda: client.post_peers([]),
+                ):
+                    with pytest.raises(PeerError, match="msgpack"):
+                        await call()
+
+        asyncio.run(calls())
+        x = cluster.found("X")
+        proc = cluster.start(x, peers=[bad])
+
+        def backed_off() -> bool:
+            peer = {p["url"]: p for p in get_json(f"{x.url}/v1/info")["peers"]}[bad]
+            return peer["failures"] >= 1 and "msgpack" in (peer["last_error"] or "")
+
+        wait_until(backed_off, 5, "the garbage peer failed and is backed off", logs=proc.logs)
+        assert "Traceback" not in proc.logs()
+    finally:
+        server.shutdown()
+        server.server_close()
