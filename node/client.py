@@ -41,11 +41,23 @@ class PeerClient:
             self.bytes["gossip_bytes_out"] += sent
             self.bytes["gossip_bytes_in"] += received
 
+    async def _read(self, resp: aiohttp.ClientResponse, path: str) -> bytes:
+        """The answer's body, unless it is larger than wire.MAX_ANSWER (then not read)."""
+        too_large = PeerError(f"{self.base}{path}: answer larger than {wire.MAX_ANSWER} bytes")
+        if resp.content_length is not None and resp.content_length > wire.MAX_ANSWER:
+            raise too_large
+        body = bytearray()
+        async for chunk in resp.content.iter_any():
+            body += chunk
+            if len(body) > wire.MAX_ANSWER:
+                raise too_large
+        return bytes(body)
+
     async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
         try:
             async with self.session.get(self.base + path, params=params,
                                         timeout=self.timeout) as resp:
-                body = await resp.read()
+                body = await self._read(resp, path)
                 self._count(path, 0, len(body))
                 if resp.status != 200:
                     raise PeerError(f"{self.base}{path}: HTTP {resp.status}")
@@ -59,7 +71,7 @@ class PeerClient:
                 self.base + path, data=body, timeout=self.timeout,
                 headers={"Content-Type": wire.CONTENT_TYPE, **(headers or {})},
             ) as resp:
-                data = await resp.read()
+                data = await self._read(resp, path)
                 self._count(path, len(body), len(data))
                 if resp.status != 200:
                     raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}")

@@ -14,6 +14,9 @@ import msgpack
 CONTENT_TYPE = "application/msgpack"
 MAX_BODY = 4 * 1024 * 1024
 MAX_BATCH = 1000
+# The most a node reads of a peer's answer: a chain page (1000 actions of up to 16 KiB each) is
+# about 16.5 MiB. Anything larger is refused unread, so a peer cannot take our memory.
+MAX_ANSWER = 32 * 1024 * 1024
 # An optional header on POST /v1/gossip/actions: "all" means the sender pushed these actions to
 # every peer it knows. Nodes that do not know it just forward as usual.
 PUSH_HEADER = "PicoGrid-Push"

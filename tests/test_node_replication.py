@@ -11,6 +11,8 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import aiohttp
@@ -198,6 +200,31 @@ def test_dead_and_blackholed_peers_do_not_delay_live_ones(cluster):
             s.close()
 
 
+@contextmanager
+def peer_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A misbehaving peer on 127.0.0.1, served from a thread; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def refused(url: str, calls: list[Callable[[PeerClient], Awaitable[object]]], match: str) -> None:
+    """Each call of a PeerClient of `url` raises PeerError (as the gossip loop expects)."""
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = PeerClient(session, url)
+            for call in calls:
+                with pytest.raises(PeerError, match=match):
+                    await call(client)
+
+    asyncio.run(run())
+
+
 class GarbagePeer(BaseHTTPRequestHandler):
     """A peer gone wrong: empty heads (so it is pushed to), then 200 with undecodable msgpack."""
 
@@ -217,23 +244,9 @@ class GarbagePeer(BaseHTTPRequestHandler):
 
 
 def test_a_peer_answering_garbage_is_backed_off_without_a_traceback(cluster):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), GarbagePeer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    bad = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-
-        async def calls() -> None:
-            async with aiohttp.ClientSession() as session:
-                client = PeerClient(session, bad)
-                for call in (
-                    lambda: client.push([(b"a", b"b")]),
-                    client.peers,
-                    lambda: client.post_peers([]),
-                ):
-                    with pytest.raises(PeerError, match="msgpack"):
-                        await call()
-
-        asyncio.run(calls())
+    with peer_server(GarbagePeer) as bad:
+        calls = [lambda c: c.push([(b"a", b"b")]), lambda c: c.peers(), lambda c: c.post_peers([])]
+        refused(bad, calls, "msgpack")
         x = cluster.found("X")
         proc = cluster.start(x, peers=[bad])
 
@@ -243,6 +256,24 @@ def test_a_peer_answering_garbage_is_backed_off_without_a_traceback(cluster):
 
         wait_until(backed_off, 5, "the garbage peer failed and is backed off", logs=proc.logs)
         assert "Traceback" not in proc.logs()
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+class FloodingPeer(GarbagePeer):
+    """A peer that answers more than any gossip answer holds (40 MiB), announced or not."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.path == "/v1/gossip/peers":
+            self.send_header("Content-Length", str(40 << 20))
+        self.end_headers()  # without a length, the body ends when the connection closes
+        try:
+            for _ in range(40):
+                self.wfile.write(bytes(1 << 20))
+        except OSError:
+            pass  # the client stopped reading
+
+
+def test_an_answer_larger_than_any_gossip_answer_is_not_read():
+    # Read whole, a peer's answer of a few GB would take a Pi's memory within the timeout.
+    with peer_server(FloodingPeer) as url:
+        refused(url, [lambda c: c.heads(), lambda c: c.peers()], "larger than")
