@@ -60,9 +60,10 @@ class ServerLog(logging.LoggerAdapter):
 
     aiohttp answers a request it cannot parse (a NUL in a header, a line over 8 KiB, a broken
     chunk) with a 400 of its own, and logs it as an ERROR with a traceback; so too a client that
-    hangs up before its body is complete. Both are the client's doing, and anyone can send
-    them: each is counted (the parse errors as `http_400`) and logged in one debug line. Every
-    other report keeps its level and traceback.
+    hangs up before its body is complete, and a body that does not inflate, once more when the
+    rest of it is drained after our 400. All are the client's doing, and anyone can send them:
+    each is logged in one debug line (the parse errors, which only aiohttp answers, are counted
+    as `http_400`). Every other report keeps its level and traceback.
     """
 
     def __init__(self, metrics: Counter) -> None:
@@ -71,7 +72,7 @@ class ServerLog(logging.LoggerAdapter):
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info")
-        if isinstance(exc, HttpProcessingError | ConnectionResetError):
+        if isinstance(exc, HttpProcessingError | web.RequestPayloadError | ConnectionResetError):
             if isinstance(exc, HttpProcessingError):
                 self.metrics["http_400"] += 1
             self.logger.debug(f"{msg}: %s", *args, " ".join(str(exc).split()))

@@ -217,7 +217,8 @@ def test_undecodable_or_wrongly_shaped_bodies_get_400(node, path, body):
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_body_that_does_not_decompress_gets_400(node, path, encoding):
     # The HTTP layer inflates a body sent with Content-Encoding; garbage fails only when the
-    # handler reads it, and that failure is the sender's, not a 500.
+    # handler reads it, and that failure is the sender's: not a 500, not a traceback.
+    start = (node.dir / "run.err").stat().st_size
     resp = request(
         "POST",
         node.url + path,
@@ -227,6 +228,15 @@ def test_a_body_that_does_not_decompress_gets_400(node, path, encoding):
     assert resp.status == 400, (resp.status, resp.body[:200])
     assert "Content-Encoding" in resp.json()["error"]
     assert get_json(f"{node.url}/v1/info")["agent"] == node.agent_hex
+    said = logged_since(node, start)
+    assert "Traceback" not in said and " ERROR " not in said, said[-3000:]
+
+
+def logged_since(node, start: int) -> str:
+    """What the node wrote to its log after the file was `start` bytes long."""
+    with open(node.dir / "run.err", "rb") as f:
+        f.seek(start)
+        return f.read().decode(errors="replace")
 
 
 def exchange(url: str, data: bytes, hang_up: bool = False) -> bytes:
@@ -243,8 +253,7 @@ def exchange(url: str, data: bytes, hang_up: bool = False) -> bytes:
 
 
 def test_malformed_http_gets_400_and_no_traceback_in_the_log(node):
-    log = node.dir / "run.err"
-    start = log.stat().st_size
+    start = (node.dir / "run.err").stat().st_size
     before = counters(node.url).get("http_400", 0)
     for data in (
         b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n",  # a NUL in a header
@@ -261,9 +270,7 @@ def test_malformed_http_gets_400_and_no_traceback_in_the_log(node):
         hang_up=True,
     )
     time.sleep(0.3)  # the node notices the hang-up
-    with open(log, "rb") as f:
-        f.seek(start)
-        said = f.read().decode(errors="replace")
+    said = logged_since(node, start)
     assert "Traceback" not in said and " ERROR " not in said, said[-3000:]
     assert counters(node.url)["http_400"] >= before + 4
 
