@@ -1,13 +1,14 @@
 """Community rules between real `picogrid run` processes: membrane, charters, grids, forks.
 
 A node of another community is refused; a charter signed by a stranger is refused; a new charter
-version reaches every node; two grids of one community see and audit each other's agents; an
+version reaches every node, one whose numbers do not fit 64 bits never does; two grids of one community see and audit each other's agents; an
 invite-only community admits an invited agent and refuses the others; a fork made at one node
 reaches every node as a warrant and `picogrid audit` exits 1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from nodeproc import (
@@ -125,6 +126,33 @@ def test_a_charter_signed_by_a_stranger_is_refused(cluster, tmp_path):
         check=False,
     )
     assert refused.returncode == 2 and "differs from --admin" in refused.stderr
+
+
+def test_a_charter_whose_numbers_do_not_fit_64_bits_is_refused(cluster):
+    # Signed by the right admin, valid msgpack, but the store (SQLite) and every settlement hold
+    # signed 64-bit integers only: 400 with the reason, the node keeps its charter.
+    a = cluster.found("A")
+    proc = cluster.start(a)
+    admin = load_identity(a.dir / "admin.key")
+    current = parse_charter(request("GET", f"{a.url}/v1/community/charter").body)
+    rules = current.grids["g1"]
+    for change in (
+        {"version": 2**64 - 1},
+        {"version": 2, "effective_from": 2**63},
+        {"version": 2, "grids": {"g1": dataclasses.replace(rules, community_price=2**64 - 1)}},
+    ):
+        signed = dataclasses.replace(current, **change).sign(admin).signed
+        resp = request(
+            "POST", f"{a.url}/v1/community/charter", signed, {"Content-Type": "application/msgpack"}
+        )
+        assert resp.status == 400 and "64 bits" in resp.json()["error"], (change, resp.body)
+    assert charter_version(a.url) == 1
+    fits = dataclasses.replace(current, version=2, effective_from=2**63 - 1).sign(admin).signed
+    resp = request(
+        "POST", f"{a.url}/v1/community/charter", fits, {"Content-Type": "application/msgpack"}
+    )
+    assert resp.status == 200 and charter_version(a.url) == 2
+    assert "Traceback" not in proc.logs()
 
 
 def test_a_new_charter_version_reaches_every_node(cluster):

@@ -32,6 +32,8 @@ from nodeproc import (
     wait_until,
 )
 
+from ledger.charter import Charter
+from ledger.keys import Identity
 from ledger.store import Store
 from node.client import PeerClient, PeerError
 
@@ -277,3 +279,21 @@ def test_an_answer_larger_than_any_gossip_answer_is_not_read():
     # Read whole, a peer's answer of a few GB would take a Pi's memory within the timeout.
     with peer_server(FloodingPeer) as url:
         refused(url, [lambda c: c.heads(), lambda c: c.peers()], "larger than")
+
+
+class HugeCharterPeer(GarbagePeer):
+    """A peer whose charter is signed and canonical, but numbered beyond 64 bits."""
+
+    def do_GET(self) -> None:
+        admin = Identity.generate()
+        body = Charter(community="c1", admin=admin.agent, version=2**64 - 1).sign(admin).signed
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_charter_numbered_beyond_64_bits_is_refused_from_a_peer():
+    # `picogrid init --join` and the gossip rounds both take a peer's charter this way.
+    with peer_server(HugeCharterPeer) as url:
+        refused(url, [lambda c: c.charter()], "64 bits")
