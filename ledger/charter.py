@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ledger import codec
 from ledger.keys import Identity, verify
+from ledger.schemas import INT64_MAX, INT64_MIN
 
 MECHANISMS = ("merit-order", "pay-as-clear", "pay-as-bid")
 _GRID_KEYS = ("community_price", "feed_in", "household_price", "mechanism", "retail")
@@ -97,9 +98,14 @@ class Charter:
 
 
 def _int(m: dict, key: str, minimum: int | None = None) -> int:
+    """An integer field. Signed 64 bits at most, like every payload integer: msgpack carries up to
+    2**64 - 1, but the store holds signed 64-bit integers, and the tariffs end up as trade prices
+    in settlements, whose schema refuses anything larger."""
     value = m.get(key)
     if type(value) is not int:
         raise CharterError(f"charter {key!r} must be an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise CharterError(f"charter {key!r} must fit in signed 64 bits")
     if minimum is not None and value < minimum:
         raise CharterError(f"charter {key!r} must be >= {minimum}")
     return value

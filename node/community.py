@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ledger.chain import SourceChain
-from ledger.charter import Charter, CharterError, GridRules
+from ledger.charter import Charter, GridRules
 from ledger.keys import Identity, KeyFileError, load_identity, save_identity
 from ledger.membrane import Membrane
 from ledger.store import Store
@@ -35,21 +35,6 @@ def default_charter(community: str, admin: bytes, grid: str, mechanism: str = "m
     return Charter(community=community, admin=admin, version=1, effective_from=0, open=open_,
                    epoch_us=epoch_us, interval_ms=interval_ms, lead_ms=lead, grace_ms=grace,
                    grids={grid: GridRules(mechanism=mechanism)})
-
-
-def check_int64(charter: Charter) -> None:
-    """CharterError unless every number of the charter fits in signed 64 bits.
-
-    msgpack carries integers up to 2**64 - 1, but the store (SQLite) and every action signed
-    under the charter (a settlement's prices) hold signed 64-bit integers only: a charter
-    beyond that, even one its admin signed, could never be stored or settled by.
-    """
-    numbers = [charter.version, charter.effective_from, charter.epoch_us, charter.interval_ms,
-               charter.lead_ms, charter.grace_ms]
-    for rules in charter.grids.values():
-        numbers += [rules.retail, rules.feed_in, rules.community_price, rules.household_price]
-    if not all(-(2**63) <= n < 2**63 for n in numbers):
-        raise CharterError("charter numbers must fit in signed 64 bits")
 
 
 def create_identity(directory: Path) -> Identity:

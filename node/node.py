@@ -25,7 +25,6 @@ from ledger.charter import Charter, CharterError, parse_charter
 from ledger.keys import Identity, load_identity
 from ledger.membrane import Membrane
 from ledger.store import IngestResult, Store, gather, submit_precheck
-from node.community import check_int64
 from node.config import NodeConfig
 from node.gossip import Gossip
 from node.peers import PeerTable
@@ -81,7 +80,6 @@ class Node:
     def accept_charter(self, signed: bytes) -> Charter:
         """Take a newer charter signed by the pinned admin key; CharterError otherwise."""
         charter = parse_charter(signed, self.admin)
-        check_int64(charter)
         if charter.community != self.cfg.community:
             raise CharterError(f"charter is for community {charter.community!r}")
         current = self.charter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ledger import codec
@@ -63,6 +65,31 @@ def sign_map(m: dict) -> bytes:
 def test_malformed_charters_are_refused(change):
     with pytest.raises(CharterError):
         parse_charter(sign_map(charter().to_map() | change))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 2**64 - 1},
+        {"effective_from": 2**63},
+        {"grids": {"g1": GridRules(community_price=2**64 - 1).to_map()}},
+    ],
+)
+def test_numbers_beyond_signed_64_bits_are_refused(change):
+    # msgpack carries them, but neither the store nor a settlement's prices could hold them.
+    with pytest.raises(CharterError, match="64 bits"):
+        parse_charter(sign_map(charter().to_map() | change))
+
+
+def test_the_64_bit_limits_themselves_are_allowed():
+    edge = {"version": 2**63 - 1, "effective_from": 2**63 - 1, "epoch_us": -(2**63)}
+    parsed = parse_charter(sign_map(charter().to_map() | edge))
+    assert (parsed.version, parsed.effective_from, parsed.epoch_us) == tuple(edge.values())
+
+
+def test_signing_refuses_a_charter_no_node_would_take():
+    with pytest.raises(CharterError, match="64 bits"):
+        dataclasses.replace(charter(), version=2**64 - 1).sign(ADMIN)
 
 
 def test_not_canonical_or_not_a_pair_is_refused():

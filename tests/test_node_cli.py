@@ -254,3 +254,15 @@ def test_keys_never_appear_in_logs_or_answers(cluster):
             raw = body if isinstance(body, bytes) else body.encode()
             assert seed_hex.encode() not in raw.lower(), path
             assert seed not in raw, path
+
+
+def test_charter_numbers_beyond_64_bits_are_refused_before_signing(cluster):
+    # Refused with a clear message and exit 2, before anything is signed or published: no node
+    # would take such a charter (PROTOCOL integers are signed 64 bits).
+    a = cluster.found("A")
+    for value in (2**63, 2**64 - 1, 2**64):
+        done = picogrid("charter", "--dir", a.dir, "--grid", "g1", "--retail", str(value),
+                        check=False)
+        assert done.returncode == 2, done.stderr
+        assert "64" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(Store(a.dir / "store.sqlite3").charters()) == 1

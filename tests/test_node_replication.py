@@ -32,6 +32,7 @@ from nodeproc import (
     wait_until,
 )
 
+from ledger import codec
 from ledger.charter import Charter
 from ledger.keys import Identity
 from ledger.store import Store
@@ -286,7 +287,8 @@ class HugeCharterPeer(GarbagePeer):
 
     def do_GET(self) -> None:
         admin = Identity.generate()
-        body = Charter(community="c1", admin=admin.agent, version=2**64 - 1).sign(admin).signed
+        charter = Charter(community="c1", admin=admin.agent, version=2**64 - 1).charter_bytes()
+        body = codec.encode([charter, admin.sign(charter)])  # `Charter.sign` would refuse it
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

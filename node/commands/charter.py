@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Checked exactly as a peer will check it: from its canonical encoding.
         new = charter_from_map(codec.decode(codec.encode(m))).sign(admin)
-    except CharterError as exc:
-        raise UserError(str(exc)) from None
+    except (CharterError, codec.CodecError) as exc:  # a number beyond 64 bits fails either way
+        raise UserError(f"charter refused: {exc}") from None
     assert new.signed is not None
 
     async def publish(client: PeerClient) -> None:
