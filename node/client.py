@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -79,12 +80,18 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
 
-    def _decode(self, data: bytes, what: str) -> Any:
+    def _decode(self, data: bytes, what: str, parse: Callable[[bytes], Any] = wire.unpack) -> Any:
         """A msgpack answer; a peer that answers garbage is a failed peer (backed off)."""
         try:
-            return wire.unpack(data)
+            return parse(data)
         except wire.BadBody as exc:
             raise PeerError(f"{self.base}: {what}: {exc}") from None
+
+    def _decode_map(self, data: bytes, what: str) -> dict:
+        answer = self._decode(data, what)
+        if not isinstance(answer, dict):
+            raise PeerError(f"{self.base}: {what} is not a map")
+        return answer
 
     async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
         """The peer's heads and the charter version it announces (0 when it says nothing)."""
@@ -93,18 +100,12 @@ class PeerClient:
             version = int(headers.get("PicoGrid-Charter-Version", "0"))
         except ValueError:
             version = 0
-        try:
-            return wire.unpack_heads(body), version
-        except wire.BadBody as exc:
-            raise PeerError(f"{self.base}: {exc}") from None
+        return self._decode(body, "heads answer", wire.unpack_heads), version
 
     async def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[tuple[bytes, bytes]]:
         body, _ = await self._get(f"/v1/gossip/chain/{author.hex()}",
                                   {"from": str(start), "limit": str(limit)})
-        try:
-            items = wire.signed_list(wire.unpack(body))
-        except wire.BadBody as exc:
-            raise PeerError(f"{self.base}: {exc}") from None
+        items = self._decode(body, "chain answer", lambda b: wire.signed_list(wire.unpack(b)))
         out = []
         for item in items:
             if not (isinstance(item, list) and len(item) == 2
@@ -119,10 +120,7 @@ class PeerClient:
         headers = {wire.PUSH_HEADER: "all"} if reached_all else None
         data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]),
                                 headers)
-        answer = self._decode(data, "push answer")
-        if not isinstance(answer, dict):
-            raise PeerError(f"{self.base}: push answer is not a map")
-        return answer
+        return self._decode_map(data, "push answer")
 
     async def peers(self) -> list:
         body, _ = await self._get("/v1/gossip/peers")
@@ -132,11 +130,8 @@ class PeerClient:
         return value
 
     async def post_peers(self, infos: list[list[bytes]]) -> dict:
-        data = await self._post("/v1/gossip/peers", wire.pack(infos))
-        answer = self._decode(data, "peers answer")
-        if not isinstance(answer, dict):
-            raise PeerError(f"{self.base}: peers answer is not a map")
-        return answer
+        return self._decode_map(await self._post("/v1/gossip/peers", wire.pack(infos)),
+                                "peers answer")
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         body, _ = await self._get("/v1/community/charter")
