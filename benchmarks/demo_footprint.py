@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from node.demo import free_port_run  # noqa: E402
+from node.cli.launcher import free_port_run  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb_total": 400, "cpu_percent_total": 10}

@@ -26,8 +26,8 @@ from ledger.keys import Identity, load_identity
 from ledger.membrane import Membrane
 from ledger.store import IngestResult, Store, gather, submit_precheck
 from node.config import NodeConfig
-from node.gossip import Gossip
-from node.peers import PeerTable
+from node.p2p.gossip import Gossip
+from node.p2p.peers import PeerTable
 
 log = logging.getLogger("picogrid.node")
 VERSION = "0.1.0"
@@ -163,7 +163,7 @@ class Node:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        from node.server import ServerLog, build_app  # the HTTP layer sits on top of the node
+        from node.http.server import ServerLog, build_app  # the HTTP layer sits on top of the node
 
         self.refresh_own_info()
         self.session = aiohttp.ClientSession()
@@ -176,17 +176,17 @@ class Node:
         await site.start()
         log.info("node %s (%s) listening on http://%s:%d", self.cfg.name,
                  self.identity.agent_hex[:12], host, port)
-        from node.hardware_glue import start_hardware  # node.status, status LED, LEDs, meter
+        from node.devices.hardware import start_hardware  # node.status, status LED, LEDs, meter
 
         start_hardware(self)
         self.tasks.append(asyncio.create_task(self.gossip.run(), name="gossip"))
-        from node.agent import AgentLoop  # the market sits above the ledger plumbing
+        from node.trading.agent import AgentLoop  # the market sits above the ledger plumbing
 
         self.agent = AgentLoop(self)
         self.tasks.append(asyncio.create_task(self.agent.run(), name="agent"))
         self.tasks.append(asyncio.create_task(self._republish(), name="republish"))
         if self.cfg.influx_url:
-            from node.influx import start_influx  # readings, trades, KPIs to InfluxDB
+            from node.observability.influx import start_influx  # readings, trades, KPIs to InfluxDB
 
             start_influx(self)
 

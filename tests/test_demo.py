@@ -25,8 +25,8 @@ from ledger.charter import parse_charter
 from ledger.keys import load_identity
 from ledger.store import Store
 from market.scenario import default_scenario
+from node.cli.launcher import free_port_run
 from node.config import load_config
-from node.demo import free_port_run
 
 KIT = [spec.name for spec in default_scenario().agents]
 CURVE = default_scenario().agents[-1].generation_curve

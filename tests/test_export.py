@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from test_influx import HOME1, HOME2, SOLAR, community, eventually, start_all
 
-from node.api_market import bill_json, trades_in
 from node.config import load_config
+from node.http.market_routes import bill_json, trades_in
 from node.node import Node
 
 PICOGRID = str(Path(sys.executable).with_name("picogrid"))

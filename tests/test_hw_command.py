@@ -13,7 +13,7 @@ import pytest
 from hardware import gpio
 from hardware.kit_config import DEFAULT_SENSORS, load_kit_config, parse_kit_config
 from hardware.leds import DEFAULT_PIN_MAP
-from node.commands import hw
+from node.cli import hw
 from node.errors import UserError
 
 PICOGRID = Path(sys.executable).with_name("picogrid")

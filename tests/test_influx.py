@@ -24,12 +24,12 @@ from ledger.chain import now_us
 from ledger.charter import parse_charter
 from ledger.store import Store
 from market.intervals import interval_start_us
-from node.community import create_admin, create_identity, default_charter, write_genesis
+from node.cli.community import create_admin, create_identity, default_charter, write_genesis
 from node.config import NodeConfig
 from node.errors import UserError
-from node.influx import DiskQueue, InfluxSettings, point
-from node.market_view import interval_state
 from node.node import Node
+from node.observability.influx import DiskQueue, InfluxSettings, point
+from node.trading.interval_view import interval_state
 
 HOST = "127.0.0.1"
 HOME1 = ("Home 1", "consumer", "home1", 0, 1000)

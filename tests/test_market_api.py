@@ -7,7 +7,7 @@ import socket
 import aiohttp
 
 from market.scenario import default_scenario
-from node import demo
+from node.cli import launcher as demo
 from node.config import load_config
 from node.node import Node
 

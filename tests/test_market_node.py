@@ -20,7 +20,7 @@ from ledger.actions import sign_action
 from ledger.keys import Identity
 from market.intervals import gate_closure_us
 from market.scenario import default_scenario
-from node import demo
+from node.cli import launcher as demo
 
 INTERVAL_S = 2
 FIRST = 10

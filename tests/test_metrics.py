@@ -26,8 +26,8 @@ from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.errors import REASONS
 from ledger.testing import ChainSigner, identity, settlement_payload
-from node.api_market import interval_json
-from node.hardware_glue import read_meter
+from node.devices.hardware import read_meter
+from node.http.market_routes import interval_json
 from node.node import Node
 
 LEVELS = ("critical", "connection", "sending", "measuring", "short", "silent")

@@ -12,9 +12,9 @@ import pytest
 from nodeproc import Author, Cluster, init_agent, post_actions, request
 
 from node.config import load_config
+from node.http.openapi import MSGPACK, ROUTES, document, path_params
+from node.http.server import build_app
 from node.node import VERSION, Node
-from node.openapi import MSGPACK, ROUTES, document, path_params
-from node.server import build_app
 
 
 def routes_of_app(tmp_path: Path) -> set[tuple[str, str]]:

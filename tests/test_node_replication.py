@@ -36,7 +36,7 @@ from ledger import codec
 from ledger.charter import Charter
 from ledger.keys import Identity
 from ledger.store import Store
-from node.client import PeerClient, PeerError
+from node.p2p.client import PeerClient, PeerError
 
 
 def three(c: Cluster):

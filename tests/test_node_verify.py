@@ -1,4 +1,4 @@
-"""`node.verify.verify_chains`, the re-verification behind `picogrid audit` and the audit API."""
+"""`node.audit.chains.verify_chains`, the re-verification behind `picogrid audit` and the audit API."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from nodeproc import Author
 
 from ledger.chain import now_us
 from ledger.membrane import Membrane
-from node.verify import verify_chains
+from node.audit.chains import verify_chains
 
 MEMBRANE = Membrane("c1")
 

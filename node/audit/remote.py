@@ -1,0 +1,139 @@
+"""`picogrid audit`: fetch chains over the gossip endpoints and re-verify them locally.
+
+Nothing the remote node says is trusted: its heads are only a claim checked against the chains it
+serves, the charter must verify (against `--admin` when given), and every action goes through the
+same validation a node applies to gossip. Settlements are then recomputed from the signed books.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from ledger.actions import Action, decode_action
+from ledger.chain import now_us
+from ledger.charter import Charter, CharterError, parse_charter
+from ledger.errors import Invalid
+from ledger.membrane import Membrane
+from node.audit.chains import ChainReport, verify_chains
+from node.p2p.client import PeerClient, PeerError
+
+PAGE = 1000
+
+
+@dataclass
+class AuditResult:
+    url: str
+    charter: Charter | None = None
+    admin_pinned: bool = False
+    reports: dict[bytes, ChainReport] = field(default_factory=dict)
+    names: dict[bytes, dict] = field(default_factory=dict)
+    chains: dict[bytes, list[Action]] = field(default_factory=dict)
+    market: dict = field(default_factory=dict)  # filled by the market audit, when it runs
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Nothing forked, invalid or wrongly settled (disputes alone are reported, not failed)."""
+        return not self.error and all(r.status == "valid" for r in self.reports.values()) and \
+            not self.market.get("problems")
+
+    def to_json(self) -> dict:
+        agents = []
+        for author, report in sorted(self.reports.items(), key=lambda kv: self._name(kv[0])):
+            row = report.to_json()
+            row.update({k: self.names.get(author, {}).get(k) for k in ("name", "grid", "role")})
+            agents.append(row)
+        return {
+            "url": self.url,
+            "community": self.charter.community if self.charter else None,
+            "admin": self.charter.admin.hex() if self.charter else None,
+            "admin_pinned": self.admin_pinned,
+            "charter_version": self.charter.version if self.charter else None,
+            "ok": self.ok,
+            "agents": agents,
+            "forked": sum(r.status == "forked" for r in self.reports.values()),
+            "invalid": sum(r.status == "invalid" for r in self.reports.values()),
+            "market": self.market,
+            "error": self.error or None,
+        }
+
+    def _name(self, author: bytes) -> str:
+        return str(self.names.get(author, {}).get("name") or author.hex())
+
+
+async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tuple[bytes, bytes]]:
+    items: list[tuple[bytes, bytes]] = []
+    while len(items) <= until:
+        page = await client.chain(author, len(items), PAGE)
+        if not page:
+            break
+        items += page
+        if len(page) < PAGE:
+            break
+    return items
+
+
+async def fetch_charters(client: PeerClient, newest: Charter) -> list[Charter]:
+    """Every charter version the node holds, each verified against the newest's admin key."""
+    try:
+        listed = await client.json("/v1/community/charters")
+    except PeerError:
+        return [newest]
+    out = []
+    for entry in listed if isinstance(listed, list) else []:
+        try:
+            out.append(parse_charter(bytes.fromhex(entry["signed"]), newest.admin))
+        except (CharterError, KeyError, TypeError, ValueError):
+            continue
+    return [c for c in out if c.community == newest.community] or [newest]
+
+
+async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = None,
+                    timeout: float = 10.0) -> AuditResult:
+    """Raises PeerError when the node cannot be reached at all."""
+    result = AuditResult(url=url.rstrip("/"), admin_pinned=admin is not None)
+    async with aiohttp.ClientSession() as session:
+        client = PeerClient(session, url, timeout=timeout)
+        heads, _ = await client.heads()
+        try:
+            result.charter = await client.charter(admin)
+        except PeerError as exc:
+            if "HTTP" in str(exc) and admin is None:
+                raise
+            result.error = f"charter refused: {exc}"
+        charters = await fetch_charters(client, result.charter) if result.charter else []
+        authors = [agent] if agent is not None else sorted(heads)
+        if agent is not None and agent not in heads:
+            result.error = f"the node holds no chain for agent {agent.hex()}"
+            return result
+        raw = {a: await fetch_chain(client, a, heads[a][0]) for a in authors}
+    charter = result.charter
+    membrane = Membrane(charter.community, charter.admin, charter.open) if charter else None
+    claimed = {a: heads[a] for a in authors}
+    now = now_us()
+    result.reports = verify_chains(raw, membrane, now, claimed=claimed)
+    if agent is None and charter is not None:
+        from node.audit.market import audit_market
+
+        result.market = audit_market(raw, charters or [charter], membrane, now)
+    for author, items in raw.items():
+        actions = []
+        for body, sig in items:
+            try:
+                actions.append(decode_action(body, sig))
+            except Invalid:
+                continue
+        result.chains[author] = actions
+        genesis = next((a for a in actions if a.type == "genesis"), None)
+        if genesis is not None:
+            result.names[author] = genesis.payload
+    return result
+
+
+async def safe_audit(url: str, agent: bytes | None, admin: bytes | None) -> AuditResult:
+    try:
+        return await audit_url(url, agent, admin)
+    except PeerError as exc:
+        return AuditResult(url=url, error=f"unreachable: {exc}")

@@ -1,0 +1,5 @@
+"""`python -m node.cli ...` runs the `picogrid` command."""
+
+from node.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""`picogrid audit URL`: verify a node's chains (and trades) without trusting it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from node.audit.remote import AuditResult, safe_audit
+from node.cli.common import agent_hex_arg, table
+from node.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="re-verify every chain a node serves",
+                       description="Pull every chain (or one) from URL and re-verify it locally: "
+                                   "signatures, links, schemas, membrane, forks, and every "
+                                   "settlement recomputed from the signed orders. Exit 0 when "
+                                   "all is valid, 1 when anything is forked, invalid or "
+                                   "disputed, 2 when the node cannot be reached.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--agent", metavar="HEX", help="audit only this agent's chain")
+    p.add_argument("--admin", metavar="HEX", help="the admin key you expect (else taken from "
+                                                  "the charter the node serves)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.url.startswith(("http://", "https://")):
+        raise UserError(f"expected an http:// or https:// URL, got {args.url!r}")
+    agent = agent_hex_arg(args.agent) if args.agent else None
+    admin = agent_hex_arg(args.admin) if args.admin else None
+    result = asyncio.run(safe_audit(args.url, agent, admin))
+    unreachable = result.error.startswith("unreachable")
+    if args.json:
+        print(json.dumps(result.to_json(), sort_keys=True))
+    else:
+        print(render(result))
+    if unreachable:
+        return 2
+    return 0 if result.ok else 1
+
+
+def render(result: AuditResult) -> str:
+    data = result.to_json()
+    lines = [f"audit of {result.url}"]
+    if result.error:
+        lines.append(f"error: {result.error}")
+    if result.charter:
+        how = "pinned with --admin" if result.admin_pinned else "taken from the node's charter"
+        lines.append(f"community {data['community']!r}, charter version "
+                     f"{data['charter_version']}, admin {data['admin']} ({how})")
+    rows = [[a["name"], a["agent"][:16], a["grid"], a["role"], a["length"], a["status"],
+             "; ".join(a["problems"])[:80]] for a in data["agents"]]
+    if rows:
+        lines.append(table(rows, ["agent", "id", "grid", "role", "length", "status", "problems"]))
+    market = data.get("market") or {}
+    if market:
+        lines.append(f"settlements recomputed: {market.get('settlements_checked', 0)}, "
+                     f"trades confirmed: {market.get('confirmed', 0)}, disputed: "
+                     f"{market.get('disputed', 0)}, pending: {market.get('pending', 0)}")
+        for problem in market.get("problems", [])[:50]:
+            lines.append(f"  ! {problem}")
+        for d in market.get("disputes", [])[:50]:
+            lacked = "; ".join(f"{who} lacked {len(hs)} order(s): {', '.join(h[:12] for h in hs)}"
+                               for who, hs in d["lacked"].items()) or "cause not found"
+            lines.append(f"  disputed: interval {d['interval']} {d['seller']} -> {d['buyer']} "
+                         f"{d['energy_wh']} Wh at {d['price']} ({lacked})")
+        for note in market.get("notes", [])[:20]:
+            lines.append(f"  note: {note}")
+    verdict = "ALL VALID" if result.ok else "PROBLEMS FOUND"
+    lines.append(f"{len(rows)} agents, {data['forked']} forked, {data['invalid']} invalid: "
+                 f"{verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""`picogrid charter`: the admin signs and publishes a new charter version."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ledger import codec
+from ledger.chain import now_us
+from ledger.charter import MECHANISMS, CharterError, GridRules, charter_from_map, parse_charter
+from ledger.membrane import Membrane
+from ledger.store import Store
+from node.cli.common import with_client
+from node.config import load_config
+from node.errors import UserError
+from node.p2p.client import PeerClient, PeerError
+
+SETTABLE = ("interval_ms", "lead_ms", "grace_ms", "epoch_us", "effective_from")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("charter", help="sign and publish a new charter version (admin only)",
+                       description="Sign a new version of the community charter with DIR's "
+                                   "admin.key and publish it through DIR's node. It takes effect "
+                                   "from a future interval (default: two intervals ahead).")
+    p.add_argument("--dir", required=True, type=Path, help="the founding node's directory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"change a setting: {', '.join(SETTABLE)}")
+    p.add_argument("--grid", help="add or change this grid")
+    p.add_argument("--mechanism", choices=MECHANISMS)
+    p.add_argument("--retail", type=int)
+    p.add_argument("--feed-in", type=int)
+    p.add_argument("--community-price", type=int)
+    p.add_argument("--household-price", type=int)
+    p.add_argument("--invite-only", action="store_true", help="close the community")
+    p.add_argument("--open", action="store_true", help="open the community to anyone")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from node.cli.community import load_admin
+
+    cfg = load_config(args.dir)
+    if not cfg.admin_key_path.exists():
+        raise UserError(f"{cfg.admin_key_path} not found: only the admin can sign charters")
+    admin = load_admin(cfg.admin_key_path)
+    if admin.agent.hex() != cfg.admin:
+        raise UserError("admin.key is not the key this community pins")
+    store = Store(cfg.store_path, Membrane(cfg.community))
+    try:
+        signed = store.charters()
+        current = parse_charter(signed[-1], admin.agent) if signed else None
+    finally:
+        store.close()
+    if current is None:
+        raise UserError("this node holds no charter yet")
+    if args.invite_only and args.open:
+        raise UserError("--invite-only and --open contradict each other")
+    m = current.to_map()
+    m["version"] = current.version + 1
+    from market.intervals import interval_at
+
+    m["effective_from"] = max(0, interval_at(current, now_us())) + 2
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in SETTABLE:
+            raise UserError(f"--set takes KEY=VALUE with KEY one of {', '.join(SETTABLE)}")
+        try:
+            m[key] = int(value)
+        except ValueError:
+            raise UserError(f"--set {key} needs an integer") from None
+    if args.invite_only:
+        m["open"] = False
+    if args.open:
+        m["open"] = True
+    grid_flags = {"mechanism": args.mechanism, "retail": args.retail, "feed_in": args.feed_in,
+                  "community_price": args.community_price,
+                  "household_price": args.household_price}
+    if any(v is not None for v in grid_flags.values()) and not args.grid:
+        raise UserError("--mechanism and the tariffs need --grid G")
+    if args.grid:
+        rules = current.grids.get(args.grid, GridRules())
+        changes = {k: v for k, v in grid_flags.items() if v is not None}
+        if any(isinstance(v, int) and v < 0 for v in changes.values()):
+            raise UserError("tariffs must be >= 0")
+        m["grids"][args.grid] = dataclasses.replace(rules, **changes).to_map()
+    try:
+        # Checked exactly as a peer will check it: from its canonical encoding.
+        new = charter_from_map(codec.decode(codec.encode(m))).sign(admin)
+    except (CharterError, codec.CodecError) as exc:  # a number beyond 64 bits fails either way
+        raise UserError(f"charter refused: {exc}") from None
+    assert new.signed is not None
+
+    async def publish(client: PeerClient) -> None:
+        await client.post_charter(new.signed)
+
+    try:
+        with_client(cfg.url, publish)
+        where = f"published through {cfg.url}"
+    except PeerError:
+        store = Store(cfg.store_path, Membrane(cfg.community))
+        try:
+            store.save_charter(new.version, new.signed)
+        finally:
+            store.close()
+        where = "saved; the node publishes it when it next runs"
+    print(f"charter version {new.version}, effective from interval {new.effective_from}: {where}")
+    return 0

@@ -1,0 +1,40 @@
+"""Small helpers the sub-commands share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from ledger.keys import parse_agent_hex
+from node.errors import UserError
+from node.p2p.client import PeerClient
+
+
+def agent_hex_arg(text: str) -> bytes:
+    try:
+        return parse_agent_hex(text.strip().lower())
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def with_client(url: str, fn: Callable[[PeerClient], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    """Run `fn(client)` against `url` with a fresh session."""
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"expected an http:// or https:// URL, got {url!r}")
+
+    async def main() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await fn(PeerClient(session, url, timeout=timeout))
+
+    return asyncio.run(main())
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [[("" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""`picogrid join`: add a member of a remote PicoGrid as a bootstrap peer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from node.cli.common import with_client
+from node.config import load_config
+from node.errors import UserError
+from node.p2p.client import PeerClient, PeerError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("join", help="add a remote PicoGrid's node as a peer",
+                       description="Check that URL answers and belongs to this node's community "
+                                   "(same name, same admin key), then add it to config.toml.")
+    p.add_argument("--dir", required=True, type=Path)
+    p.add_argument("url", metavar="URL")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.dir)
+    url = args.url.rstrip("/")
+    admin = bytes.fromhex(cfg.admin)
+
+    async def check(client: PeerClient) -> dict:
+        info = await client.json("/v1/info")
+        charter = await client.charter()
+        return {"info": info, "charter": charter}
+
+    try:
+        found = with_client(url, check)
+    except PeerError as exc:
+        raise UserError(f"{url} does not answer as a PicoGrid node: {exc}") from None
+    info, charter = found["info"], found["charter"]
+    if info.get("community") != cfg.community or charter.community != cfg.community:
+        raise UserError(f"{url} belongs to community {info.get('community')!r}, "
+                        f"not {cfg.community!r}")
+    if charter.admin != admin:
+        raise UserError(f"{url} uses admin key {charter.admin.hex()}, but this node pins "
+                        f"{cfg.admin}: not the same community")
+    if url in cfg.peers:
+        print(f"{url} is already a peer")
+        return 0
+    cfg.peers.append(url)
+    cfg.save()
+    print(f"added {url} ({info.get('name')!r}, grid {info.get('grid')!r}) as a peer")
+    print("restart the node (picogrid run) to start gossiping with it")
+    return 0

@@ -1,1 +1,0 @@
-"""Sub-commands of the `picogrid` command line."""

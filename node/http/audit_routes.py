@@ -1,0 +1,154 @@
+"""The audit API: JSON, read-only, public (CORS allowed for GET)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ledger.chain import now_us
+from node.audit.chains import verify_chains
+from node.http.jsonify import action_json, agent_json, charter_json
+from node.http.server import NODE_KEY, author_param, in_thread, int_param, json_error
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+
+MAX_AUDITS = 2
+AUDITS_KEY: web.AppKey = web.AppKey("audits", asyncio.Semaphore)
+
+
+def _node(request: web.Request) -> Node:
+    return request.app[NODE_KEY]
+
+
+def _urls(node: Node) -> dict[bytes, str]:
+    urls = {a: i.url for a, i in node.peers.infos.items()}
+    urls[node.identity.agent] = node.cfg.url
+    return urls
+
+
+async def info(request: web.Request) -> web.Response:
+    node = _node(request)
+    from node.node import VERSION
+
+    head = node.store.head(node.identity.agent)
+    charter = node.charter
+    return web.json_response({
+        "agent": node.identity.agent_hex,
+        "name": node.cfg.name,
+        "community": node.cfg.community,
+        "grid": node.cfg.grid,
+        "role": node.cfg.role,
+        "household": node.cfg.household,
+        "url": node.cfg.url,
+        "version": VERSION,
+        "protocol": 1,
+        "charter_version": charter.version if charter else None,
+        "chain_length": head.seq + 1 if head else 0,
+        "actions_stored": node.store.count(),
+        "pending": node.store.pending_count(),
+        "uptime_s": round(node.uptime(), 1),
+        "peers": [p.to_json(_mono()) for p in node.peers.all()],
+        # What this node did and refused: "rejected:<reason>", "http_429", "gossip_pulled", ...
+        "counters": dict(sorted(node.metrics.items())),
+    })
+
+
+def _mono() -> float:
+    import time
+
+    return time.monotonic()
+
+
+async def agents(request: web.Request) -> web.Response:
+    node = _node(request)
+    urls = _urls(node)
+    return web.json_response([agent_json(r, urls.get(r["author"])) for r in node.store.agents()])
+
+
+async def agent(request: web.Request) -> web.Response:
+    node = _node(request)
+    author = author_param(request, "id")
+    row = node.store.agent(author)
+    if row is None:
+        return json_error(404, "no such agent here")
+    return web.json_response(agent_json(row, _urls(node).get(author)))
+
+
+async def chain(request: web.Request) -> web.Response:
+    node = _node(request)
+    author = author_param(request, "id")
+    start = int_param(request, "from", 0, 0, 2**62)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    if node.store.head(author) is None:
+        return json_error(404, "no such agent here")
+    actions = node.store.chain(author, start, limit)
+    head = node.store.head(author)
+    nxt = start + len(actions) if head and start + len(actions) <= head.seq else None
+    return web.json_response({
+        "agent": author.hex(),
+        "from": start,
+        "actions": [action_json(a) for a in actions],
+        "next": nxt,
+    })
+
+
+async def audit(request: web.Request) -> web.Response:
+    node = _node(request)
+    author = author_param(request, "id")
+    if node.store.head(author) is None:
+        return json_error(404, "no such agent here")
+
+    def run() -> dict:
+        items, start = [], 0
+        while batch := node.store.chain_range(author, start, 1000):
+            items += batch
+            start += len(batch)
+        evidence = {author: [(a.action_bytes, a.signature)
+                             for a in node.store.fork_evidence(author)]}
+        report = verify_chains({author: items}, node.membrane(), now_us(), evidence=evidence)
+        return report[author].to_json()
+
+    # Re-verifying a long chain costs seconds of CPU: a few at a time, the others come back.
+    slots = request.app[AUDITS_KEY]
+    if slots.locked():
+        node.metrics["http_429"] += 1
+        return json_error(429, "audits are running; try again in a moment")
+    async with slots:
+        return web.json_response(await in_thread(run))
+
+
+async def community(request: web.Request) -> web.Response:
+    node = _node(request)
+    charter = node.charter
+    urls = _urls(node)
+    grids: dict[str, dict] = {}
+    if charter:
+        for name, rules in charter.grids.items():
+            grids[name] = {"rules": rules.to_map(), "agents": []}
+    for row in node.store.agents():
+        g = grids.setdefault(row["grid"], {"rules": None, "agents": []})
+        g["agents"].append(agent_json(row, urls.get(row["author"])))
+    return web.json_response({
+        "community": node.cfg.community,
+        "admin": node.admin.hex(),
+        "charter": charter_json(charter) if charter else None,
+        "grids": grids,
+    })
+
+
+def add_api_routes(app: web.Application) -> None:
+    app[AUDITS_KEY] = asyncio.Semaphore(MAX_AUDITS)
+    app.router.add_get("/v1/info", info)
+    app.router.add_get("/v1/agents", agents)
+    app.router.add_get("/v1/agents/{id}", agent)
+    app.router.add_get("/v1/agents/{id}/chain", chain)
+    app.router.add_get("/v1/agents/{id}/audit", audit)
+    app.router.add_get("/v1/community", community)
+    from node.http.openapi import openapi_json
+
+    app.router.add_get("/v1/openapi.json", openapi_json)
+

@@ -1,0 +1,301 @@
+"""Market endpoints of the audit API: intervals, trades, bills, and a day's summary (JSON)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from hardware.led_map import led_states
+from ledger.chain import now_us
+from market.intervals import (
+    gate_closure_us,
+    interval_at,
+    interval_start_us,
+    settle_at_us,
+)
+from market.results import kpis
+from node.http.server import NODE_KEY, BadRequest, author_param, in_thread, int_param, json_error
+from node.trading.interval_view import (
+    IntervalState,
+    bills_of,
+    figures_of,
+    interval_state,
+    socs_before,
+)
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+MAX_RANGE = 500
+
+
+def _node(request: web.Request) -> Node:
+    return request.app[NODE_KEY]
+
+
+def _grid(request: web.Request, node: Node) -> str:
+    grid = request.query.get("grid", node.cfg.grid)
+    if not grid or len(grid) > 200:
+        raise BadRequest("bad grid name")
+    return grid
+
+
+def current_interval(node: Node) -> int:
+    return interval_at(node.charters, now_us())
+
+
+def _range(request: web.Request, node: Node) -> tuple[int, int]:
+    now_k = current_interval(node)
+    to = int_param(request, "to", now_k, -(2**40), 2**40)
+    # The last 24 intervals; before the market's first interval, just the current one.
+    frm = int_param(request, "from", min(to, max(0, to - 23)), -(2**40), 2**40)
+    if frm > to:
+        raise BadRequest("'from' is after 'to'")
+    if to - frm >= MAX_RANGE:
+        raise BadRequest(f"at most {MAX_RANGE} intervals per request")
+    return frm, to
+
+
+def _names(state: IntervalState) -> dict[bytes, str]:
+    return {a: p.name for a, p in state.participants.items()}
+
+
+def _phase(node: Node, k: int, state: IntervalState) -> str:
+    now = now_us()
+    if now < gate_closure_us(node.charters, k):
+        return "open"
+    if now < settle_at_us(node.charters, k) or not state.settlements:
+        return "clearing"
+    if not state.readings:
+        return "settled"
+    return "metered"
+
+
+def interval_json(node: Node, grid: str, k: int) -> dict:
+    state = interval_state(node.store, node.charters, grid, k)
+    names = _names(state)
+    socs = socs_before(node.store, grid, k, state.participants)
+    figures = figures_of(state, socs)
+    agents = [{"name": p.name, "role": p.role, "household": p.household,
+               "capacity_wh": p.capacity_wh} for p in state.participants.values()]
+    leds = {name: mode.value for name, mode in led_states(agents, figures).items()} \
+        if state.settlements else {}
+    book_digest = None
+    if state.clearing is not None and state.rules is not None:
+        book_digest = state.payload_for(node.identity.agent)["book"].hex()
+    bills, baselines = bills_of(state)
+    figures_list = [figures] if figures else []
+    named_bills = {names[a]: b for a, b in bills.items() if a in names}
+    named_base = {names[a]: v for a, v in baselines.items() if a in names}
+    k_kpis = kpis(state.participants, figures_list, named_bills, named_base) if named_bills \
+        else None
+    clearing = state.clearing
+    return {
+        "interval": k,
+        "grid": grid,
+        "phase": _phase(node, k, state),
+        "mechanism": state.rules.mechanism if state.rules else None,
+        "start_us": interval_start_us(node.charters, k),
+        "end_us": interval_start_us(node.charters, k + 1),
+        "gate_us": gate_closure_us(node.charters, k),
+        "settle_us": settle_at_us(node.charters, k),
+        "book_digest": book_digest,
+        "book": [{"hash": o.hash.hex(), "author": o.author.hex(), "name": names.get(o.author),
+                  "side": o.side, "energy_wh": o.energy_wh, "price": o.price, "ts": o.ts}
+                 for o in state.book],
+        "late_or_excluded": len(state.orders) - len(state.book),
+        "trades": [trade_json(s, names, k) for s in state.statuses],
+        "expected_trades": len(clearing.trades) if clearing else 0,
+        "settlements": {
+            names.get(a, a.hex()): {"agent": a.hex(), "book": p["book"].hex(),
+                                    "trades": len(p["trades"]),
+                                    "grid_import_wh": p["grid_import_wh"],
+                                    "grid_export_wh": p["grid_export_wh"]}
+            for a, p in state.settlements.items()
+        },
+        "readings": {names.get(a, a.hex()): {k2: v for k2, v in r.items()}
+                     for a, r in state.readings.items()},
+        "agents": figures,
+        "leds": leds,
+        "grid_import_wh": sum(clearing.grid_import_wh.values()) if clearing else 0,
+        "grid_export_wh": sum(clearing.grid_export_wh.values()) if clearing else 0,
+        "clearing_price": getattr(clearing, "price", None) if clearing else None,
+        "kpis": k_kpis,
+    }
+
+
+def trade_json(status, names: dict[bytes, str], k: int) -> dict:
+    t = status.trade
+    return {
+        "interval": k,
+        "seller": t.seller.hex(), "buyer": t.buyer.hex(),
+        "seller_name": names.get(t.seller), "buyer_name": names.get(t.buyer),
+        "energy_wh": t.energy_wh, "price": t.price,
+        "offer": t.offer.hex(), "bid": t.bid.hex(),
+        "status": status.status,
+        "missing": {a.hex(): [h.hex() for h in hs] for a, hs in status.missing.items()},
+    }
+
+
+async def get_interval(request: web.Request) -> web.Response:
+    node = _node(request)
+    if not node.charters:
+        return json_error(404, "no charter yet")
+    try:
+        k = int(request.match_info["k"])
+    except ValueError:
+        raise BadRequest("interval must be an integer") from None
+    if abs(k) > 2**40:
+        raise BadRequest("interval out of range")
+    grid = _grid(request, node)
+    body = await in_thread(interval_json, node, grid, k)
+    return web.json_response(body)
+
+
+def trades_in(node: Node, grid: str, frm: int, to: int, agent: bytes | None) -> list[dict]:
+    rows = []
+    for k in range(frm, to + 1):
+        state = interval_state(node.store, node.charters, grid, k)
+        names = _names(state)
+        for s in state.statuses:
+            if agent is None or agent in (s.trade.seller, s.trade.buyer):
+                rows.append(trade_json(s, names, k))
+    return rows
+
+
+async def get_trades(request: web.Request) -> web.Response:
+    node = _node(request)
+    if not node.charters:
+        return json_error(404, "no charter yet")
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format must be json or csv")
+    agent = None
+    if request.query.get("agent"):
+        from ledger.keys import parse_agent_hex
+
+        try:
+            agent = parse_agent_hex(request.query["agent"])
+        except ValueError as exc:
+            raise BadRequest(f"bad agent id: {exc}") from None
+    frm, to = _range(request, node)
+    grid = _grid(request, node)
+    rows = await in_thread(trades_in, node, grid, frm, to, agent)
+    if fmt == "csv":
+        out = io.StringIO()
+        cols = ["interval", "seller_name", "buyer_name", "energy_wh", "price", "status",
+                "seller", "buyer", "offer", "bid"]
+        writer = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return web.Response(text=out.getvalue(), content_type="text/csv")
+    return web.json_response({"from": frm, "to": to, "grid": grid, "trades": rows})
+
+
+def bill_json(node: Node, agent: bytes, grid: str, frm: int, to: int) -> dict:
+    total = None
+    rows = []
+    baseline = 0
+    for k in range(frm, to + 1):
+        state = interval_state(node.store, node.charters, grid, k)
+        bills, baselines = bills_of(state)
+        if agent in bills:
+            b = bills[agent]
+            rows.append({"interval": k, **b.to_dict()})
+            total = b if total is None else total + b
+            baseline += baselines[agent]
+    totals = total.to_dict() if total else None
+    return {"agent": agent.hex(), "grid": grid, "from": frm, "to": to, "intervals": rows,
+            "total": totals, "baseline": baseline,
+            "saved": baseline - total.net if total else 0,
+            "units": "energy in Wh, money in milli-cents"}
+
+
+async def get_bill(request: web.Request) -> web.Response:
+    node = _node(request)
+    agent = author_param(request, "id")
+    row = node.store.agent(agent)
+    if row is None:
+        return json_error(404, "no such agent here")
+    frm, to = _range(request, node)
+    body = await in_thread(bill_json, node, agent, row["grid"], frm, to)
+    return web.json_response(body)
+
+
+def summary_json(node: Node, grid: str, frm: int, to: int) -> dict:
+    """A day at a glance for the dashboard: per interval figures and the KPIs so far."""
+    series, all_figures, bills, baselines = [], [], {}, {}
+    participants = {}
+    for k in range(frm, to + 1):
+        state = interval_state(node.store, node.charters, grid, k)
+        participants = state.participants
+        if not state.settlements:
+            continue
+        socs = socs_before(node.store, grid, k, state.participants)
+        figures = figures_of(state, socs)
+        all_figures.append(figures)
+        names = _names(state)
+        ib, ibase = bills_of(state)
+        for a, b in ib.items():
+            n = names[a]
+            bills[n] = bills[n] + b if n in bills else b
+            baselines[n] = baselines.get(n, 0) + ibase[a]
+        statuses = [s.status for s in state.statuses]
+        series.append({
+            "interval": k,
+            "generation_wh": sum(f.get("generation_wh", 0) for f in figures.values()),
+            "demand_wh": sum(f.get("demand_wh", 0) for f in figures.values()),
+            "soc_wh": {n: f["soc_wh"] for n, f in figures.items() if "soc_wh" in f},
+            "grid_import_wh": sum(f.get("from_grid_wh", 0) for f in figures.values()),
+            "grid_export_wh": sum(state.clearing.grid_export_wh.values())
+            if state.clearing else 0,
+            "avg_price": _avg_price(state),
+            "confirmed": statuses.count("confirmed"),
+            "disputed": statuses.count("disputed"),
+            "pending": statuses.count("pending"),
+        })
+    return {
+        "grid": grid, "from": frm, "to": to,
+        "current": current_interval(node),
+        "series": series,
+        "kpis": kpis(participants, all_figures, bills, baselines) if bills else None,
+    }
+
+
+def _avg_price(state: IntervalState) -> int | None:
+    energy = sum(s.trade.energy_wh for s in state.statuses)
+    if not energy:
+        return None
+    return sum(s.trade.energy_wh * s.trade.price for s in state.statuses) // energy
+
+
+async def get_summary(request: web.Request) -> web.Response:
+    node = _node(request)
+    if not node.charters:
+        return json_error(404, "no charter yet")
+    frm, to = _range(request, node)
+    grid = _grid(request, node)
+    return web.json_response(await in_thread(summary_json, node, grid, frm, to))
+
+
+async def get_charters(request: web.Request) -> web.Response:
+    """Every charter version held, oldest first, so auditors can settle old intervals too."""
+    node = _node(request)
+    return web.json_response([
+        {"version": c.version, "effective_from": c.effective_from, "signed": c.signed.hex()}
+        for c in sorted(node.charters, key=lambda c: c.version) if c.signed is not None
+    ])
+
+
+def add_market_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/community/charters", get_charters)
+    app.router.add_get("/v1/intervals/{k}", get_interval)
+    app.router.add_get("/v1/trades", get_trades)
+    app.router.add_get("/v1/agents/{id}/bill", get_bill)
+    app.router.add_get("/v1/summary", get_summary)
+
+
+

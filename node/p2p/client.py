@@ -1,0 +1,151 @@
+"""HTTP client for another node's gossip and audit endpoints, with short timeouts."""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from ledger.charter import Charter, CharterError, parse_charter
+from node.p2p import wire
+
+DEFAULT_TIMEOUT = 2.0
+# A node's session -> its metrics Counter: gossip bodies sent and received through that session
+# are added to "gossip_bytes_out" / "gossip_bytes_in" (see node.metrics).
+_BYTE_COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def count_gossip_bytes(session: aiohttp.ClientSession, counter: Counter) -> None:
+    _BYTE_COUNTERS[session] = counter
+
+
+class PeerError(Exception):
+    """The peer could not be reached, timed out, or answered something unusable."""
+
+
+class PeerClient:
+    """Talks to one base URL. Every call costs at most `timeout` seconds."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.session = session
+        self.base = base_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.bytes: Counter | None = _BYTE_COUNTERS.get(session)
+
+    def _count(self, path: str, sent: int, received: int) -> None:
+        if self.bytes is not None and path.startswith("/v1/gossip/"):
+            self.bytes["gossip_bytes_out"] += sent
+            self.bytes["gossip_bytes_in"] += received
+
+    async def _read(self, resp: aiohttp.ClientResponse, path: str) -> bytes:
+        """The answer's body, unless it is larger than wire.MAX_ANSWER (then not read)."""
+        too_large = PeerError(f"{self.base}{path}: answer larger than {wire.MAX_ANSWER} bytes")
+        if resp.content_length is not None and resp.content_length > wire.MAX_ANSWER:
+            raise too_large
+        body = bytearray()
+        async for chunk in resp.content.iter_any():
+            body += chunk
+            if len(body) > wire.MAX_ANSWER:
+                raise too_large
+        return bytes(body)
+
+    async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
+        try:
+            async with self.session.get(self.base + path, params=params,
+                                        timeout=self.timeout) as resp:
+                body = await self._read(resp, path)
+                self._count(path, 0, len(body))
+                if resp.status != 200:
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}")
+                return body, resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
+
+    async def _post(self, path: str, body: bytes, headers: dict | None = None) -> bytes:
+        try:
+            async with self.session.post(
+                self.base + path, data=body, timeout=self.timeout,
+                headers={"Content-Type": wire.CONTENT_TYPE, **(headers or {})},
+            ) as resp:
+                data = await self._read(resp, path)
+                self._count(path, len(body), len(data))
+                if resp.status != 200:
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}")
+                return data
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
+
+    def _decode(self, data: bytes, what: str, parse: Callable[[bytes], Any] = wire.unpack) -> Any:
+        """A msgpack answer; a peer that answers garbage is a failed peer (backed off)."""
+        try:
+            return parse(data)
+        except wire.BadBody as exc:
+            raise PeerError(f"{self.base}: {what}: {exc}") from None
+
+    def _decode_map(self, data: bytes, what: str) -> dict:
+        answer = self._decode(data, what)
+        if not isinstance(answer, dict):
+            raise PeerError(f"{self.base}: {what} is not a map")
+        return answer
+
+    async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
+        """The peer's heads and the charter version it announces (0 when it says nothing)."""
+        body, headers = await self._get("/v1/gossip/heads")
+        try:
+            version = int(headers.get("PicoGrid-Charter-Version", "0"))
+        except ValueError:
+            version = 0
+        return self._decode(body, "heads answer", wire.unpack_heads), version
+
+    async def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        body, _ = await self._get(f"/v1/gossip/chain/{author.hex()}",
+                                  {"from": str(start), "limit": str(limit)})
+        items = self._decode(body, "chain answer", lambda b: wire.signed_list(wire.unpack(b)))
+        out = []
+        for item in items:
+            if not (isinstance(item, list) and len(item) == 2
+                    and all(isinstance(x, bytes) for x in item)):
+                raise PeerError(f"{self.base}: chain items must be [bin, bin]")
+            out.append((item[0], item[1]))
+        return out
+
+    async def push(self, items: list[tuple[bytes, bytes]], reached_all: bool = False) -> dict:
+        """POST actions. `reached_all`: we push them to every peer we know, so a receiver in a
+        community as small as ours need not pass them on (header `PicoGrid-Push: all`)."""
+        headers = {wire.PUSH_HEADER: "all"} if reached_all else None
+        data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]),
+                                headers)
+        return self._decode_map(data, "push answer")
+
+    async def peers(self) -> list:
+        body, _ = await self._get("/v1/gossip/peers")
+        value = self._decode(body, "peers answer")
+        if not isinstance(value, list):
+            raise PeerError(f"{self.base}: peers answer is not an array")
+        return value
+
+    async def post_peers(self, infos: list[list[bytes]]) -> dict:
+        return self._decode_map(await self._post("/v1/gossip/peers", wire.pack(infos)),
+                                "peers answer")
+
+    async def charter(self, pinned_admin: bytes | None = None) -> Charter:
+        body, _ = await self._get("/v1/community/charter")
+        try:
+            return parse_charter(body, pinned_admin)
+        except CharterError as exc:
+            raise PeerError(f"{self.base}: {exc}") from None
+
+    async def post_charter(self, signed: bytes) -> None:
+        await self._post("/v1/community/charter", signed)
+
+    async def json(self, path: str, params: dict | None = None) -> Any:
+        body, _ = await self._get(path, params)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise PeerError(f"{self.base}{path}: not JSON") from None

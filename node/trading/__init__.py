@@ -1,0 +1,1 @@
+"""Trading: the agent loop that signs orders, settlements and readings, and the view of one interval."""
