@@ -77,8 +77,7 @@ def reference(traded):
     """The node itself (not started), as the API functions take it."""
     node = Node(load_config(traded))
     yield node
-    node.pool.shutdown()
-    node.writer.shutdown()
+    node.journal.close()
     node.store.close()
 
 

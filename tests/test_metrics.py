@@ -326,16 +326,15 @@ async def test_a_sensor_is_sampled_and_its_failures_reported(tmp_path):
 
 
 async def test_read_meter_takes_the_last_sample_off_the_loop_and_reports_failures():
-    class Bare:  # a node without its glue: read_meter still works and reports
-        status = StatusReporter()
+    status = StatusReporter()  # a node without its glue: read_meter still works and reports
 
     bus = SimulatedINA219Bus({0x40: 0.1})
     bus.set_load(0x40, current_ua=200_000, bus_mv=5000)
     meter = INA219Meter(INA219(bus, 0x40, 0.1), "consumer", spacing_s=0.0)
-    reading = await read_meter(Bare, meter, 7)
+    reading = await read_meter(meter, 7, status=status)
     assert reading["interval"] == 7 and reading["samples"] == 10
-    assert Bare.status.counts()["measuring"] == 0
+    assert status.counts()["measuring"] == 0
     bus.fail(0x40)
-    reading = await read_meter(Bare, meter, 8)  # the last sample fails: still a reading
+    reading = await read_meter(meter, 8, status=status)  # the last sample fails: still a reading
     assert reading["interval"] == 8 and reading["samples"] == 0
-    assert Bare.status.counts()["measuring"] == 1
+    assert status.counts()["measuring"] == 1

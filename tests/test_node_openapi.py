@@ -13,7 +13,7 @@ from nodeproc import Author, Cluster, init_agent, post_actions, request
 
 from node.config import load_config
 from node.http.openapi import MSGPACK, ROUTES, document, path_params
-from node.http.server import build_app
+from node.http.routes import build_app
 from node.node import VERSION, Node
 
 
@@ -21,15 +21,14 @@ def routes_of_app(tmp_path: Path) -> set[tuple[str, str]]:
     agent = init_agent(tmp_path, "router")
     node = Node(load_config(agent.dir))
     try:
-        app = build_app(node)
+        app = build_app(node.http)
         return {
             (r.method, r.resource.canonical)
             for r in app.router.routes()
             if r.method != "HEAD" and r.resource is not None
         }
     finally:
-        node.pool.shutdown()
-        node.writer.shutdown()
+        node.journal.close()
         node.store.close()
 
 

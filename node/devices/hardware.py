@@ -1,8 +1,9 @@
 """The node's hardware: the status LED and error reports, its agent's LEDs, its meter.
 
-    glue = start_hardware(node)      # from Node.start: sets node.status and node.hardware
+    glue = HardwareGlue(cfg, store, charters, agent, peers, metrics, uptime, lifecycle)
+    # Node.start keeps it (and its `status`) as optional services, listens, runs `glue.run()`
 
-- `node.status` is a `hardware.status.StatusReporter`: every error is logged and counted by level
+- `glue.status` is a `hardware.status.StatusReporter`: every error is logged and counted by level
   (critical, connection, sending, measuring, short, silent) and blinks its code on the status LED
   (BCM 17 or `[leds] status`): a real pin on a Pi with `[hardware] enabled = true`, else a mock
   pin (gpiozero's MockFactory). Only CRITICAL stops the node, cleanly (see `_critical`).
@@ -15,7 +16,7 @@
   the latest interval settled (a counterparty's settlement or a reading may come later).
 - With a `[meter.sensor]` table the agent's INA219 meter is sampled about once a second on a
   worker thread; a failed sample is reported as MEASURING. The agent signs its reading with
-  `await read_meter(node, meter, k)`, which takes the last sample on the same thread.
+  `await read_meter(meter, k, glue=glue, status=glue.status)`, which takes the last sample on the same thread.
 """
 
 from __future__ import annotations
@@ -26,21 +27,29 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gpiozero import LED
+
+from hardware import gpio
 from hardware.ina219 import MeasurementError
 from hardware.led_map import assign_agents, led_states
 from hardware.leds import HOME_KINDS, HOMES, STATUS_LED, LedMode, home_led, pin_map_from_config
 from hardware.status import ErrorLevel, StatusReporter
+from ledger.charter import Charter
+from ledger.store import Store
+from node.config import NodeConfig
 from node.errors import UserError
+from node.p2p.peers import PeerTable
 from node.trading.interval_view import figures_of, interval_state, socs_before
 
 if TYPE_CHECKING:
     from ledger.actions import Action
-    from node.node import Node
 
-log = logging.getLogger("picogrid.hardware")
+log = logging.getLogger(__name__)
 POLL_S = 1.0
 SAMPLE_EVERY_S = 1.0
 CONNECTION_EVERY_S = 30.0
@@ -67,20 +76,20 @@ class Throttle:
         return True, held
 
 
-def own_led_states(node: Any, k: int) -> dict[str, LedMode]:
-    """The modes of this node's own agent's LEDs for interval `k` (empty before settlement or
-    when the agent has no place on the kit's board)."""
-    grid = node.cfg.grid
-    state = interval_state(node.store, node.charters, grid, k)
+def own_led_states(store: Store, charters: list[Charter], grid: str, name: str,
+                   k: int) -> dict[str, LedMode]:
+    """The modes of agent `name`'s LEDs for interval `k` (empty before settlement or when the
+    agent has no place on the kit's board)."""
+    state = interval_state(store, charters, grid, k)
     if not state.settlements:
         return {}
-    figures = figures_of(state, socs_before(node.store, grid, k, state.participants))
+    figures = figures_of(state, socs_before(store, grid, k, state.participants))
     agents = [
         {"name": p.name, "role": p.role, "household": p.household, "capacity_wh": p.capacity_wh}
         for p in state.participants.values()
     ]
     modes = led_states(agents, figures)
-    place = {name: slot for slot, name in assign_agents(agents).items()}.get(node.cfg.name)
+    place = {n: slot for slot, n in assign_agents(agents).items()}.get(name)
     if place is None:
         return {}
     names = [home_led(place, kind) for kind in HOME_KINDS] if place in HOMES else [place]
@@ -90,15 +99,35 @@ def own_led_states(node: Any, k: int) -> dict[str, LedMode]:
 STARTUP_GRACE_S = 10.0
 
 
+class Lifecycle(Protocol):
+    """How the glue stops its node on a critical error (`Node` is one)."""
+
+    managed: bool  # a runner waits on the node's stop event (`picogrid run`)
+
+    def request_stop(self, reason: str = "") -> None:
+        """Ask the runner to stop the node."""
+
+    async def stop(self) -> None:
+        """Stop the node now."""
+
+
 class HardwareGlue:
     """Owns the node's pins and its `StatusReporter`; `pin_factory` and `time_scale` are for
-    tests (a given factory and shorter blink codes)."""
+    tests (a given factory and shorter blink codes). `meter` is the agent's, once it has one."""
 
-    def __init__(self, node: Node, *, pin_factory: Any = None, time_scale: float = 1.0) -> None:
-        from hardware import gpio
-
-        self.node = node
-        cfg = node.cfg
+    def __init__(self, cfg: NodeConfig, store: Store, charters: list[Charter], agent: bytes,
+                 peers: PeerTable, metrics: Counter[str], uptime: Callable[[], float],
+                 lifecycle: Lifecycle, *, pin_factory: Any = None,
+                 time_scale: float = 1.0) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.charters = charters
+        self.agent = agent
+        self.peers = peers
+        self.metrics = metrics
+        self.uptime = uptime
+        self.lifecycle = lifecycle
+        self.meter: Any = None
         try:
             self.pins = pin_map_from_config(cfg.extra.get("leds"))
         except ValueError as exc:
@@ -120,7 +149,6 @@ class HardwareGlue:
         owns_status = cfg.extra.get("hardware", {}).get("status_led", True) is not False
         status_led = self._led(STATUS_LED) if owns_status else None
         self.status = StatusReporter(status_led, time_scale=time_scale, on_critical=self._critical)
-        node.status = self.status
         for problem in self._problems:
             self.status.report(ErrorLevel.SHORT, problem)
         self.critical: str | None = None
@@ -142,8 +170,6 @@ class HardwareGlue:
         led = self._leds.get(name)
         if led is not None or name in self._broken or self.factory is None:
             return led
-        from gpiozero import LED
-
         try:
             led = LED(self.pins[name], pin_factory=self.factory)
         except Exception as exc:  # a pin in use, no permission: the node goes on without it
@@ -174,6 +200,7 @@ class HardwareGlue:
             self.led_modes[name] = mode
 
     def close(self) -> None:
+        """Turn every LED off and release its pin; stop the meter's thread."""
         for led in self._leds.values():
             try:
                 led.off()
@@ -187,13 +214,13 @@ class HardwareGlue:
 
     def _critical(self, message: str) -> None:
         """Stop the node as `picogrid run` stops on SIGTERM: in-flight writes committed, pins and
-        store closed. `node.request_stop()` when a runner waits on it (`picogrid run`); else SIGTERM to
+        store closed. `lifecycle.request_stop()` when a runner waits on it (`picogrid run`); else SIGTERM to
         ourselves when a handler for it is installed (`picogrid run` has one); else `node.stop()`
         in a task of its own (an embedded node)."""
         self.critical = message
-        self.node.metrics["critical_errors"] += 1
-        if getattr(self.node, "managed", False):  # picogrid run: it stops us and exits 1
-            self.node.request_stop(message)
+        self.metrics["critical_errors"] += 1
+        if self.lifecycle.managed:  # picogrid run: it stops us and exits 1
+            self.lifecycle.request_stop(message)
             return
         if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
             os.kill(os.getpid(), signal.SIGTERM)
@@ -204,21 +231,24 @@ class HardwareGlue:
             log.critical("critical error outside the event loop; stop the node: %s", message)
             return
         if self._stop_task is None:
-            self._stop_task = loop.create_task(self.node.stop(), name="critical-stop")
+            self._stop_task = loop.create_task(self.lifecycle.stop(), name="critical-stop")
 
     # -- the listener and the task -----------------------------------------------------------------
 
     async def on_new(self, actions: list[Action]) -> None:
-        me = self.node.identity.agent
+        """Our own settlements wake the loop: the LEDs show the latest interval settled."""
+        me = self.agent
         for a in actions:
             if a.author == me and a.type == "settlement":
                 self._due.add(a.payload["interval"])
                 self._wake.set()
 
     def has_sensor(self) -> bool:
-        return bool((self.node.cfg.extra.get("meter") or {}).get("sensor"))
+        """Whether config has a `[meter.sensor]` table (a real INA219 to sample)."""
+        return bool((self.cfg.extra.get("meter") or {}).get("sensor"))
 
     async def run(self) -> None:
+        """Sample the meter, report peer trouble, refresh the LEDs; until cancelled."""
         sampler = None
         if self.has_sensor():
             sampler = asyncio.create_task(self._sample_loop(), name="meter-sampler")
@@ -237,11 +267,13 @@ class HardwareGlue:
                             self._due.add(self._showing)
                         self._showing = max(self._due)
                         self._due.clear()
-                    if self._showing is not None and self.node.cfg.hardware:
+                    if self._showing is not None and self.cfg.hardware:
                         # Again every second: settlements and readings that arrive late (a
                         # counterparty's, an order gossip brought after the gate) refine it.
                         k = self._showing
-                        modes = await loop.run_in_executor(None, own_led_states, self.node, k)
+                        modes = await loop.run_in_executor(
+                            None, own_led_states, self.store, self.charters, self.cfg.grid,
+                            self.cfg.name, k)
                         self.apply(modes)
                         self.led_interval = k
                 except asyncio.CancelledError:
@@ -257,9 +289,9 @@ class HardwareGlue:
     def check_peers(self, now: float | None = None) -> None:
         """Report CONNECTION when a peer starts failing, and when none answers (throttled)."""
         now = time.monotonic() if now is None else now
-        if self.node.uptime() < self.startup_grace_s:
+        if self.uptime() < self.startup_grace_s:
             return  # peers started together are still coming up
-        peers = self.node.peers.all()
+        peers = self.peers.all()
         fresh = []
         for peer in peers:
             if peer.failures > 0 and peer.url not in self._down:
@@ -284,7 +316,7 @@ class HardwareGlue:
         loop = asyncio.get_running_loop()
         while True:
             started = time.monotonic()
-            meter = getattr(self.node.agent, "meter", None)
+            meter = self.meter
             if meter is not None:
                 error = await loop.run_in_executor(self.meter_pool, self._sample, meter)
                 if error is not None:
@@ -301,19 +333,20 @@ class HardwareGlue:
             return None
 
     def report_measuring(self, message: str) -> None:
+        """Report a MEASURING error, at most once per MEASURING_EVERY_S."""
         ok, held = self._measuring.allow()
         if ok:
             more = f" (+{held} earlier failed sample(s) not logged)" if held else ""
             self.status.report(ErrorLevel.MEASURING, message + more)
 
 
-async def read_meter(node: Any, meter: Any, interval: int) -> dict:
+async def read_meter(meter: Any, interval: int, glue: HardwareGlue | None = None,
+                     status: StatusReporter | None = None) -> dict:
     """Take the last sample of `interval` and close it: the `reading` payload to sign.
 
     Runs on the meter's worker thread (never blocking the event loop, never racing the sampler).
     A failed last sample is reported as MEASURING and the reading is still made from the samples
     taken; a meter that can't close the interval at all is reported and the error raised."""
-    glue: HardwareGlue | None = getattr(node, "hardware", None)
     pool = glue.meter_pool if glue is not None else None
     lock = glue.meter_lock if glue is not None else threading.Lock()
 
@@ -327,7 +360,6 @@ async def read_meter(node: Any, meter: Any, interval: int) -> dict:
             return meter.close_interval(interval), error
 
     def report(message: str) -> None:
-        status = getattr(node, "status", None)
         if status is None:
             log.error("measuring error: %s", message)
         else:
@@ -343,11 +375,3 @@ async def read_meter(node: Any, meter: Any, interval: int) -> dict:
         report(f"meter {sensor}: last sample of interval {interval} failed: {error}")
     return reading
 
-
-def start_hardware(node: Node, **kw: Any) -> HardwareGlue:
-    """Create the node's glue (`node.hardware`, `node.status`), listen, start its task."""
-    glue = HardwareGlue(node, **kw)
-    node.hardware = glue
-    node.listeners.append(glue)
-    node.spawn(glue.run(), "hardware")
-    return glue

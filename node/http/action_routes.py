@@ -11,8 +11,9 @@ import re
 
 from aiohttp import web
 
+from node.http.context import CONTEXT
 from node.http.jsonify import action_json
-from node.http.server import NODE_KEY, BadRequest, json_error
+from node.http.server import BadRequest, json_error
 
 HASH_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -21,11 +22,8 @@ async def get_action(request: web.Request) -> web.Response:
     raw = request.match_info["hash"].lower()
     if not HASH_HEX.match(raw):
         raise BadRequest("an action hash is 64 hex digits")
-    action = request.app[NODE_KEY].store.get(bytes.fromhex(raw))
+    action = request.app[CONTEXT].store.get(bytes.fromhex(raw))
     if action is None:
         return json_error(404, "no action with this hash here")
     return web.json_response(action_json(action))
 
-
-def add_action_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/actions/{hash}", get_action)

@@ -3,37 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import time
 
 from aiohttp import web
 
 from ledger.chain import now_us
 from node.audit.chains import verify_chains
+from node.http.context import CONTEXT, HttpContext
 from node.http.jsonify import action_json, agent_json, charter_json
-from node.http.server import NODE_KEY, author_param, in_thread, int_param, json_error
-
-if TYPE_CHECKING:
-    from node.node import Node
-
+from node.http.server import author_param, in_thread, int_param, json_error
+from node.version import VERSION
 
 MAX_AUDITS = 2
 AUDITS_KEY: web.AppKey = web.AppKey("audits", asyncio.Semaphore)
 
 
-def _node(request: web.Request) -> Node:
-    return request.app[NODE_KEY]
+def _node(request: web.Request) -> HttpContext:
+    return request.app[CONTEXT]
 
 
-def _urls(node: Node) -> dict[bytes, str]:
+def _urls(node: HttpContext) -> dict[bytes, str]:
     urls = {a: i.url for a, i in node.peers.infos.items()}
     urls[node.identity.agent] = node.cfg.url
     return urls
 
 
 async def info(request: web.Request) -> web.Response:
+    """GET /v1/info: who this node is, what it holds, its peers and counters."""
     node = _node(request)
-    from node.node import VERSION
-
     head = node.store.head(node.identity.agent)
     charter = node.charter
     return web.json_response({
@@ -58,8 +55,6 @@ async def info(request: web.Request) -> web.Response:
 
 
 def _mono() -> float:
-    import time
-
     return time.monotonic()
 
 
@@ -140,15 +135,6 @@ async def community(request: web.Request) -> web.Response:
     })
 
 
-def add_api_routes(app: web.Application) -> None:
+def set_up_audits(app: web.Application) -> None:
+    """The few audit slots shared by this app's requests (the routes are in node.http.routes)."""
     app[AUDITS_KEY] = asyncio.Semaphore(MAX_AUDITS)
-    app.router.add_get("/v1/info", info)
-    app.router.add_get("/v1/agents", agents)
-    app.router.add_get("/v1/agents/{id}", agent)
-    app.router.add_get("/v1/agents/{id}/chain", chain)
-    app.router.add_get("/v1/agents/{id}/audit", audit)
-    app.router.add_get("/v1/community", community)
-    from node.http.openapi import openapi_json
-
-    app.router.add_get("/v1/openapi.json", openapi_json)
-

@@ -97,6 +97,7 @@ def _respond(request: web.Request, asset: Asset, cache_control: str) -> web.Resp
 
 
 async def index(request: web.Request) -> web.Response:
+    """GET /: the dashboard's page, its asset links stamped with their versions."""
     files: StaticFiles = request.app[FILES_KEY]
     if files.index is None:
         raise web.HTTPNotFound(reason="this node was installed without its dashboard")
@@ -104,6 +105,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def static(request: web.Request) -> web.Response:
+    """GET /static/{name}: one of the dashboard's files."""
     files: StaticFiles = request.app[FILES_KEY]
     name = request.match_info["name"]
     asset = files.assets.get(name) if SAFE_NAME.match(name) else None
@@ -118,7 +120,6 @@ async def static(request: web.Request) -> web.Response:
 FILES_KEY: web.AppKey = web.AppKey("dashboard_files", StaticFiles)
 
 
-def add_dashboard_routes(app: web.Application, directory: Path = STATIC_DIR) -> None:
+def set_up_dashboard(app: web.Application, directory: Path = STATIC_DIR) -> None:
+    """Load the dashboard's files (the routes are in `node.http.routes`)."""
     app[FILES_KEY] = StaticFiles(directory)
-    app.router.add_get("/", index)
-    app.router.add_get("/static/{name}", static)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from hardware.led_map import led_states
 from ledger.chain import now_us
+from ledger.keys import parse_agent_hex
 from market.intervals import (
     gate_closure_us,
     interval_at,
@@ -17,7 +17,8 @@ from market.intervals import (
     settle_at_us,
 )
 from market.results import kpis
-from node.http.server import NODE_KEY, BadRequest, author_param, in_thread, int_param, json_error
+from node.http.context import CONTEXT, HttpContext
+from node.http.server import BadRequest, author_param, in_thread, int_param, json_error
 from node.trading.interval_view import (
     IntervalState,
     bills_of,
@@ -26,28 +27,25 @@ from node.trading.interval_view import (
     socs_before,
 )
 
-if TYPE_CHECKING:
-    from node.node import Node
-
 MAX_RANGE = 500
 
 
-def _node(request: web.Request) -> Node:
-    return request.app[NODE_KEY]
+def _node(request: web.Request) -> HttpContext:
+    return request.app[CONTEXT]
 
 
-def _grid(request: web.Request, node: Node) -> str:
+def _grid(request: web.Request, node: HttpContext) -> str:
     grid = request.query.get("grid", node.cfg.grid)
     if not grid or len(grid) > 200:
         raise BadRequest("bad grid name")
     return grid
 
 
-def current_interval(node: Node) -> int:
+def current_interval(node: HttpContext) -> int:
     return interval_at(node.charters, now_us())
 
 
-def _range(request: web.Request, node: Node) -> tuple[int, int]:
+def _range(request: web.Request, node: HttpContext) -> tuple[int, int]:
     now_k = current_interval(node)
     to = int_param(request, "to", now_k, -(2**40), 2**40)
     # The last 24 intervals; before the market's first interval, just the current one.
@@ -63,7 +61,7 @@ def _names(state: IntervalState) -> dict[bytes, str]:
     return {a: p.name for a, p in state.participants.items()}
 
 
-def _phase(node: Node, k: int, state: IntervalState) -> str:
+def _phase(node: HttpContext, k: int, state: IntervalState) -> str:
     now = now_us()
     if now < gate_closure_us(node.charters, k):
         return "open"
@@ -74,7 +72,7 @@ def _phase(node: Node, k: int, state: IntervalState) -> str:
     return "metered"
 
 
-def interval_json(node: Node, grid: str, k: int) -> dict:
+def interval_json(node: HttpContext, grid: str, k: int) -> dict:
     state = interval_state(node.store, node.charters, grid, k)
     names = _names(state)
     socs = socs_before(node.store, grid, k, state.participants)
@@ -155,7 +153,7 @@ async def get_interval(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def trades_in(node: Node, grid: str, frm: int, to: int, agent: bytes | None) -> list[dict]:
+def trades_in(node: HttpContext, grid: str, frm: int, to: int, agent: bytes | None) -> list[dict]:
     rows = []
     for k in range(frm, to + 1):
         state = interval_state(node.store, node.charters, grid, k)
@@ -175,8 +173,6 @@ async def get_trades(request: web.Request) -> web.Response:
         raise BadRequest("format must be json or csv")
     agent = None
     if request.query.get("agent"):
-        from ledger.keys import parse_agent_hex
-
         try:
             agent = parse_agent_hex(request.query["agent"])
         except ValueError as exc:
@@ -195,7 +191,7 @@ async def get_trades(request: web.Request) -> web.Response:
     return web.json_response({"from": frm, "to": to, "grid": grid, "trades": rows})
 
 
-def bill_json(node: Node, agent: bytes, grid: str, frm: int, to: int) -> dict:
+def bill_json(node: HttpContext, agent: bytes, grid: str, frm: int, to: int) -> dict:
     total = None
     rows = []
     baseline = 0
@@ -225,7 +221,7 @@ async def get_bill(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def summary_json(node: Node, grid: str, frm: int, to: int) -> dict:
+def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
     """A day at a glance for the dashboard: per interval figures and the KPIs so far."""
     series, all_figures, bills, baselines = [], [], {}, {}
     participants = {}
@@ -279,23 +275,3 @@ async def get_summary(request: web.Request) -> web.Response:
     frm, to = _range(request, node)
     grid = _grid(request, node)
     return web.json_response(await in_thread(summary_json, node, grid, frm, to))
-
-
-async def get_charters(request: web.Request) -> web.Response:
-    """Every charter version held, oldest first, so auditors can settle old intervals too."""
-    node = _node(request)
-    return web.json_response([
-        {"version": c.version, "effective_from": c.effective_from, "signed": c.signed.hex()}
-        for c in sorted(node.charters, key=lambda c: c.version) if c.signed is not None
-    ])
-
-
-def add_market_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/community/charters", get_charters)
-    app.router.add_get("/v1/intervals/{k}", get_interval)
-    app.router.add_get("/v1/trades", get_trades)
-    app.router.add_get("/v1/agents/{id}/bill", get_bill)
-    app.router.add_get("/v1/summary", get_summary)
-
-
-

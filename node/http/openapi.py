@@ -46,6 +46,7 @@ from node.http.openapi_schema import (
     pair,
     query,
 )
+from node.version import VERSION
 
 # -- the routes -----------------------------------------------------------------------------------
 
@@ -253,6 +254,5 @@ def document(version: str = "") -> dict:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    from node.node import VERSION
-
+    """GET /v1/openapi.json: this document, for this node's version."""
     return web.json_response(document(VERSION))

@@ -1,6 +1,7 @@
 """Export readings, trades and KPIs to InfluxDB (1.x or 2.x) as line protocol, losing nothing.
 
-    exporter = start_influx(node)    # from Node.start when [influx] url is set
+    exporter = InfluxExporter(cfg, agent, store, charters, metrics, status)
+    # Node.start builds it when [influx] url is set, listens, and runs `exporter.run()`
 
 What is exported (every point timestamped at the start of its interval, in microseconds):
 
@@ -21,7 +22,7 @@ The durable queue: points are written to a segment file under `DIR/influx/queue/
 BEFORE anything is sent; segments are sent oldest first in batches and deleted only after a 2xx
 answer. An unreachable or failing server keeps them (retry with back-off, 1 s doubling up to
 `max_backoff_s`) and every failed attempt is reported as `ErrorLevel.SENDING` through the node's
-`StatusReporter` (status LED: 2 blinks). A restart resends what is left. Which of our own actions
+`StatusReporter` (or logged when there is none) (status LED: 2 blinks). A restart resends what is left. Which of our own actions
 were already turned into points is remembered in `DIR/influx/state.json` (written after the
 points): a crash in between sends a point twice, which InfluxDB stores once (same series and
 timestamp). A point the server refuses for good (HTTP 400, one point at a time) is moved to
@@ -40,15 +41,17 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from hardware.status import ErrorLevel
+from hardware.status import ErrorLevel, StatusReporter
 from ledger.chain import now_us
+from ledger.charter import Charter
+from ledger.store import Store
 from market.intervals import interval_start_us
-from node.errors import UserError
+from node.config import NodeConfig
 from node.observability.influx_points import (
     interval_kpis,
     kpi_point,
@@ -57,93 +60,17 @@ from node.observability.influx_points import (
     trade_points,
 )
 from node.observability.influx_queue import Batch, DiskQueue, write_durably
+from node.observability.influx_settings import InfluxSettings
 from node.trading.interval_view import IntervalState, interval_state, socs_before
 
-__all__ = ["DiskQueue", "InfluxExporter", "InfluxSettings", "point", "start_influx"]
+__all__ = ["DiskQueue", "InfluxExporter", "InfluxSettings", "point"]
 
 if TYPE_CHECKING:
     from ledger.actions import Action
-    from node.node import Node
 
-log = logging.getLogger("picogrid.influx")
+log = logging.getLogger(__name__)
 CHAIN_PAGE = 1000
 POLL_S = 1.0
-
-# -- settings ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InfluxSettings:
-    url: str
-    version: int = 1
-    database: str = "picogrid"
-    bucket: str = ""
-    org: str = ""
-    token: str = ""
-    username: str = ""
-    password: str = ""
-    batch_lines: int = 5000
-    max_backoff_s: float = 60.0
-    timeout_s: float = 10.0
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> InfluxSettings:
-        table = dict(cfg.extra.get("influx", {}) or {})
-        where = f"{cfg.dir / 'config.toml'}: [influx]"
-        url = str(table.get("url", cfg.influx_url) or "").rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise UserError(f"{where} url must start with http:// or https://, not {url!r}")
-        bucket = str(table.get("bucket", ""))
-        try:
-            version = int(table.get("version", 2 if bucket else 1))
-            batch = int(table.get("batch_lines", 5000))
-            backoff = float(table.get("max_backoff_s", 60))
-            timeout = float(table.get("timeout_s", 10))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{where}: {exc}") from None
-        if version not in (1, 2):
-            raise UserError(f"{where} version must be 1 or 2, not {version}")
-        if version == 2 and not (bucket and table.get("org")):
-            raise UserError(f"{where} version 2 needs bucket and org")
-        if batch < 1 or backoff < 0.1 or timeout <= 0:
-            raise UserError(f"{where} batch_lines >= 1, max_backoff_s >= 0.1, timeout_s > 0")
-        return cls(
-            url=url,
-            version=version,
-            database=str(table.get("database", cfg.influx_db) or "picogrid"),
-            bucket=bucket,
-            org=str(table.get("org", "")),
-            token=str(table.get("token", cfg.influx_token) or ""),
-            username=str(table.get("username", "")),
-            password=str(table.get("password", "")),
-            batch_lines=batch,
-            max_backoff_s=backoff,
-            timeout_s=timeout,
-        )
-
-    def write_request(self) -> tuple[str, dict[str, str]]:
-        if self.version == 2:
-            return (
-                f"{self.url}/api/v2/write",
-                {"org": self.org, "bucket": self.bucket, "precision": "us"},
-            )
-        return f"{self.url}/write", {"db": self.database, "precision": "u"}
-
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self.token:
-            headers["Authorization"] = f"Token {self.token}"
-        return headers
-
-    def auth(self) -> aiohttp.BasicAuth | None:
-        if self.version == 1 and self.username and not self.token:
-            return aiohttp.BasicAuth(self.username, self.password)
-        return None
-
-    def where(self) -> str:
-        target = self.database if self.version == 1 else f"{self.org}/{self.bucket}"
-        return f"InfluxDB {self.version}.x at {self.url} ({target})"
-
 
 # -- the exporter ---------------------------------------------------------------------------------
 
@@ -151,10 +78,17 @@ class InfluxSettings:
 class InfluxExporter:
     """Turns this node's own actions into points, queues them durably and sends them."""
 
-    def __init__(self, node: Node, settings: InfluxSettings | None = None) -> None:
-        self.node = node
-        self.settings = settings or InfluxSettings.from_config(node.cfg)
-        self.dir = node.cfg.dir / "influx"
+    def __init__(self, cfg: NodeConfig, agent: bytes, store: Store, charters: list[Charter],
+                 metrics: Counter[str], status: StatusReporter | None,
+                 settings: InfluxSettings | None = None) -> None:
+        self.cfg = cfg
+        self.agent = agent
+        self.store = store
+        self.charters = charters
+        self.metrics = metrics
+        self.status = status
+        self.settings = settings or InfluxSettings.from_config(cfg)
+        self.dir = cfg.dir / "influx"
         self.queue = DiskQueue(self.dir / "queue")
         self.state_path = self.dir / "state.json"
         self.rejected_path = self.dir / "rejected.lp"
@@ -193,7 +127,9 @@ class InfluxExporter:
     # -- listener --------------------------------------------------------------------------------
 
     async def on_new(self, actions: list[Action]) -> None:
-        me = self.node.identity.agent
+        """Our own actions, and others' settlements and readings while intervals are pending,
+        wake the exporter."""
+        me = self.agent
         if any(
             a.author == me or (self.pending and a.type in ("settlement", "reading"))
             for a in actions
@@ -204,14 +140,13 @@ class InfluxExporter:
 
     def collect(self) -> int:
         """Queue the points of our new actions and of intervals now complete; returns how many."""
-        node = self.node
-        charters = node.charters
+        charters = self.charters
         if not charters:
             return 0
-        me, cfg = node.identity.agent, node.cfg
+        me, cfg = self.agent, self.cfg
         lines: list[str] = []
         seq, pending = self.seq, set(self.pending)
-        while batch := node.store.chain(me, seq + 1, CHAIN_PAGE):
+        while batch := self.store.chain(me, seq + 1, CHAIN_PAGE):
             for a in batch:
                 if a.type == "reading":
                     k = a.payload["interval"]
@@ -232,12 +167,12 @@ class InfluxExporter:
                 break
         now = now_us()
         for k in sorted(pending):
-            state = interval_state(node.store, charters, cfg.grid, k)
+            state = interval_state(self.store, charters, cfg.grid, k)
             if not self._complete(state) and now < interval_start_us(charters, k + 2):
                 continue
             ts = interval_start_us(charters, k)
             lines += trade_points(state, me, agent=cfg.name, grid=cfg.grid, ts_us=ts)
-            socs = socs_before(node.store, cfg.grid, k, state.participants)
+            socs = socs_before(self.store, cfg.grid, k, state.participants)
             line = kpi_point(interval_kpis(state, socs), agent=cfg.name, grid=cfg.grid, ts_us=ts)
             if line is not None:
                 lines.append(line)
@@ -305,7 +240,7 @@ class InfluxExporter:
             if 200 <= status < 300:
                 await loop.run_in_executor(None, self.queue.done, batch)
                 self.sent_points += len(batch.lines)
-                self.node.metrics["influx_points_sent"] += len(batch.lines)
+                self.metrics["influx_points_sent"] += len(batch.lines)
                 if self.failures:
                     log.info(
                         "%s reachable again; %d point(s) still queued",
@@ -341,7 +276,7 @@ class InfluxExporter:
     def _failed(self, status: int, text: str) -> None:
         self.failures += 1
         self.failed_attempts += 1
-        self.node.metrics["influx_failures"] += 1
+        self.metrics["influx_failures"] += 1
         delay = min(self.settings.max_backoff_s, 2.0 ** min(self.failures - 1, 30))
         self.retry_at = time.monotonic() + delay
         why = text.strip() if status == 0 else f"HTTP {status} {text.strip()}"
@@ -352,15 +287,15 @@ class InfluxExporter:
         )
 
     def _report(self, message: str) -> None:
-        status = getattr(self.node, "status", None)
-        if status is None:
+        if self.status is None:
             log.error("sending error: %s", message)
         else:
-            status.report(ErrorLevel.SENDING, message)
+            self.status.report(ErrorLevel.SENDING, message)
 
     # -- the task ------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Collect and send, every POLL_S or when woken, until cancelled."""
         loop = asyncio.get_running_loop()
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         log.info(
@@ -386,6 +321,7 @@ class InfluxExporter:
                 self._wake.clear()
 
     def stats(self) -> dict[str, Any]:
+        """What /metrics shows of the exporter: queued, sent, failed, refused, the target."""
         return {
             "queued_points": len(self.queue),
             "sent_points": self.sent_points,
@@ -395,11 +331,3 @@ class InfluxExporter:
             "target": self.settings.where(),
         }
 
-
-def start_influx(node: Node, settings: InfluxSettings | None = None) -> InfluxExporter:
-    """Create the node's exporter (`node.observability.influx`), listen to new actions, start its task."""
-    exporter = InfluxExporter(node, settings)
-    node.influx = exporter
-    node.listeners.append(exporter)
-    node.spawn(exporter.run(), "influx")
-    return exporter

@@ -8,8 +8,8 @@ can graph them from the first scrape. The list, with what each one means, is in
 docs/observability.md.
 
 Gossip bytes are the bodies of `/v1/gossip/*` requests and answers, both as server (counted in
-`node.http.server`) and as client (counted in `node.p2p.client` for the node's own HTTP session, which
-`add_metrics_route` registers).
+`node.http.server`) and as client (counted in `node.p2p.client` for the node's own HTTP
+session, which `node.http.routes.build_app` registers).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from hardware.status import ErrorLevel
 from ledger.errors import REASONS
-from node.http.server import NODE_KEY, in_thread
-
-if TYPE_CHECKING:
-    from node.node import Node
+from node.http.context import CONTEXT, HttpContext
+from node.http.server import in_thread
+from node.trading.interval_view import interval_state
+from node.version import VERSION
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TRADE_WINDOW = 24  # intervals up to the latest one this node settled
@@ -79,12 +79,11 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def trade_counts(node: Any) -> tuple[int | None, dict[str, int]]:
+def trade_counts(node: HttpContext) -> tuple[int | None, dict[str, int]]:
     """Trades by status over the TRADE_WINDOW intervals up to the latest one we settled."""
-    from node.trading.interval_view import interval_state
-
     counts = dict.fromkeys(STATUSES, 0)
-    last = getattr(node.agent, "last_settled", None)
+    agent = node.services.agent
+    last = agent.last_settled if agent is not None else None
     if last is None or not node.charters:
         return None, counts
     for k in range(last - TRADE_WINDOW + 1, last + 1):
@@ -94,7 +93,7 @@ def trade_counts(node: Any) -> tuple[int | None, dict[str, int]]:
     return last, counts
 
 
-def store_figures(node: Any) -> dict[str, Any]:
+def store_figures(node: HttpContext) -> dict[str, Any]:
     """What the store says (read on a worker thread: these are SQLite queries)."""
     head = node.store.head(node.identity.agent)
     last, trades = trade_counts(node)
@@ -108,11 +107,9 @@ def store_figures(node: Any) -> dict[str, Any]:
     }
 
 
-def render(node: Node, figures: dict[str, Any]) -> str:
+def render(node: HttpContext, figures: dict[str, Any]) -> str:
     m = node.metrics
     out = Exposition()
-    from node.node import VERSION
-
     charter = node.charter
     out.family(
         "picogrid_info",
@@ -256,7 +253,7 @@ def render(node: Node, figures: dict[str, Any]) -> str:
         "picogrid_gossip_last_round_seconds",
         "gauge",
         "Duration of the last round.",
-        round(getattr(node.gossip, "last_round_s", 0.0), 6),
+        round(node.gossip.last_round_s, 6),
     )
     # -- the market
     out.one(
@@ -297,7 +294,7 @@ def render(node: Node, figures: dict[str, Any]) -> str:
         [({"status": s}, trades.get(s, 0)) for s in STATUSES],
     )
     # -- errors (the kit's levels) and the exporter
-    status = getattr(node, "status", None)
+    status = node.services.status
     counts = status.counts() if status is not None else {}
     out.family(
         "picogrid_meter_errors_total",
@@ -311,7 +308,7 @@ def render(node: Node, figures: dict[str, Any]) -> str:
         "HTTP requests answered with an error.",
         [({"code": c}, m[f"http_{c}"]) for c in ("400", "413", "429")],
     )
-    influx = getattr(node, "influx", None)
+    influx = node.services.influx
     if influx is not None:
         stats = influx.stats()
         out.one(
@@ -342,17 +339,9 @@ def render(node: Node, figures: dict[str, Any]) -> str:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    node: Node = request.app[NODE_KEY]
+    """GET /metrics: the Prometheus exposition of this node."""
+    node = request.app[CONTEXT]
     figures = await in_thread(store_figures, node)
     body = render(node, figures).encode()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
-
-def add_metrics_route(app: web.Application) -> None:
-    """Serve `GET /metrics`, and count the gossip bytes of the node's own HTTP client."""
-    from node.p2p.client import count_gossip_bytes
-
-    node = app[NODE_KEY]
-    if getattr(node, "session", None) is not None:
-        count_gossip_bytes(node.session, node.metrics)
-    app.router.add_get("/metrics", get_metrics)

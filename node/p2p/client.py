@@ -6,7 +6,7 @@ import json
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -20,11 +20,42 @@ _BYTE_COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def count_gossip_bytes(session: aiohttp.ClientSession, counter: Counter) -> None:
+    """Count gossip bodies sent and received through `session` into `counter`."""
     _BYTE_COUNTERS[session] = counter
 
 
 class PeerError(Exception):
     """The peer could not be reached, timed out, or answered something unusable."""
+
+
+class PeerTransport(Protocol):
+    """What gossip needs of one peer: `PeerClient` over HTTP, or an in-memory double."""
+
+    base: str
+
+    async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
+        """The peer's heads and the charter version it announces."""
+
+    async def chain(self, author: bytes, start: int = 0,
+                    limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        """A page of `author`'s chain from seq `start`."""
+
+    async def push(self, items: list[tuple[bytes, bytes]], reached_all: bool = False) -> dict:
+        """Hand actions to the peer; its summary of what it took."""
+
+    async def peers(self) -> list:
+        """The peer's signed agent infos (not yet checked)."""
+        """The peer's signed agent infos."""
+
+    async def post_peers(self, infos: list[list[bytes]]) -> dict:
+        """Hand our agent infos to the peer; its count of those it took."""
+        """Hand our agent infos to the peer."""
+
+    async def charter(self, pinned_admin: bytes | None = None) -> Charter:
+        """The peer's newest charter, checked against the pinned admin key."""
+
+    async def post_charter(self, signed: bytes) -> None:
+        """Hand our charter to the peer."""
 
 
 class PeerClient:
@@ -103,6 +134,7 @@ class PeerClient:
         return self._decode(body, "heads answer", wire.unpack_heads), version
 
     async def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        """A page of `author`'s chain from seq `start` (at most `limit` actions)."""
         body, _ = await self._get(f"/v1/gossip/chain/{author.hex()}",
                                   {"from": str(start), "limit": str(limit)})
         items = self._decode(body, "chain answer", lambda b: wire.signed_list(wire.unpack(b)))
@@ -123,6 +155,7 @@ class PeerClient:
         return self._decode_map(data, "push answer")
 
     async def peers(self) -> list:
+        """The peer's signed agent infos (not yet checked)."""
         body, _ = await self._get("/v1/gossip/peers")
         value = self._decode(body, "peers answer")
         if not isinstance(value, list):
@@ -130,10 +163,12 @@ class PeerClient:
         return value
 
     async def post_peers(self, infos: list[list[bytes]]) -> dict:
+        """Hand our agent infos to the peer; its count of those it took."""
         return self._decode_map(await self._post("/v1/gossip/peers", wire.pack(infos)),
                                 "peers answer")
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
+        """The peer's newest charter, parsed (and checked against `pinned_admin` if given)."""
         body, _ = await self._get("/v1/community/charter")
         try:
             return parse_charter(body, pinned_admin)
@@ -141,9 +176,11 @@ class PeerClient:
             raise PeerError(f"{self.base}: {exc}") from None
 
     async def post_charter(self, signed: bytes) -> None:
+        """Hand our signed charter to the peer."""
         await self._post("/v1/community/charter", signed)
 
     async def json(self, path: str, params: dict | None = None) -> Any:
+        """GET a JSON document of the peer's audit API."""
         body, _ = await self._get(path, params)
         try:
             return json.loads(body)

@@ -20,21 +20,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from typing import TYPE_CHECKING
+from collections import Counter, deque
+from collections.abc import Callable
+
+import aiohttp
 
 from ledger.actions import Action
-from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
 from ledger.charter import CharterError
+from ledger.store import Store
+from node.charters import CharterBook
+from node.journal import Journal
 from node.p2p import wire
-from node.p2p.client import PeerClient, PeerError
-from node.p2p.peers import Peer
+from node.p2p.client import PeerClient, PeerError, PeerTransport
+from node.p2p.intake import PeerInfos
+from node.p2p.peers import Peer, PeerTable
 
-if TYPE_CHECKING:
-    from node.node import Node
-
-log = logging.getLogger("picogrid.gossip")
+log = logging.getLogger(__name__)
 FANOUT = 3
 # In a community this small, a new action goes to every live peer at once and is not passed on:
 # epidemic forwarding there mostly delivers duplicates (about 3 in 4 in the 7-node demo).
@@ -49,8 +51,23 @@ PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
 
 
 class Gossip:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """Push, pull and peer exchange with the peers of `peers`, writing through `journal`.
+
+    `connect(url)` gives the transport to one peer; it is set by `open` (HTTP over an aiohttp
+    session) or given directly (tests, in-memory transports). Until then nothing is sent.
+    """
+
+    def __init__(self, store: Store, peers: PeerTable, journal: Journal, charters: CharterBook,
+                 infos: PeerInfos, metrics: Counter[str], round_ms: int,
+                 connect: Callable[[str], PeerTransport] | None = None) -> None:
+        self.store = store
+        self.peers = peers
+        self.journal = journal
+        self.charters = charters
+        self.infos = infos
+        self.metrics = metrics
+        self.round_ms = round_ms
+        self.connect = connect
         self.rounds = 0
         self._push_tasks: set[asyncio.Task] = set()
         self._round_tasks: set[asyncio.Task] = set()
@@ -60,11 +77,16 @@ class Gossip:
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
-        node.peers.is_member = lambda agent: node.store.head(agent) is not None
+        peers.is_member = lambda agent: store.head(agent) is not None
 
-    def client(self, url: str) -> PeerClient:
-        assert self.node.session is not None
-        return PeerClient(self.node.session, url)
+    def open(self, session: aiohttp.ClientSession) -> None:
+        """Talk to peers over HTTP with this session from now on."""
+        self.connect = lambda url: PeerClient(session, url)
+
+    def client(self, url: str) -> PeerTransport:
+        """The transport to the peer at `url`."""
+        assert self.connect is not None
+        return self.connect(url)
 
     def _spawn(self, coro, tasks: set[asyncio.Task]) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -75,32 +97,32 @@ class Gossip:
     # -- eager push ----------------------------------------------------------------------
 
     def eager_push(self, actions: list[Action]) -> None:
-        if not actions or self.node.session is None:
+        if not actions or self.connect is None:
             return
         items = [a.wire() for a in actions]
-        live = self.node.peers.live(time.monotonic())
+        live = self.peers.live(time.monotonic())
         reached_all = len(live) <= FULL_FANOUT
-        targets = live if reached_all else self.node.peers.pick(time.monotonic(), FANOUT)
+        targets = live if reached_all else self.peers.pick(time.monotonic(), FANOUT)
         for peer in targets:
             self._spawn(self._push(peer, items, reached_all), self._push_tasks)
 
     def small_community(self) -> bool:
-        return len(self.node.peers.live(time.monotonic())) <= FULL_FANOUT
+        return len(self.peers.live(time.monotonic())) <= FULL_FANOUT
 
     async def _push(self, peer: Peer, items: list[list[bytes]], reached_all: bool = False) -> None:
         for batch in wire.batches(items):
             try:
                 await self.client(peer.url).push(batch, reached_all)
             except PeerError as exc:
-                self.node.peers.failed(peer, time.monotonic(), str(exc))
+                self.peers.failed(peer, time.monotonic(), str(exc))
                 return
-            self.node.metrics["gossip_pushed"] += len(batch)
-        self.node.peers.ok(peer, time.monotonic())
+            self.metrics["gossip_pushed"] += len(batch)
+        self.peers.ok(peer, time.monotonic())
 
     # -- anti-entropy ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        interval = self.node.cfg.round_ms / 1000
+        interval = self.round_ms / 1000
         while True:
             started = time.monotonic()
             try:
@@ -115,10 +137,10 @@ class Gossip:
             return None
         now = time.monotonic()
         if peer is None:
-            candidates = [p for p in self.node.peers.live(now) if p.url not in self._busy]
+            candidates = [p for p in self.peers.live(now) if p.url not in self._busy]
             if not candidates:
                 return None
-            peer = self.node.peers.rng.choice(candidates)
+            peer = self.peers.rng.choice(candidates)
         elif peer.url in self._busy or not peer.live(now):
             return None
         self._busy.add(peer.url)
@@ -126,10 +148,10 @@ class Gossip:
 
     def first_contact(self, urls: list[str]) -> None:
         """Peers we just heard of get a round now rather than when chance picks them."""
-        if self.node.session is None:
+        if self.connect is None:
             return
         for url in urls:
-            peer = self.node.peers.by_url.get(url.rstrip("/"))
+            peer = self.peers.by_url.get(url.rstrip("/"))
             if peer is not None:
                 self.start_round(peer)
 
@@ -149,7 +171,7 @@ class Gossip:
                 await self.exchange_peers(peer)
                 self._exchanged[peer.url] = self.rounds
         except PeerError as exc:
-            self.node.peers.failed(peer, time.monotonic(), str(exc))
+            self.peers.failed(peer, time.monotonic(), str(exc))
             log.debug("peer %s failed: %s", peer.url, exc)
             return
         except Exception:  # a round must never kill the node
@@ -158,14 +180,14 @@ class Gossip:
         finally:
             self._busy.discard(peer.url)
             self.last_round_s = time.monotonic() - started
-        self.node.peers.ok(peer, time.monotonic())
-        self.node.metrics["gossip_rounds"] += 1
+        self.peers.ok(peer, time.monotonic())
+        self.metrics["gossip_rounds"] += 1
 
     async def sync_with(self, peer: Peer) -> None:
         client = self.client(peer.url)
         theirs, charter_version = await client.heads()
         await self._exchange_charter(client, charter_version)
-        ours = self.node.store.heads()
+        ours = self.store.heads()
         lag = behind = 0
         pulls: list[tuple[bytes, int, int]] = []  # author, from seq, to seq (their head)
         pushes: list[tuple[bytes, int]] = []
@@ -193,7 +215,7 @@ class Gossip:
             self._pulling.difference_update(p[0] for p in mine_now)
         await self._push_ranges(client, pushes)
 
-    async def _pull(self, client: PeerClient, pulls: list[tuple[bytes, int, int]]) -> None:
+    async def _pull(self, client: PeerTransport, pulls: list[tuple[bytes, int, int]]) -> None:
         """Stream pages in: while one page is written, the next ones are verified on the pool
         and another is on the wire (at most PIPELINE pages, PIPELINE_BYTES, in flight). Writes
         keep the order of the pages."""
@@ -207,10 +229,10 @@ class Gossip:
                     limit = min(PAGE, until - start + 1)
                     page = await client.chain(author, start, limit)
                     pages += 1
-                    self.node.metrics["gossip_pulled"] += len(page)
+                    self.metrics["gossip_pulled"] += len(page)
                     if not page:
                         break
-                    checking = asyncio.ensure_future(self.node.verify(page, now_us()))
+                    checking = asyncio.ensure_future(self.journal.verify(page, now_us()))
                     last = asyncio.create_task(
                         self._write_page(author, start, page, checking, last)
                     )
@@ -241,15 +263,15 @@ class Gossip:
         checked = await checking
         if previous is not None:
             await asyncio.wait([previous])  # its failure is reported by its own task
-        result = await self.node.ingest(page, forward=False, checked=checked)
+        result = await self.journal.ingest(page, forward=False, checked=checked)
         if start == 0 and (0, "wrong-community") in result.rejected:
             # Its genesis names another community: do not fetch that chain again and again.
             if len(self._refused) < MAX_REFUSED:
                 self._refused.add(author)
 
-    async def _push_ranges(self, client: PeerClient, pushes: list[tuple[bytes, int]]) -> None:
+    async def _push_ranges(self, client: PeerTransport, pushes: list[tuple[bytes, int]]) -> None:
         loop = asyncio.get_running_loop()
-        store = self.node.store
+        store = self.store
         pages = 0
         for author, start in pushes:
             while pages < MAX_PAGES_PER_ROUND:
@@ -259,20 +281,20 @@ class Gossip:
                 for batch in wire.batches([list(i) for i in items]):
                     await client.push(batch)
                 pages += 1
-                self.node.metrics["gossip_pushed"] += len(items)
+                self.metrics["gossip_pushed"] += len(items)
                 if len(items) < PAGE:
                     break
                 start += len(items)
 
-    async def _exchange_charter(self, client: PeerClient, version: int) -> None:
+    async def _exchange_charter(self, client: PeerTransport, version: int) -> None:
         """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""
-        current = self.node.charter
+        current = self.charters.charter
         ours = current.version if current else 0
         if version > ours and self._refused_charter.get(client.base) != version:
             try:
-                charter = await client.charter(self.node.admin)
+                charter = await client.charter(self.charters.admin)
                 if charter.signed is not None:
-                    self.node.accept_charter(charter.signed)
+                    self.charters.accept(charter.signed)
                     self._refused.clear()  # a new charter may admit whom the old one refused
             except (PeerError, CharterError) as exc:
                 self._refused_charter[client.base] = version
@@ -288,20 +310,12 @@ class Gossip:
     # -- peer exchange ---------------------------------------------------------------------
 
     async def exchange_peers(self, peer: Peer) -> None:
+        """Send our infos to `peer`, take its infos, start rounds with peers new to us."""
         client = self.client(peer.url)
-        mine = [self.node.own_info.wire()] if self.node.own_info else []
         now = now_us()
-        mine += [i.wire() for i in self.node.peers.infos.values() if i.expires_us >= now]
-        await client.post_peers(mine[: wire.MAX_BATCH])
-        known, new = set(self.node.peers.by_url), []
-        for item in (await client.peers())[: wire.MAX_BATCH]:
-            try:
-                info = parse_agent_info(item, now, self.node.cfg.community)
-            except AgentInfoError:
-                continue
-            if self.node.peers.add_info(info):
-                new.append(info.url)
-        self.first_contact([u for u in new if u and u not in known])
+        await client.post_peers(self.infos.shareable(now)[: wire.MAX_BATCH])
+        intake = self.infos.take((await client.peers())[: wire.MAX_BATCH], now)
+        self.first_contact(intake.new_urls)
 
     async def close(self) -> None:
         tasks = list(self._push_tasks) + list(self._round_tasks)

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from hardware.meter import SimulatedMeter, feed_simulation, make_meter
+from hardware.status import StatusReporter
+from ledger.actions import Action
 from ledger.chain import now_us
+from ledger.charter import Charter
+from ledger.store import Store
 from market.intervals import (
     charter_in_force,
     gate_closure_us,
@@ -27,20 +34,30 @@ from market.participants import Participant
 from market.results import planned_meter
 from market.scenario import Scenario, ScenarioError, default_scenario, load_scenario
 from market.strategies import StrategyContext, StrategyError, default_strategy, load_strategy
+from node.config import NodeConfig
+from node.devices.hardware import HardwareGlue, read_meter
 from node.errors import UserError
 from node.trading.interval_view import energy_window_ms, interval_state
 
-if TYPE_CHECKING:
-    from node.node import Node
-
-log = logging.getLogger("picogrid.agent")
+log = logging.getLogger(__name__)
+Append = Callable[[str, dict], Awaitable[Action]]
 MAX_SLEEP_S = 1.0
 
 
 class AgentLoop:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        cfg = node.cfg
+    """This agent's part in the market: it signs through `append`, reads `store`; `glue` and
+    `status` (optional) are the hardware's meter thread and error reporter."""
+
+    def __init__(self, cfg: NodeConfig, agent: bytes, store: Store, charters: list[Charter],
+                 append: Append, metrics: Counter[str], glue: HardwareGlue | None = None,
+                 status: StatusReporter | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.charters = charters
+        self.append = append
+        self.metrics = metrics
+        self.glue = glue
+        self.status = status
         try:
             self.scenario: Scenario = (load_scenario(cfg.scenario) if cfg.scenario
                                        else default_scenario())
@@ -51,7 +68,7 @@ class AgentLoop:
                 default_strategy(cfg.role)
         except StrategyError as exc:
             raise UserError(f"strategy {cfg.strategy!r}: {exc}") from None
-        self.me = Participant(node.identity.agent, cfg.name, cfg.role, cfg.household,
+        self.me = Participant(agent, cfg.name, cfg.role, cfg.household,
                               cfg.capacity_wh, cfg.max_power_w)
         self.meter = self._make_meter()
         self.ordered: set[int] = set()
@@ -75,16 +92,14 @@ class AgentLoop:
                         self.me.name, self.scenario.name)
             return False
 
-    def _make_meter(self):
-        from hardware.meter import make_meter
-
-        sensor_cfg = dict(self.node.cfg.extra.get("meter", {}))
+    def _make_meter(self) -> Any:
+        sensor_cfg = dict(self.cfg.extra.get("meter", {}))
         sensor_cfg.setdefault("capacity_wh", self.me.capacity_wh)
-        return make_meter(self.me.role, sensor_cfg, sim=not self.node.cfg.hardware)
+        return make_meter(self.me.role, sensor_cfg, sim=not self.cfg.hardware)
 
     def _recover(self) -> None:
         """What our own chain says we already did (a restart must not sign anything twice)."""
-        store, me = self.node.store, self.me.agent
+        store, me = self.store, self.me.agent
         start = 0
         while batch := store.chain(me, start, 1000):
             for a in batch:
@@ -103,6 +118,7 @@ class AgentLoop:
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Step through the intervals until cancelled; a failed step is logged and retried."""
         while True:
             try:
                 delay = await self.step()
@@ -115,7 +131,7 @@ class AgentLoop:
 
     async def step(self) -> float:
         """Do what is due now; return how long to sleep until something may be due."""
-        charters = self.node.charters
+        charters = self.charters
         if not charters:
             return MAX_SLEEP_S
         now = now_us()
@@ -147,11 +163,13 @@ class AgentLoop:
                    for t in settlement["trades"])
 
     def forecast(self, k: int) -> tuple[int, int]:
+        """(demand, generation) the scenario expects of this agent in interval `k`."""
         return self.scenario.expected(self.me.name, k) if self._known_name else (0, 0)
 
     async def sign_orders(self, k: int) -> None:
-        charter = charter_in_force(self.node.charters, k)
-        rules = charter.grids.get(self.node.cfg.grid)
+        """Sign this agent's offers or bids for interval `k`, from its strategy."""
+        charter = charter_in_force(self.charters, k)
+        rules = charter.grids.get(self.cfg.grid)
         self.ordered.add(k)
         if rules is None:
             return  # our grid has no market in this charter version
@@ -161,28 +179,27 @@ class AgentLoop:
         for intent in self.strategy.orders(ctx):
             if intent.energy_wh <= 0:
                 continue
-            await self.node.append(intent.side, {"interval": k, "energy_wh": intent.energy_wh,
+            await self.append(intent.side, {"interval": k, "energy_wh": intent.energy_wh,
                                                  "price": intent.price})
-        self.node.metrics["orders_signed"] += 1
+        self.metrics["orders_signed"] += 1
 
     async def settle(self, k: int) -> None:
+        """Clear interval `k`'s book and sign this agent's settlement of it."""
         self.settled.add(k)
         loop = asyncio.get_running_loop()
         state = await loop.run_in_executor(
-            None, interval_state, self.node.store, self.node.charters, self.node.cfg.grid, k
+            None, interval_state, self.store, self.charters, self.cfg.grid, k
         )
         payload = state.payload_for(self.me.agent)
         if payload is None:
             return
-        await self.node.append("settlement", payload)
-        self.node.metrics["intervals_settled"] += 1
+        await self.append("settlement", payload)
+        self.metrics["intervals_settled"] += 1
         self.last_settled = k
         self.net_wh[k] = self._net(payload)
         # What the meter will read in k if everyone delivers what was agreed.
         self.planned[k] = planned_meter(self.me, state.clearing)
         self.interval_s = charter_interval_s(state.charter.interval_ms)
-        from hardware.meter import SimulatedMeter
-
         if not isinstance(self.meter, SimulatedMeter) and (k - 1) not in self.ordered - self.read:
             self._feed_meter(k)  # no reading of k-1 to come that would set k's load
         log.info("settled interval %d: %d trade(s), book of %d order(s)", k,
@@ -190,8 +207,6 @@ class AgentLoop:
 
     def _feed_meter(self, k: int) -> None:
         """A simulated meter is told interval k's agreed flows (a real sensor measures them)."""
-        from hardware.meter import feed_simulation
-
         imported, exported = self.planned.pop(k, (0, 0))
         soc = None
         if self.me.role == "storage":
@@ -199,35 +214,35 @@ class AgentLoop:
                              - exported))
         try:
             feed_simulation(self.meter, imported, exported,
-                            interval_s=getattr(self, "interval_s", 1), soc_wh=soc)
+                            interval_s=self.interval_s, soc_wh=soc)
         except TypeError:
             pass  # real hardware
         except ValueError as exc:
             log.warning("simulated meter refused interval %d's flows: %s", k, exc)
 
     def expected_soc_before(self, k: int) -> int:
+        """The battery's charge at the start of `k`, by its latest reading and contracts since."""
         soc = self.soc_wh + sum(n for j, n in self.net_wh.items() if self.soc_interval < j < k)
         return max(0, min(self.me.capacity_wh, soc))
 
     async def sign_reading(self, k: int) -> None:
-        from hardware.meter import SimulatedMeter
-        from node.devices.hardware import read_meter
-
+        """Close interval `k` on the meter and sign its reading."""
         self.read.add(k)
         simulated = isinstance(self.meter, SimulatedMeter)
         if simulated:  # told its flows at the end of the interval it reports
             self._feed_meter(k)
         # The last sample and the close run on the meter's own thread: a real sensor takes about
         # a second for its 10 reads; trouble is reported as MEASURING, never fatal.
-        reading = await read_meter(self.node, self.meter, k)
+        reading = await read_meter(self.meter, k, glue=self.glue, status=self.status)
         if not simulated and (k + 1) in self.planned:  # a simulated chip carries k+1's load
             self._feed_meter(k + 1)
         if reading.get("soc_wh") is not None:
             self.soc_wh, self.soc_interval = reading["soc_wh"], k
-        await self.node.append("reading", reading)
-        self.node.metrics["readings_signed"] += 1
+        await self.append("reading", reading)
+        self.metrics["readings_signed"] += 1
 
 
 def charter_interval_s(interval_ms: int) -> int:
+    """A charter's interval in whole seconds (at least 1)."""
     return max(1, interval_ms // 1000)
 
