@@ -17,6 +17,7 @@ from ledger.charter import Charter, CharterError, parse_charter
 from ledger.errors import Invalid
 from ledger.membrane import Membrane
 from node.audit.chains import ChainReport, verify_chains
+from node.audit.market import audit_market
 from node.p2p.client import PeerClient, PeerError
 
 PAGE = 1000
@@ -115,8 +116,6 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     now = now_us()
     result.reports = verify_chains(raw, membrane, now, claimed=claimed)
     if agent is None and charter is not None:
-        from node.audit.market import audit_market
-
         result.market = audit_market(raw, charters or [charter], membrane, now)
     for author, items in raw.items():
         actions = []

@@ -11,7 +11,9 @@ from ledger.chain import now_us
 from ledger.charter import MECHANISMS, CharterError, GridRules, charter_from_map, parse_charter
 from ledger.membrane import Membrane
 from ledger.store import Store
+from market.intervals import interval_at
 from node.cli.common import with_client
+from node.cli.community import load_admin
 from node.config import load_config
 from node.errors import UserError
 from node.p2p.client import PeerClient, PeerError
@@ -39,8 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from node.cli.community import load_admin
-
     cfg = load_config(args.dir)
     if not cfg.admin_key_path.exists():
         raise UserError(f"{cfg.admin_key_path} not found: only the admin can sign charters")
@@ -59,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--invite-only and --open contradict each other")
     m = current.to_map()
     m["version"] = current.version + 1
-    from market.intervals import interval_at
-
     m["effective_from"] = max(0, interval_at(current, now_us())) + 2
     for item in args.set:
         key, sep, value = item.partition("=")

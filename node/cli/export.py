@@ -24,14 +24,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ledger.charter import Charter, CharterError, parse_charter
 from ledger.keys import KeyFileError, load_identity
 from ledger.store import Store
+from market.intervals import interval_start_us
 from node.cli.common import agent_hex_arg
 from node.config import NodeConfig, load_config
 from node.errors import UserError
+from node.trading.interval_view import bills_of, interval_state
+from node.trading.reports import BillTotals, trade_json
 
 CSV_COLUMNS = [
     "interval",
@@ -139,15 +142,9 @@ def collect(
     view: StoreView, grid: str, frm: int, to: int, agent: bytes | None
 ) -> tuple[list[dict], dict[bytes, dict], dict[bytes, dict]]:
     """Every trade of the range (filtered to `agent`), and each agent's bill in the format of
-    `node.http.market_routes.bill_json`, computing each interval once."""
-    from market.intervals import interval_start_us
-    from node.http.market_routes import trade_json
-    from node.trading.interval_view import bills_of, interval_state
-
+    `node.trading.reports.bill_json`, computing each interval once."""
     trades: list[dict] = []
-    totals: dict[bytes, Any] = {}
-    rows: dict[bytes, list[dict]] = {}
-    baselines: dict[bytes, int] = {}
+    sums: BillTotals[bytes] = BillTotals()
     agents: dict[bytes, dict] = {}
     progress = Progress(to - frm + 1)
     for done, k in enumerate(range(frm, to + 1), 1):
@@ -165,24 +162,10 @@ def collect(
         for a, b in bills.items():
             if agent is not None and a != agent:
                 continue
-            rows.setdefault(a, []).append({"interval": k, **b.to_dict()})
-            totals[a] = totals[a] + b if a in totals else b
-            baselines[a] = baselines.get(a, 0) + bases[a]
+            sums.add(a, k, b, bases[a])
         progress.step(done, k)
-    bill_of: dict[bytes, dict] = {}
-    for a in agents if agent is None else [agent]:
-        total = totals.get(a)
-        bill_of[a] = {
-            "agent": a.hex(),
-            "grid": grid,
-            "from": frm,
-            "to": to,
-            "intervals": rows.get(a, []),
-            "total": total.to_dict() if total else None,
-            "baseline": baselines.get(a, 0),
-            "saved": baselines.get(a, 0) - total.net if total else 0,
-            "units": "energy in Wh, money in milli-cents",
-        }
+    bill_of = {a: sums.bill_json(a, a, grid, frm, to) for a in (agents if agent is None
+                                                                 else [agent])}
     return trades, agents, bill_of
 
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from node.errors import UserError
 
@@ -26,8 +27,6 @@ COMMAND_MODULES = [
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("picogrid")
     except PackageNotFoundError:

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(cfg) -> int:
+    # Deliberately here: only `run` needs the whole node (aiohttp, the server, every service);
+    # every other command starts without importing it.
     from node.node import Node
 
     try:

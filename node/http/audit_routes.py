@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from ledger.chain import now_us
+from ledger.paging import chain_pages
 from node.audit.chains import verify_chains
 from node.http.context import CONTEXT, HttpContext
 from node.http.jsonify import action_json, agent_json, charter_json
@@ -98,10 +99,7 @@ async def audit(request: web.Request) -> web.Response:
         return json_error(404, "no such agent here")
 
     def run() -> dict:
-        items, start = [], 0
-        while batch := node.store.chain_range(author, start, 1000):
-            items += batch
-            start += len(batch)
+        items = [i for page in chain_pages(node.store.chain_range, author) for i in page]
         evidence = {author: [(a.action_bytes, a.signature)
                              for a in node.store.fork_evidence(author)]}
         report = verify_chains({author: items}, node.membrane(), now_us(), evidence=evidence)

@@ -19,6 +19,7 @@ from market.intervals import (
 from market.results import kpis
 from node.http.context import CONTEXT, HttpContext
 from node.http.server import BadRequest, author_param, in_thread, int_param, json_error
+from node.trading import reports
 from node.trading.interval_view import (
     IntervalState,
     bills_of,
@@ -26,6 +27,7 @@ from node.trading.interval_view import (
     interval_state,
     socs_before,
 )
+from node.trading.reports import trade_json
 
 MAX_RANGE = 500
 
@@ -125,19 +127,6 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
     }
 
 
-def trade_json(status, names: dict[bytes, str], k: int) -> dict:
-    t = status.trade
-    return {
-        "interval": k,
-        "seller": t.seller.hex(), "buyer": t.buyer.hex(),
-        "seller_name": names.get(t.seller), "buyer_name": names.get(t.buyer),
-        "energy_wh": t.energy_wh, "price": t.price,
-        "offer": t.offer.hex(), "bid": t.bid.hex(),
-        "status": status.status,
-        "missing": {a.hex(): [h.hex() for h in hs] for a, hs in status.missing.items()},
-    }
-
-
 async def get_interval(request: web.Request) -> web.Response:
     node = _node(request)
     if not node.charters:
@@ -154,14 +143,8 @@ async def get_interval(request: web.Request) -> web.Response:
 
 
 def trades_in(node: HttpContext, grid: str, frm: int, to: int, agent: bytes | None) -> list[dict]:
-    rows = []
-    for k in range(frm, to + 1):
-        state = interval_state(node.store, node.charters, grid, k)
-        names = _names(state)
-        for s in state.statuses:
-            if agent is None or agent in (s.trade.seller, s.trade.buyer):
-                rows.append(trade_json(s, names, k))
-    return rows
+    """Every trade of the range (only `agent`'s when given), as JSON rows."""
+    return reports.trades_in(node.store, node.charters, grid, frm, to, agent)
 
 
 async def get_trades(request: web.Request) -> web.Response:
@@ -192,22 +175,8 @@ async def get_trades(request: web.Request) -> web.Response:
 
 
 def bill_json(node: HttpContext, agent: bytes, grid: str, frm: int, to: int) -> dict:
-    total = None
-    rows = []
-    baseline = 0
-    for k in range(frm, to + 1):
-        state = interval_state(node.store, node.charters, grid, k)
-        bills, baselines = bills_of(state)
-        if agent in bills:
-            b = bills[agent]
-            rows.append({"interval": k, **b.to_dict()})
-            total = b if total is None else total + b
-            baseline += baselines[agent]
-    totals = total.to_dict() if total else None
-    return {"agent": agent.hex(), "grid": grid, "from": frm, "to": to, "intervals": rows,
-            "total": totals, "baseline": baseline,
-            "saved": baseline - total.net if total else 0,
-            "units": "energy in Wh, money in milli-cents"}
+    """`agent`'s bills over the range, summed, with its grid-only baseline."""
+    return reports.bill_json(node.store, node.charters, agent, grid, frm, to)
 
 
 async def get_bill(request: web.Request) -> web.Response:
@@ -223,7 +192,8 @@ async def get_bill(request: web.Request) -> web.Response:
 
 def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
     """A day at a glance for the dashboard: per interval figures and the KPIs so far."""
-    series, all_figures, bills, baselines = [], [], {}, {}
+    series, all_figures = [], []
+    sums: reports.BillTotals[str] = reports.BillTotals()
     participants = {}
     for k in range(frm, to + 1):
         state = interval_state(node.store, node.charters, grid, k)
@@ -236,9 +206,7 @@ def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
         names = _names(state)
         ib, ibase = bills_of(state)
         for a, b in ib.items():
-            n = names[a]
-            bills[n] = bills[n] + b if n in bills else b
-            baselines[n] = baselines.get(n, 0) + ibase[a]
+            sums.add(names[a], k, b, ibase[a])
         statuses = [s.status for s in state.statuses]
         series.append({
             "interval": k,
@@ -257,7 +225,8 @@ def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
         "grid": grid, "from": frm, "to": to,
         "current": current_interval(node),
         "series": series,
-        "kpis": kpis(participants, all_figures, bills, baselines) if bills else None,
+        "kpis": kpis(participants, all_figures, sums.totals, sums.baselines) if sums.totals
+        else None,
     }
 
 

@@ -49,6 +49,7 @@ import aiohttp
 from hardware.status import ErrorLevel, StatusReporter
 from ledger.chain import now_us
 from ledger.charter import Charter
+from ledger.paging import chain_pages
 from ledger.store import Store
 from market.intervals import interval_start_us
 from node.config import NodeConfig
@@ -146,7 +147,7 @@ class InfluxExporter:
         me, cfg = self.agent, self.cfg
         lines: list[str] = []
         seq, pending = self.seq, set(self.pending)
-        while batch := self.store.chain(me, seq + 1, CHAIN_PAGE):
+        for batch in chain_pages(self.store.chain, me, seq + 1, CHAIN_PAGE):
             for a in batch:
                 if a.type == "reading":
                     k = a.payload["interval"]
@@ -163,8 +164,6 @@ class InfluxExporter:
                 elif a.type == "settlement":
                     pending.add(a.payload["interval"])
             seq = batch[-1].seq
-            if len(batch) < CHAIN_PAGE:
-                break
         now = now_us()
         for k in sorted(pending):
             state = interval_state(self.store, charters, cfg.grid, k)

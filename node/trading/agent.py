@@ -22,6 +22,7 @@ from hardware.status import StatusReporter
 from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.charter import Charter
+from ledger.paging import chain_pages
 from ledger.store import Store
 from market.intervals import (
     charter_in_force,
@@ -37,7 +38,7 @@ from market.strategies import StrategyContext, StrategyError, default_strategy, 
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue, read_meter
 from node.errors import UserError
-from node.trading.interval_view import energy_window_ms, interval_state
+from node.trading.interval_view import contracted_net, energy_window_ms, interval_state
 
 log = logging.getLogger(__name__)
 Append = Callable[[str, dict], Awaitable[Action]]
@@ -99,21 +100,19 @@ class AgentLoop:
 
     def _recover(self) -> None:
         """What our own chain says we already did (a restart must not sign anything twice)."""
-        store, me = self.store, self.me.agent
-        start = 0
-        while batch := store.chain(me, start, 1000):
+        me = self.me.agent
+        for batch in chain_pages(self.store.chain, me):
             for a in batch:
                 k = a.payload.get("interval") if a.type != "genesis" else None
                 if a.type in ("offer", "bid"):
                     self.ordered.add(k)
                 elif a.type == "settlement":
                     self.settled.add(k)
-                    self.net_wh[k] = self._net(a.payload)
+                    self.net_wh[k] = contracted_net(me, a.payload)
                 elif a.type == "reading":
                     self.read.add(k)
                     if a.payload["soc_wh"] is not None:
                         self.soc_wh, self.soc_interval = a.payload["soc_wh"], k
-            start += len(batch)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -157,11 +156,6 @@ class AgentLoop:
         soc = self.soc_wh + sum(n for j, n in self.net_wh.items() if j > self.soc_interval)
         return max(0, min(self.me.capacity_wh, soc))
 
-    def _net(self, settlement: dict) -> int:
-        me = self.me.agent
-        return sum((t[2] if t[1] == me else 0) - (t[2] if t[0] == me else 0)
-                   for t in settlement["trades"])
-
     def forecast(self, k: int) -> tuple[int, int]:
         """(demand, generation) the scenario expects of this agent in interval `k`."""
         return self.scenario.expected(self.me.name, k) if self._known_name else (0, 0)
@@ -196,7 +190,7 @@ class AgentLoop:
         await self.append("settlement", payload)
         self.metrics["intervals_settled"] += 1
         self.last_settled = k
-        self.net_wh[k] = self._net(payload)
+        self.net_wh[k] = contracted_net(self.me.agent, payload)
         # What the meter will read in k if everyone delivers what was agreed.
         self.planned[k] = planned_meter(self.me, state.clearing)
         self.interval_s = charter_interval_s(state.charter.interval_ms)

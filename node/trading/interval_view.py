@@ -15,7 +15,7 @@ from market.clearing import clear
 from market.intervals import charter_in_force, gate_closure_us
 from market.orders import Order, select_book
 from market.participants import Participant
-from market.results import Bill, baseline_net, interval_figures, reconcile
+from market.results import Bill, baseline_net, interval_figures, reconcile, traded
 from market.settlement import TradeStatus, classify, settlement_payload
 from market.trades import Clearing, Trade
 
@@ -96,6 +96,12 @@ def interval_state(store: Store, charters: list[Charter], grid: str, k: int) -> 
     return state
 
 
+def contracted_net(agent: bytes, settlement: dict) -> int:
+    """What `agent` bought minus what it sold (Wh) by the trades of a signed settlement."""
+    bought, sold = traded(agent, (Trade(*t) for t in settlement["trades"]))
+    return bought - sold
+
+
 def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Participant],
                 lookback: int = 48) -> dict[bytes, int]:
     """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh` plus
@@ -113,9 +119,7 @@ def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Parti
             if a.type == "reading" and a.payload["soc_wh"] is not None:
                 socs[a.author] = a.payload["soc_wh"] + net[a.author]
             elif a.type == "settlement":
-                net[a.author] += sum((t[2] if t[1] == a.author else 0)
-                                     - (t[2] if t[0] == a.author else 0)
-                                     for t in a.payload["trades"])
+                net[a.author] += contracted_net(a.author, a.payload)
     for agent, who in storage.items():
         socs[agent] = max(0, min(who.capacity_wh, socs.get(agent, net[agent])))
     return socs
