@@ -36,7 +36,7 @@ from node.cli.launcher import free_port_run  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb_total": 400, "cpu_percent_total": 10}
-NODE_IMPORTS = "import aiohttp, nacl.signing, node.node, node.agent, node.server, node.api_market"
+NODE_IMPORTS = "import aiohttp, nacl.signing, node.node"  # node.node imports every service
 
 
 

@@ -44,32 +44,39 @@ class NodeConfig:
 
     @property
     def key_path(self) -> Path:
+        """The agent's key file."""
         return self.dir / "agent.key"
 
     @property
     def admin_key_path(self) -> Path:
+        """The community admin's key file (founders only)."""
         return self.dir / "admin.key"
 
     @property
     def store_path(self) -> Path:
+        """The SQLite store."""
         return self.dir / "store.sqlite3"
 
     @property
     def url(self) -> str:
+        """The URL peers reach this node at."""
         if self.public_url is not None:
             return self.public_url
         return f"http://{self.listen}"
 
     def listen_host_port(self) -> tuple[str, int]:
+        """(host, port) to listen on."""
         return parse_host_port(self.listen)
 
     def save(self) -> None:
+        """Write config.toml atomically."""
         path = self.dir / "config.toml"
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text(self.to_toml())
         os.replace(tmp, path)
 
     def to_toml(self) -> str:
+        """The config as TOML text."""
         sections = {
             "agent": {
                 "name": self.name, "role": self.role, "household": self.household,
@@ -130,6 +137,7 @@ def _toml_value(v: object) -> str:
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
+    """(host, port) of `HOST:PORT`; UserError otherwise."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise UserError(f"expected HOST:PORT, got {text!r}")
@@ -137,6 +145,7 @@ def parse_host_port(text: str) -> tuple[str, int]:
 
 
 def load_config(directory: str | Path) -> NodeConfig:
+    """The config of a data directory; UserError when it is missing or wrong."""
     d = Path(directory)
     path = d / "config.toml"
     if not path.exists():

@@ -24,6 +24,7 @@ class ChainReport:
     head: bytes | None = None
 
     def to_json(self) -> dict:
+        """The report as JSON (agent id in hex)."""
         return {
             "agent": self.agent.hex(),
             "status": self.status,

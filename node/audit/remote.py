@@ -41,6 +41,7 @@ class AuditResult:
             not self.market.get("problems")
 
     def to_json(self) -> dict:
+        """The whole audit as JSON: every chain's report, named, and the market's."""
         agents = []
         for author, report in sorted(self.reports.items(), key=lambda kv: self._name(kv[0])):
             row = report.to_json()
@@ -65,6 +66,7 @@ class AuditResult:
 
 
 async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tuple[bytes, bytes]]:
+    """Every action of `author`'s chain up to seq `until`, page by page."""
     items: list[tuple[bytes, bytes]] = []
     while len(items) <= until:
         page = await client.chain(author, len(items), PAGE)
@@ -132,6 +134,7 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
 
 
 async def safe_audit(url: str, agent: bytes | None, admin: bytes | None) -> AuditResult:
+    """Audit `url`; an unreachable node is a result with an error, not an exception."""
     try:
         return await audit_url(url, agent, admin)
     except PeerError as exc:

@@ -12,6 +12,7 @@ from node.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid audit` to the command line."""
     p = sub.add_parser("audit", help="re-verify every chain a node serves",
                        description="Pull every chain (or one) from URL and re-verify it locally: "
                                    "signatures, links, schemas, membrane, forks, and every "
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Audit a node by URL; exit 0 when every chain and settlement checks out."""
     if not args.url.startswith(("http://", "https://")):
         raise UserError(f"expected an http:// or https:// URL, got {args.url!r}")
     agent = agent_hex_arg(args.agent) if args.agent else None
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(result: AuditResult) -> str:
+    """The audit as text for a terminal."""
     data = result.to_json()
     lines = [f"audit of {result.url}"]
     if result.error:

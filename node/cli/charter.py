@@ -8,13 +8,20 @@ from pathlib import Path
 
 from ledger import codec
 from ledger.chain import now_us
-from ledger.charter import MECHANISMS, CharterError, GridRules, charter_from_map, parse_charter
+from ledger.charter import (
+    MECHANISMS,
+    Charter,
+    CharterError,
+    GridRules,
+    charter_from_map,
+    parse_charter,
+)
 from ledger.membrane import Membrane
 from ledger.store import Store
 from market.intervals import interval_at
 from node.cli.common import with_client
 from node.cli.community import load_admin
-from node.config import load_config
+from node.config import NodeConfig, load_config
 from node.errors import UserError
 from node.p2p.client import PeerClient, PeerError
 
@@ -22,6 +29,7 @@ SETTABLE = ("interval_ms", "lead_ms", "grace_ms", "epoch_us", "effective_from")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid charter` to the command line."""
     p = sub.add_parser("charter", help="sign and publish a new charter version (admin only)",
                        description="Sign a new version of the community charter with DIR's "
                                    "admin.key and publish it through DIR's node. It takes effect "
@@ -41,22 +49,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Sign the next charter version with the admin key, and publish or save it."""
     cfg = load_config(args.dir)
     if not cfg.admin_key_path.exists():
         raise UserError(f"{cfg.admin_key_path} not found: only the admin can sign charters")
     admin = load_admin(cfg.admin_key_path)
     if admin.agent.hex() != cfg.admin:
         raise UserError("admin.key is not the key this community pins")
+    current = _current_charter(cfg, admin.agent)
+    if args.invite_only and args.open:
+        raise UserError("--invite-only and --open contradict each other")
+    m = _next_version_map(current, args)
+    try:
+        # Checked exactly as a peer will check it: from its canonical encoding.
+        new = charter_from_map(codec.decode(codec.encode(m))).sign(admin)
+    except (CharterError, codec.CodecError) as exc:  # a number beyond 64 bits fails either way
+        raise UserError(f"charter refused: {exc}") from None
+    assert new.signed is not None
+    where = _publish(cfg, new.version, new.signed)
+    print(f"charter version {new.version}, effective from interval {new.effective_from}: {where}")
+    return 0
+
+
+def _current_charter(cfg: NodeConfig, admin: bytes) -> Charter:
     store = Store(cfg.store_path, Membrane(cfg.community))
     try:
         signed = store.charters()
-        current = parse_charter(signed[-1], admin.agent) if signed else None
+        current = parse_charter(signed[-1], admin) if signed else None
     finally:
         store.close()
     if current is None:
         raise UserError("this node holds no charter yet")
-    if args.invite_only and args.open:
-        raise UserError("--invite-only and --open contradict each other")
+    return current
+
+
+def _next_version_map(current: Charter, args: argparse.Namespace) -> dict:
     m = current.to_map()
     m["version"] = current.version + 1
     m["effective_from"] = max(0, interval_at(current, now_us())) + 2
@@ -83,25 +110,20 @@ def run(args: argparse.Namespace) -> int:
         if any(isinstance(v, int) and v < 0 for v in changes.values()):
             raise UserError("tariffs must be >= 0")
         m["grids"][args.grid] = dataclasses.replace(rules, **changes).to_map()
-    try:
-        # Checked exactly as a peer will check it: from its canonical encoding.
-        new = charter_from_map(codec.decode(codec.encode(m))).sign(admin)
-    except (CharterError, codec.CodecError) as exc:  # a number beyond 64 bits fails either way
-        raise UserError(f"charter refused: {exc}") from None
-    assert new.signed is not None
+    return m
 
+
+def _publish(cfg: NodeConfig, version: int, signed: bytes) -> str:
     async def publish(client: PeerClient) -> None:
-        await client.post_charter(new.signed)
+        await client.post_charter(signed)
 
     try:
         with_client(cfg.url, publish)
-        where = f"published through {cfg.url}"
+        return f"published through {cfg.url}"
     except PeerError:
         store = Store(cfg.store_path, Membrane(cfg.community))
         try:
-            store.save_charter(new.version, new.signed)
+            store.save_charter(version, signed)
         finally:
             store.close()
-        where = "saved; the node publishes it when it next runs"
-    print(f"charter version {new.version}, effective from interval {new.effective_from}: {where}")
-    return 0
+        return "saved; the node publishes it when it next runs"

@@ -14,6 +14,7 @@ from node.p2p.client import PeerClient
 
 
 def agent_hex_arg(text: str) -> bytes:
+    """An agent id from the command line; UserError when it is not one."""
     try:
         return parse_agent_hex(text.strip().lower())
     except ValueError as exc:
@@ -33,6 +34,7 @@ def with_client(url: str, fn: Callable[[PeerClient], Awaitable[Any]], timeout: f
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
+    """Rows as a plain text table under `header`."""
     cells = [header] + [[("" if c is None else str(c)) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]

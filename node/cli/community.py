@@ -18,6 +18,7 @@ DAY_US = 86_400_000_000
 
 
 def midnight_utc_us(now_us: int) -> int:
+    """The last UTC midnight at or before `now_us`."""
     return now_us - now_us % DAY_US
 
 
@@ -38,6 +39,7 @@ def default_charter(community: str, admin: bytes, grid: str, mechanism: str = "m
 
 
 def create_identity(directory: Path) -> Identity:
+    """A new agent key in `directory`; refuses to overwrite one."""
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "agent.key").exists():
         raise UserError(f"{directory} already holds an identity (agent.key); refusing to overwrite")
@@ -45,6 +47,7 @@ def create_identity(directory: Path) -> Identity:
 
 
 def create_admin(directory: Path) -> Identity:
+    """A new community admin key in `directory`."""
     return _new_key(directory / "admin.key")
 
 
@@ -59,6 +62,7 @@ def _new_key(path: Path) -> Identity:
 
 
 def load_admin(path: Path) -> Identity:
+    """The admin key at `path`; UserError when it cannot be read."""
     try:
         return load_identity(path)
     except KeyFileError as exc:

@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 from ledger.charter import MECHANISMS
-from market.scenario import ScenarioError, default_scenario, load_scenario
+from market.scenario import Scenario, ScenarioError, default_scenario, load_scenario
 from node.cli import launcher as demo
 from node.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid demo` to the command line."""
     p = sub.add_parser(
         "demo",
         help="watch a whole PicoGrid trade on this machine",
@@ -47,33 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.interval_seconds < 2:
-        raise UserError("--interval-seconds must be at least 2")
-    if args.intervals is not None and args.intervals < 1:
-        raise UserError("--intervals must be at least 1")
-    if not 0 <= args.start_hour <= 23:
-        raise UserError("--start-hour must be between 0 and 23")
-    try:
-        scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
-    except (ScenarioError, OSError) as exc:
-        raise UserError(f"scenario {args.scenario}: {exc}") from None
+    """Run the demo: one node per agent of the scenario, followed interval by interval."""
+    scenario = _checked(args)
     n = len(scenario.agents)
-    if not 1024 <= args.port <= 65535 - n + 1:
-        raise UserError(
-            f"--port must be between 1024 and {65535 - n + 1} (the demo uses {n} ports from it)"
-        )
-    if args.dir is not None and args.dir.exists():
-        if not args.dir.is_dir():
-            raise UserError(f"{args.dir} is not a directory")
-        if any(args.dir.iterdir()):
-            raise UserError(f"{args.dir} is not empty; give an empty or new --dir")
-    busy = demo.busy_ports(args.port, n)
-    if busy:
-        raise UserError(
-            f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
-            f"already in use on 127.0.0.1 (a demo still running?); "
-            f"choose other ports with --port"
-        )
     mechanism = args.mechanism or scenario.mechanism
     total = args.intervals or scenario.intervals
     if hasattr(sys.stdout, "reconfigure"):
@@ -127,6 +104,38 @@ def run(args: argparse.Namespace) -> int:
         signals.stopping()
         demo.stop(nodes)
         signals.restore()
+
+
+def _checked(args: argparse.Namespace) -> Scenario:
+    """The demo's scenario, once every argument is checked (UserError otherwise)."""
+    if args.interval_seconds < 2:
+        raise UserError("--interval-seconds must be at least 2")
+    if args.intervals is not None and args.intervals < 1:
+        raise UserError("--intervals must be at least 1")
+    if not 0 <= args.start_hour <= 23:
+        raise UserError("--start-hour must be between 0 and 23")
+    try:
+        scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+    except (ScenarioError, OSError) as exc:
+        raise UserError(f"scenario {args.scenario}: {exc}") from None
+    n = len(scenario.agents)
+    if not 1024 <= args.port <= 65535 - n + 1:
+        raise UserError(
+            f"--port must be between 1024 and {65535 - n + 1} (the demo uses {n} ports from it)"
+        )
+    if args.dir is not None and args.dir.exists():
+        if not args.dir.is_dir():
+            raise UserError(f"{args.dir} is not a directory")
+        if any(args.dir.iterdir()):
+            raise UserError(f"{args.dir} is not empty; give an empty or new --dir")
+    busy = demo.busy_ports(args.port, n)
+    if busy:
+        raise UserError(
+            f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} "
+            f"already in use on 127.0.0.1 (a demo still running?); "
+            f"choose other ports with --port"
+        )
+    return scenario
 
 
 def _start_in_s(interval_s: int, agents: int) -> float:

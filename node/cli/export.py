@@ -54,6 +54,7 @@ PROGRESS_EVERY_S = 2.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid export` to the command line."""
     p = sub.add_parser(
         "export",
         help="trade history and bills as CSV or JSON",
@@ -91,6 +92,7 @@ class PublicIdentity:
 
     @property
     def agent_hex(self) -> str:
+        """The agent id in hex."""
         return self.agent.hex()
 
 
@@ -105,10 +107,12 @@ class StoreView:
 
     @property
     def charter(self) -> Charter | None:
+        """The newest charter version, if any."""
         return max(self.charters, key=lambda c: c.version) if self.charters else None
 
 
 def open_view(cfg: NodeConfig) -> StoreView:
+    """The store and charters of a data directory, read without the node."""
     if not cfg.store_path.exists():
         raise UserError(f"{cfg.dir} holds no store ({cfg.store_path.name} is missing)")
     store = Store(cfg.store_path)
@@ -133,6 +137,7 @@ class Progress:
         self.last = -float("inf")  # the first step speaks at once
 
     def step(self, done: int, k: int) -> None:
+        """Print progress, at most every PROGRESS_EVERY_S."""
         if self.enabled and time.monotonic() - self.last >= PROGRESS_EVERY_S:
             self.last = time.monotonic()
             print(f"export: interval {k} ({done}/{self.total})", file=self.out, flush=True)
@@ -170,6 +175,7 @@ def collect(
 
 
 def to_csv(trades: list[dict]) -> str:
+    """The trades as CSV, one row each."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -186,6 +192,7 @@ def to_json(
     agents: dict[bytes, dict],
     bills: dict[bytes, dict],
 ) -> str:
+    """Every trade once and each agent's trades and bill, as JSON text."""
     per_agent = []
     for a in sorted(bills):
         info = agents.get(a, {"agent": a.hex(), "name": None, "role": None, "household": None})
@@ -204,6 +211,7 @@ def to_json(
 
 
 def write_output(text: str, path: Path | None) -> None:
+    """Write `text` to `path` atomically, or to stdout."""
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -217,6 +225,7 @@ def write_output(text: str, path: Path | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export the trades and bills of a range of intervals as CSV or JSON."""
     agent = agent_hex_arg(args.agent) if args.agent else None
     cfg = load_config(args.dir)
     view = open_view(cfg)

@@ -26,6 +26,7 @@ SIM_LOADS = ((120_000, 5_000), (250_000, 5_000), (-80_000, 5_000))
 
 
 def register(subparsers: Any) -> None:
+    """Add `picogrid hw test` and `picogrid hw scan` to the command line."""
     hw = subparsers.add_parser(
         "hw", help="check the kit's LEDs and INA219 sensors", description=__doc__
     )
@@ -151,6 +152,7 @@ def _test_sensors(config: KitConfig, sim: bool) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    """Walk through the kit's LEDs and sensors, one by one."""
     if args.delay < 0:
         raise UserError("--delay must not be negative")
     config = _load(args.config)
@@ -166,6 +168,7 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def run_scan(args: argparse.Namespace) -> int:
+    """List the INA219 sensors found on the I2C bus."""
     config = _load(args.config)
     bus: Any
     if args.sim:

@@ -20,6 +20,7 @@ from node.p2p.client import PeerClient, PeerError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid init` to the command line."""
     p = sub.add_parser("init", help="create an agent: key, config and genesis",
                        description="Create an agent in DIR. Without --join it founds community "
                                    "C (admin key and charter in DIR); with --join it joins "
@@ -66,6 +67,7 @@ def _check_args(args: argparse.Namespace) -> bytes | None:
 
 
 def fetch_charter(url: str, community: str, admin_hex: str | None, yes: bool) -> Charter:
+    """The charter of the community at `url`, checked against the admin key given or asked for."""
     async def get() -> Charter:
         async with aiohttp.ClientSession() as session:
             return await PeerClient(session, url, timeout=5).charter()
@@ -102,6 +104,7 @@ def _key_for_join(directory: Path) -> Identity:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Create an agent: key, config and genesis (founding or joining a community)."""
     invite = _check_args(args)
     directory: Path = args.dir
     if (directory / "config.toml").exists():

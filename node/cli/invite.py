@@ -11,6 +11,7 @@ from node.cli.community import load_admin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid invite` to the command line."""
     p = sub.add_parser("invite", help="issue a membrane invite (admin only)",
                        description="Sign an invite that lets AGENT_HEX join grid G of a "
                                    "closed community. Prints the invite as hex.")
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print a signed invite for an agent to join a closed community's grid."""
     agent = agent_hex_arg(args.agent)
     admin = load_admin(args.admin_key)
     print(make_invite(admin, args.community, args.grid, agent).hex())

@@ -12,6 +12,7 @@ from node.p2p.client import PeerClient, PeerError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid join` to the command line."""
     p = sub.add_parser("join", help="add a remote PicoGrid's node as a peer",
                        description="Check that URL answers and belongs to this node's community "
                                    "(same name, same admin key), then add it to config.toml.")
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check a remote node's community and add it as a peer in config.toml."""
     cfg = load_config(args.dir)
     url = args.url.rstrip("/")
     admin = bytes.fromhex(cfg.admin)

@@ -34,6 +34,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `picogrid` argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
         prog="picogrid",
         description="PicoGrid: a peer-to-peer energy trading ledger node.",
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `picogrid`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -12,10 +12,11 @@ from ledger.keys import KeyFileError
 from node.config import load_config, parse_host_port
 from node.errors import UserError
 
-log = logging.getLogger("picogrid.run")
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid run` to the command line."""
     p = sub.add_parser("run", help="run this agent's node until Ctrl-C",
                        description="Run the node: serve gossip and the audit API, gossip with "
                                    "peers, trade every interval. Stops cleanly on SIGINT/SIGTERM.")
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the node of a data directory until SIGINT or SIGTERM."""
     cfg = load_config(args.dir)
     if args.listen:
         parse_host_port(args.listen)
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(cfg) -> int:
+    """Start the node, wait for a stop, stop it; 1 after a critical error."""
     # Deliberately here: only `run` needs the whole node (aiohttp, the server, every service);
     # every other command starts without importing it.
     from node.node import Node

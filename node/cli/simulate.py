@@ -18,6 +18,7 @@ from node.errors import UserError
 
 
 def register(subparsers: Any) -> None:
+    """Add `picogrid simulate` to the command line."""
     p = subparsers.add_parser(
         "simulate",
         help="run a scenario's market offline and print what every agent did",
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run a scenario's market offline and print what every agent did."""
     if args.mechanism is not None and args.mechanism not in MECHANISMS:
         raise UserError(
             f"unknown mechanism {args.mechanism!r}: choose one of {', '.join(MECHANISMS)}"

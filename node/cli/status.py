@@ -10,12 +10,14 @@ from node.p2p.client import PeerClient, PeerError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `picogrid status` to the command line."""
     p = sub.add_parser("status", help="peers, sync lag and chain heights of a node")
     p.add_argument("url", metavar="URL")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print a node's peers, sync lag and chain heights."""
     async def fetch(client: PeerClient) -> tuple[dict, list]:
         return await client.json("/v1/info"), await client.json("/v1/agents")
 

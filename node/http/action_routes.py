@@ -19,6 +19,7 @@ HASH_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 async def get_action(request: web.Request) -> web.Response:
+    """GET /v1/actions/{hash}: one stored action as JSON."""
     raw = request.match_info["hash"].lower()
     if not HASH_HEX.match(raw):
         raise BadRequest("an action hash is 64 hex digits")

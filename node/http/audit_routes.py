@@ -60,12 +60,14 @@ def _mono() -> float:
 
 
 async def agents(request: web.Request) -> web.Response:
+    """GET /v1/agents: every agent this node holds a chain of."""
     node = _node(request)
     urls = _urls(node)
     return web.json_response([agent_json(r, urls.get(r["author"])) for r in node.store.agents()])
 
 
 async def agent(request: web.Request) -> web.Response:
+    """GET /v1/agents/{id}: one agent."""
     node = _node(request)
     author = author_param(request, "id")
     row = node.store.agent(author)
@@ -75,6 +77,7 @@ async def agent(request: web.Request) -> web.Response:
 
 
 async def chain(request: web.Request) -> web.Response:
+    """GET /v1/agents/{id}/chain: a page of an agent's actions as JSON."""
     node = _node(request)
     author = author_param(request, "id")
     start = int_param(request, "from", 0, 0, 2**62)
@@ -93,6 +96,7 @@ async def chain(request: web.Request) -> web.Response:
 
 
 async def audit(request: web.Request) -> web.Response:
+    """GET /v1/agents/{id}/audit: the agent's chain re-verified by this node."""
     node = _node(request)
     author = author_param(request, "id")
     if node.store.head(author) is None:
@@ -115,6 +119,7 @@ async def audit(request: web.Request) -> web.Response:
 
 
 async def community(request: web.Request) -> web.Response:
+    """GET /v1/community: the charter and every grid's agents."""
     node = _node(request)
     charter = node.charter
     urls = _urls(node)

@@ -9,6 +9,7 @@ from ledger.charter import Charter
 
 
 def to_json(value: Any) -> Any:
+    """`value` with bytes as hex, recursively."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
@@ -19,6 +20,7 @@ def to_json(value: Any) -> Any:
 
 
 def action_json(a: Action) -> dict:
+    """A signed action as JSON (a warrant's evidence spelled out)."""
     payload = to_json(a.payload)
     if a.type == "warrant":
         payload["evidence"] = [
@@ -39,12 +41,14 @@ def action_json(a: Action) -> dict:
 
 
 def charter_json(c: Charter) -> dict:
+    """A charter as JSON, with its signed form in hex."""
     m = to_json(c.to_map())
     m["signed"] = c.signed.hex() if c.signed else None
     return m
 
 
 def agent_json(row: dict, url: str | None = None) -> dict:
+    """An agent's genesis facts as JSON, with its URL when known."""
     return {
         "id": row["author"].hex(),
         "name": row["name"],

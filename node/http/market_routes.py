@@ -44,6 +44,7 @@ def _grid(request: web.Request, node: HttpContext) -> str:
 
 
 def current_interval(node: HttpContext) -> int:
+    """The interval in progress now."""
     return interval_at(node.charters, now_us())
 
 
@@ -75,6 +76,7 @@ def _phase(node: HttpContext, k: int, state: IntervalState) -> str:
 
 
 def interval_json(node: HttpContext, grid: str, k: int) -> dict:
+    """Interval `k` of `grid`: book, clearing, settlements, figures, LEDs."""
     state = interval_state(node.store, node.charters, grid, k)
     names = _names(state)
     socs = socs_before(node.store, grid, k, state.participants)
@@ -128,6 +130,7 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
 
 
 async def get_interval(request: web.Request) -> web.Response:
+    """GET /v1/intervals/{k}: one interval of the market."""
     node = _node(request)
     if not node.charters:
         return json_error(404, "no charter yet")
@@ -148,6 +151,7 @@ def trades_in(node: HttpContext, grid: str, frm: int, to: int, agent: bytes | No
 
 
 async def get_trades(request: web.Request) -> web.Response:
+    """GET /v1/trades: the trades of a range, as JSON or CSV."""
     node = _node(request)
     if not node.charters:
         return json_error(404, "no charter yet")
@@ -180,6 +184,7 @@ def bill_json(node: HttpContext, agent: bytes, grid: str, frm: int, to: int) -> 
 
 
 async def get_bill(request: web.Request) -> web.Response:
+    """GET /v1/agents/{id}/bill: an agent's bills over a range."""
     node = _node(request)
     agent = author_param(request, "id")
     row = node.store.agent(agent)
@@ -238,6 +243,7 @@ def _avg_price(state: IntervalState) -> int | None:
 
 
 async def get_summary(request: web.Request) -> web.Response:
+    """GET /v1/summary: the dashboard's day at a glance."""
     node = _node(request)
     if not node.charters:
         return json_error(404, "no charter yet")

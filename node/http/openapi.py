@@ -208,6 +208,7 @@ REASONS = {
 
 
 def path_params(path: str) -> list[str]:
+    """The `{name}` parameters of a route's path."""
     return re.findall(r"{(\w+)}", path)
 
 
@@ -238,6 +239,7 @@ def _operation(method: str, path: str, entry: dict) -> dict:
 
 
 def document(version: str = "") -> dict:
+    """The OpenAPI 3.1 document of every route."""
     paths: dict[str, dict] = {}
     for (method, path), entry in sorted(ROUTES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, entry)

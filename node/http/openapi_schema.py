@@ -25,10 +25,12 @@ BIN: dict = {"type": "string", "contentEncoding": "binary", "description": "msgp
 
 
 def null(schema: dict) -> dict:
+    """`schema`, or null."""
     return {"anyOf": [schema, {"type": "null"}]}
 
 
 def arr(items: dict, **kw: Any) -> dict:
+    """An array of `items`."""
     return {"type": "array", "items": items, **kw}
 
 
@@ -43,18 +45,22 @@ def obj(props: dict, optional: tuple[str, ...] = (), extra: bool | dict = False)
 
 
 def pair(first: dict, second: dict, **kw: Any) -> dict:
+    """A two-item array: `first`, then `second`."""
     return {"type": "array", "prefixItems": [first, second], "minItems": 2, "maxItems": 2, **kw}
 
 
 def mapping(values: dict) -> dict:
+    """An object whose values are all `values`."""
     return {"type": "object", "additionalProperties": values}
 
 
 def enum(*values: str) -> dict:
+    """One of the strings `values`."""
     return {"type": "string", "enum": list(values)}
 
 
 def query(name: str, schema: dict, description: str) -> dict:
+    """An optional query parameter."""
     return {
         "name": name,
         "in": "query",

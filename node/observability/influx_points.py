@@ -50,6 +50,7 @@ READING_FIELDS = ("import_wh", "export_wh", "soc_wh", "bus_mv", "current_ua", "p
 def reading_point(
     payload: dict, *, agent: str, role: str, grid: str, household: str, ts_us: int
 ) -> str | None:
+    """A signed reading as a `reading` point (None when it has nothing to show)."""
     tags = {
         "agent": agent,
         "role": role,
@@ -106,6 +107,7 @@ def interval_kpis(state: IntervalState, socs: dict[bytes, int]) -> dict | None:
 
 
 def kpi_point(values: dict | None, *, agent: str, grid: str, ts_us: int) -> str | None:
+    """An interval's KPIs as a `kpi` point (None without figures)."""
     if not values:
         return None
     savings = values.get("savings") or {}

@@ -59,9 +59,11 @@ class DiskQueue:
         return self._count
 
     def segments(self) -> int:
+        """How many segment files are queued."""
         return len(self._segments)
 
     def put(self, lines: list[str]) -> None:
+        """Append lines durably (fsync'd) as a new segment."""
         if not lines:
             return
         if any("\n" in line for line in lines):
@@ -73,6 +75,7 @@ class DiskQueue:
         self._count += len(lines)
 
     def take(self, max_lines: int) -> Batch:
+        """Up to `max_lines` lines, oldest first (still queued until `done`)."""
         batch = Batch()
         for path in self._segments:
             room = max_lines - len(batch.lines)
@@ -85,6 +88,7 @@ class DiskQueue:
         return batch
 
     def done(self, batch: Batch) -> None:
+        """Drop what `batch` took, once the server accepted it."""
         for path, taken, total in batch.parts:
             if taken >= total:
                 path.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ class InfluxSettings:
 
     @classmethod
     def from_config(cls, cfg: Any) -> InfluxSettings:
+        """The `[influx]` table checked; UserError on a bad value."""
         table = dict(cfg.extra.get("influx", {}) or {})
         where = f"{cfg.dir / 'config.toml'}: [influx]"
         url = str(table.get("url", cfg.influx_url) or "").rstrip("/")
@@ -60,6 +61,7 @@ class InfluxSettings:
         )
 
     def write_request(self) -> tuple[str, dict[str, str]]:
+        """The write URL and its query parameters."""
         if self.version == 2:
             return (
                 f"{self.url}/api/v2/write",
@@ -68,16 +70,19 @@ class InfluxSettings:
         return f"{self.url}/write", {"db": self.database, "precision": "u"}
 
     def headers(self) -> dict[str, str]:
+        """The headers of a write (the token, when given)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
         return headers
 
     def auth(self) -> aiohttp.BasicAuth | None:
+        """Basic auth for InfluxDB 1.x, when a user is given."""
         if self.version == 1 and self.username and not self.token:
             return aiohttp.BasicAuth(self.username, self.password)
         return None
 
     def where(self) -> str:
+        """The server and database, for messages."""
         target = self.database if self.version == 1 else f"{self.org}/{self.bucket}"
         return f"InfluxDB {self.version}.x at {self.url} ({target})"

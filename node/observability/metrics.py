@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -63,6 +64,7 @@ class Exposition:
         help_: str,
         samples: Iterable[tuple[dict[str, Any], float | int]],
     ) -> None:
+        """Add a metric family with its help, type and samples."""
         self.lines.append(f"# HELP {name} {help_}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -73,9 +75,11 @@ class Exposition:
                 self.lines.append(f"{name} {_number(value)}")
 
     def one(self, name: str, kind: str, help_: str, value: float | int) -> None:
+        """Add a family of one unlabelled sample."""
         self.family(name, kind, help_, [({}, value)])
 
     def text(self) -> str:
+        """The exposition as text."""
         return "\n".join(self.lines) + "\n"
 
 
@@ -107,9 +111,8 @@ def store_figures(node: HttpContext) -> dict[str, Any]:
     }
 
 
-def render(node: HttpContext, figures: dict[str, Any]) -> str:
-    m = node.metrics
-    out = Exposition()
+def _identity(out: Exposition, node: HttpContext) -> None:
+    """This node, its uptime, its charter."""
     charter = node.charter
     out.family(
         "picogrid_info",
@@ -141,7 +144,10 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
         "Version of the charter in force (0: none).",
         charter.version if charter else 0,
     )
-    # -- the store
+
+
+def _store(out: Exposition, m: Counter[str], figures: dict[str, Any]) -> None:
+    """What the store holds and what it took in or refused."""
     out.one("picogrid_actions_stored", "gauge", "Valid actions in the store.", figures["stored"])
     out.one(
         "picogrid_chain_length",
@@ -191,7 +197,10 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
     out.one(
         "picogrid_forks_detected_total", "counter", "Forks this node detected.", m["forks_detected"]
     )
-    # -- peers and gossip
+
+
+def _peers(out: Exposition, node: HttpContext) -> None:
+    """Each peer's state at the last contact."""
     now = time.monotonic()
     peers = node.peers.all()
     out.one("picogrid_peers", "gauge", "Peers known by URL.", len(peers))
@@ -225,6 +234,10 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
         "Seconds since the peer last answered.",
         [({"peer": p.url}, round(now - p.last_ok, 3)) for p in peers if p.last_ok],
     )
+
+
+def _gossip(out: Exposition, m: Counter[str], node: HttpContext) -> None:
+    """Bytes, rounds and actions moved by gossip."""
     out.family(
         "picogrid_gossip_bytes_total",
         "counter",
@@ -255,7 +268,10 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
         "Duration of the last round.",
         round(node.gossip.last_round_s, 6),
     )
-    # -- the market
+
+
+def _market(out: Exposition, m: Counter[str], figures: dict[str, Any]) -> None:
+    """What this agent signed, and the trades of its latest intervals."""
     out.one(
         "picogrid_orders_signed_total",
         "counter",
@@ -293,7 +309,10 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
         f"Trades by status in {window}.",
         [({"status": s}, trades.get(s, 0)) for s in STATUSES],
     )
-    # -- errors (the kit's levels) and the exporter
+
+
+def _errors(out: Exposition, m: Counter[str], node: HttpContext) -> None:
+    """Errors by the kit's levels (the status reporter) and HTTP errors."""
     status = node.services.status
     counts = status.counts() if status is not None else {}
     out.family(
@@ -308,6 +327,10 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
         "HTTP requests answered with an error.",
         [({"code": c}, m[f"http_{c}"]) for c in ("400", "413", "429")],
     )
+
+
+def _influx(out: Exposition, node: HttpContext) -> None:
+    """The InfluxDB exporter's queue and results, when it runs."""
     influx = node.services.influx
     if influx is not None:
         stats = influx.stats()
@@ -335,8 +358,20 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
             "Points InfluxDB refused for good (kept in influx/rejected.lp).",
             stats["rejected_points"],
         )
-    return out.text()
 
+
+def render(node: HttpContext, figures: dict[str, Any]) -> str:
+    """The Prometheus text of this node: every family, in a fixed order."""
+    m = node.metrics
+    out = Exposition()
+    _identity(out, node)
+    _store(out, m, figures)
+    _peers(out, node)
+    _gossip(out, m, node)
+    _market(out, m, figures)
+    _errors(out, m, node)
+    _influx(out, node)
+    return out.text()
 
 async def get_metrics(request: web.Request) -> web.Response:
     """GET /metrics: the Prometheus exposition of this node."""

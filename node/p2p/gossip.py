@@ -97,6 +97,7 @@ class Gossip:
     # -- eager push ----------------------------------------------------------------------
 
     def eager_push(self, actions: list[Action]) -> None:
+        """Push new actions at once to a few live peers (to all in a small community)."""
         if not actions or self.connect is None:
             return
         items = [a.wire() for a in actions]
@@ -107,6 +108,7 @@ class Gossip:
             self._spawn(self._push(peer, items, reached_all), self._push_tasks)
 
     def small_community(self) -> bool:
+        """Whether every live peer gets each new action directly."""
         return len(self.peers.live(time.monotonic())) <= FULL_FANOUT
 
     async def _push(self, peer: Peer, items: list[list[bytes]], reached_all: bool = False) -> None:
@@ -122,6 +124,7 @@ class Gossip:
     # -- anti-entropy ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Start a round every `round_ms`, until cancelled."""
         interval = self.round_ms / 1000
         while True:
             started = time.monotonic()
@@ -184,6 +187,7 @@ class Gossip:
         self.metrics["gossip_rounds"] += 1
 
     async def sync_with(self, peer: Peer) -> None:
+        """Compare heads with `peer`, pull what it has and we lack, push what it lacks."""
         client = self.client(peer.url)
         theirs, charter_version = await client.heads()
         await self._exchange_charter(client, charter_version)
@@ -318,6 +322,7 @@ class Gossip:
         self.first_contact(intake.new_urls)
 
     async def close(self) -> None:
+        """Cancel the pushes and rounds under way."""
         tasks = list(self._push_tasks) + list(self._round_tasks)
         for task in tasks:
             task.cancel()

@@ -31,9 +31,11 @@ class Peer:
     bootstrap: bool = False
 
     def live(self, now: float) -> bool:
+        """Whether the peer may be contacted now (reachable and not backing off)."""
         return bool(self.url) and now >= self.retry_at
 
     def to_json(self, now: float) -> dict:
+        """The peer as /v1/info shows it."""
         return {
             "url": self.url,
             "agent": self.agent.hex() if self.agent else None,
@@ -66,6 +68,7 @@ class PeerTable:
     strangers: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
 
     def add_url(self, url: str, bootstrap: bool = False) -> Peer | None:
+        """Know a peer by URL (not ourselves); the peer, or None."""
         url = url.rstrip("/")
         if not url or url == self.own_url.rstrip("/"):
             return None
@@ -110,22 +113,27 @@ class PeerTable:
             self.strangers.pop(agent, None)
 
     def live(self, now: float) -> list[Peer]:
+        """The peers that may be contacted now."""
         return [p for p in self.by_url.values() if p.live(now)]
 
     def pick(self, now: float, k: int = 1) -> list[Peer]:
+        """Up to `k` live peers at random."""
         live = self.live(now)
         return self.rng.sample(live, min(k, len(live)))
 
     def ok(self, peer: Peer, now: float) -> None:
+        """The peer answered: no back-off."""
         peer.failures = 0
         peer.retry_at = 0.0
         peer.last_ok = now
         peer.last_error = ""
 
     def failed(self, peer: Peer, now: float, error: str) -> None:
+        """The peer failed: back off, doubling up to MAX_BACKOFF_S."""
         peer.failures += 1
         peer.last_error = error[:200]
         peer.retry_at = now + min(MAX_BACKOFF_S, 2.0 ** (peer.failures - 1))
 
     def all(self) -> list[Peer]:
+        """Every peer, by URL."""
         return sorted(self.by_url.values(), key=lambda p: p.url)

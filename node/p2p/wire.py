@@ -27,10 +27,12 @@ class BadBody(ValueError):
 
 
 def pack(value: Any) -> bytes:
+    """msgpack with binary as bin."""
     return msgpack.packb(value, use_bin_type=True)
 
 
 def unpack(data: bytes) -> Any:
+    """Decode msgpack within the protocol's limits; BadBody otherwise."""
     try:
         return msgpack.unpackb(
             data,
@@ -44,10 +46,12 @@ def unpack(data: bytes) -> Any:
 
 
 def pack_heads(heads: dict[bytes, tuple[int, bytes]]) -> bytes:
+    """The heads answer: author -> [seq, hash], sorted."""
     return pack({author: [seq, h] for author, (seq, h) in sorted(heads.items())})
 
 
 def unpack_heads(data: bytes) -> dict[bytes, tuple[int, bytes]]:
+    """A heads answer checked; BadBody otherwise."""
     value = unpack(data)
     if not isinstance(value, dict):
         raise BadBody("heads must be a map")

@@ -34,11 +34,13 @@ def energy_window_ms(charter: Charter) -> int:
 
 
 def order_of(a: Action) -> Order:
+    """A signed offer or bid as a market order."""
     p = a.payload
     return Order(a.hash, a.author, a.seq, a.type, p["interval"], p["energy_wh"], p["price"], a.ts)
 
 
 def participants_of(store: Store, grid: str) -> dict[bytes, Participant]:
+    """Every agent of `grid`, from its genesis."""
     return {
         r["author"]: Participant(r["author"], r["name"], r["role"], r["household"],
                                  r["capacity_wh"], r["max_power_w"])
@@ -63,6 +65,7 @@ class IntervalState:
     statuses: list[TradeStatus] = field(default_factory=list)
 
     def payload_for(self, agent: bytes) -> dict | None:
+        """The settlement `agent` signs for this interval (None without a clearing)."""
         if self.clearing is None or self.rules is None:
             return None
         return settlement_payload(agent, self.interval, self.rules.mechanism, self.book,
@@ -70,6 +73,7 @@ class IntervalState:
 
 
 def interval_state(store: Store, charters: list[Charter], grid: str, k: int) -> IntervalState:
+    """Interval `k` of `grid` read from the store and cleared."""
     charter = charter_in_force(charters, k)
     rules = charter.grids.get(grid)
     participants = participants_of(store, grid)
@@ -126,6 +130,7 @@ def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Parti
 
 
 def figures_of(state: IntervalState, socs: dict[bytes, int]) -> dict[str, dict]:
+    """Per agent name, the interval's figures (metered where read)."""
     if state.clearing is None:
         return {}
     metered = {a: (r["import_wh"], r["export_wh"]) for a, r in state.readings.items()}
@@ -133,6 +138,7 @@ def figures_of(state: IntervalState, socs: dict[bytes, int]) -> dict[str, dict]:
 
 
 def confirmed_trades(state: IntervalState) -> list[Trade]:
+    """The trades both sides settled."""
     return [s.trade for s in state.statuses if s.status == "confirmed"]
 
 
