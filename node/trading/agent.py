@@ -62,6 +62,7 @@ class AgentLoop:
         self.net_wh: dict[int, int] = {}  # per settled interval: bought - sold (contracted)
         self.planned: dict[int, tuple[int, int]] = {}  # per interval: (import, export) agreed
         self.interval_s = 1
+        self.fed_through = -(2**62)  # the latest interval whose flows the meter was told
         self._known_name = self._in_scenario()
         self._recover()
         self.last_settled: int | None = max(self.settled) if self.settled else None
@@ -181,46 +182,38 @@ class AgentLoop:
         # What the meter will read in k if everyone delivers what was agreed.
         self.planned[k] = planned_meter(self.me, state.clearing)
         self.interval_s = charter_interval_s(state.charter.interval_ms)
-        from hardware.meter import SimulatedMeter
-
-        if not isinstance(self.meter, SimulatedMeter) and (k - 1) not in self.ordered - self.read:
-            self._feed_meter(k)  # no reading of k-1 to come that would set k's load
+        if (k - 1) not in self.ordered - self.read:
+            self._feed_meter(k)  # no reading of k-1 to come, after which k would be fed
         log.info("settled interval %d: %d trade(s), book of %d order(s)", k,
                  len(payload["trades"]), len(state.book))
 
     def _feed_meter(self, k: int) -> None:
-        """A simulated meter is told interval k's agreed flows (a real sensor measures them)."""
-        from hardware.meter import feed_simulation
-
+        """The meter is told interval k's agreed flows (a real sensor ignores them)."""
         imported, exported = self.planned.pop(k, (0, 0))
+        self.fed_through = max(self.fed_through, k)
         soc = None
         if self.me.role == "storage":
             soc = max(0, min(self.me.capacity_wh, self.expected_soc_before(k) + imported
                              - exported))
         try:
-            feed_simulation(self.meter, imported, exported,
-                            interval_s=getattr(self, "interval_s", 1), soc_wh=soc)
-        except TypeError:
-            pass  # real hardware
+            self.meter.feed(k, imported, exported, interval_s=self.interval_s, soc_wh=soc)
         except ValueError as exc:
-            log.warning("simulated meter refused interval %d's flows: %s", k, exc)
+            log.warning("meter refused interval %d's flows: %s", k, exc)
 
     def expected_soc_before(self, k: int) -> int:
         soc = self.soc_wh + sum(n for j, n in self.net_wh.items() if self.soc_interval < j < k)
         return max(0, min(self.me.capacity_wh, soc))
 
     async def sign_reading(self, k: int) -> None:
-        from hardware.meter import SimulatedMeter
         from node.devices.hardware import read_meter
 
         self.read.add(k)
-        simulated = isinstance(self.meter, SimulatedMeter)
-        if simulated:  # told its flows at the end of the interval it reports
+        if self.fed_through < k:  # no market in k, or settled before a restart: nothing agreed
             self._feed_meter(k)
         # The last sample and the close run on the meter's own thread: a real sensor takes about
         # a second for its 10 reads; trouble is reported as MEASURING, never fatal.
         reading = await read_meter(self.node, self.meter, k)
-        if not simulated and (k + 1) in self.planned:  # a simulated chip carries k+1's load
+        if (k + 1) in self.planned:  # from now on the meter measures k+1
             self._feed_meter(k + 1)
         if reading.get("soc_wh") is not None:
             self.soc_wh, self.soc_interval = reading["soc_wh"], k
