@@ -1,8 +1,10 @@
 """Meters: what an agent signs as its `reading` after each interval (PROTOCOL section 3).
 
-A meter is sampled during the interval (`sample()`, about once a second or as often as the node
-likes) and closed at its end (`close_interval(k)` returns the reading payload and starts the
-next interval). Import and export are from the author's side of its meter: a home imports what
+A meter is told each interval's contracted flows (`feed(k, ...)`: a simulated meter reports
+them, an INA219 over simulated chips makes its chip carry them, a real sensor ignores them),
+sampled during the interval (`sample()`, about once a second or as often as the node likes) and
+closed at its end (`close_interval(k)` returns the reading payload and starts the next
+interval). The `Meter` protocol says when the agent calls each. Import and export are from the author's side of its meter: a home imports what
 it consumes, a generator exports what it produces, a battery imports while charging and exports
 while discharging. With the usual wiring (current flowing from IN+ to IN- toward the load, the
 battery or the grid) a positive current is consumption for a home, production for a generator

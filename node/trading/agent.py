@@ -208,8 +208,8 @@ class AgentLoop:
         from node.devices.hardware import read_meter
 
         self.read.add(k)
-        if self.fed_through < k:  # no market in k, or settled before a restart: nothing agreed
-            self._feed_meter(k)
+        if self.fed_through < k:  # k's flows unknown (no market in k, or settled before a
+            self._feed_meter(k)  # restart): the meter is told none
         # The last sample and the close run on the meter's own thread: a real sensor takes about
         # a second for its 10 reads; trouble is reported as MEASURING, never fatal.
         reading = await read_meter(self.node, self.meter, k)
