@@ -1,8 +1,10 @@
 """Meters: what an agent signs as its `reading` after each interval (PROTOCOL section 3).
 
-A meter is sampled during the interval (`sample()`, about once a second or as often as the node
-likes) and closed at its end (`close_interval(k)` returns the reading payload and starts the
-next interval). Import and export are from the author's side of its meter: a home imports what
+A meter is told each interval's contracted flows (`feed(k, ...)`: a simulated meter reports
+them, an INA219 over simulated chips makes its chip carry them, a real sensor ignores them),
+sampled during the interval (`sample()`, about once a second or as often as the node likes) and
+closed at its end (`close_interval(k)` returns the reading payload and starts the next
+interval). The `Meter` protocol says when the agent calls each. Import and export are from the author's side of its meter: a home imports what
 it consumes, a generator exports what it produces, a battery imports while charging and exports
 while discharging. With the usual wiring (current flowing from IN+ to IN- toward the load, the
 battery or the grid) a positive current is consumption for a home, production for a generator
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hardware.energy import EnergyAccount, StateOfCharge
 from hardware.gpio import I2CUnavailable, announce_simulated_i2c, open_i2c
@@ -34,12 +36,48 @@ ROLES = ("consumer", "generator", "storage")
 _IMPORT_SIGN = {"consumer": 1, "storage": 1, "generator": -1}
 
 
+SIM_BUS_MV = 5000  # the bus voltage a simulated INA219 is given with its load
+
+
+@runtime_checkable
 class Meter(Protocol):
+    """What the agent loop uses of a meter, whatever measures behind it.
+
+    The agent calls, for each interval `k` it reads:
+    - `feed(k, import_wh, export_wh, interval_s=..., soc_wh=...)` once, with `k`'s contracted
+      flows, as soon as they are settled and never before `close_interval(k - 1)`;
+    - `sample()` about once a second while `k` runs;
+    - `close_interval(k)` once `k` has ended: the PROTOCOL `reading` payload.
+    A simulated meter reports what it was fed; an INA219 over simulated chips makes its chip
+    carry the fed flows; an INA219 on a real bus measures what really flows and ignores feeds.
+    """
+
     sensor: str
 
-    def sample(self) -> None: ...
+    def feed(
+        self,
+        interval: int,
+        import_wh: int,
+        export_wh: int,
+        *,
+        interval_s: int,
+        soc_wh: int | None = None,
+    ) -> None:
+        """Interval `interval`'s contracted flows (a storage's expected charge after it)."""
+        ...
 
-    def close_interval(self, interval: int) -> dict[str, Any]: ...
+    def sample(self) -> None:
+        """Measure once (a meter that measures nothing does nothing)."""
+        ...
+
+    def close_interval(self, interval: int) -> dict[str, Any]:
+        """End the interval: its reading payload; the next interval starts now."""
+        ...
+
+
+def _check_flows(import_wh: int, export_wh: int) -> None:
+    if import_wh < 0 or export_wh < 0:
+        raise ValueError("import_wh and export_wh are amounts, never negative")
 
 
 def _check_role(role: str) -> str:
@@ -103,7 +141,12 @@ class INA219Meter:
     taken to have held since the previous sample, and at `close_interval` the latest power is
     taken to hold up to the close. A failed reading raises `MeasurementError` and the sample is
     dropped: the next good sample covers the gap. The payload's bus_mv, current_ua and power_uw
-    are the interval's means as the sensor sees them; `samples` counts the chip readings."""
+    are the interval's means as the sensor sees them; `samples` counts the chip readings.
+
+    `feed()`: over a `SimulatedINA219Bus` the chip is given, from now on, the steady current that
+    makes this meter report the fed flows over `interval_s` seconds (the storage's `soc_wh` is
+    not used: the meter tracks its charge from what it measures). On a real bus a feed is only
+    checked and otherwise ignored: the sensor measures what really flows."""
 
     def __init__(
         self,
@@ -140,7 +183,27 @@ class INA219Meter:
         self._sample_count = 0
         self._reads = 0
 
+    def feed(
+        self,
+        interval: int,
+        import_wh: int,
+        export_wh: int,
+        *,
+        interval_s: int,
+        soc_wh: int | None = None,
+    ) -> None:
+        """Over simulated chips: carry these flows from now on; on a real bus: nothing."""
+        _check_flows(import_wh, export_wh)
+        bus = self.ina219.bus
+        if not isinstance(bus, SimulatedINA219Bus):
+            return
+        current = sensor_current_for_flow_ua(
+            self.role, import_wh, export_wh, interval_s, self.energy_scale, SIM_BUS_MV
+        )
+        bus.set_load(self.ina219.address, current_ua=current, bus_mv=SIM_BUS_MV)
+
     def sample(self) -> None:
+        """Average `reads_per_sample` readings into one sample (raises `MeasurementError`)."""
         readings: list[Measurement] = []
         for index in range(self.reads_per_sample):
             if index and self.spacing_s > 0:
@@ -158,6 +221,7 @@ class INA219Meter:
         self._reads += count
 
     def close_interval(self, interval: int) -> dict[str, Any]:
+        """The interval's reading from what was sampled; the next interval starts now."""
         now = self._clock_us()
         if self._last_power_uw is not None:
             self._account.add(self._sign * self._last_power_uw, now - self._last_us)
@@ -180,37 +244,44 @@ class INA219Meter:
 
 
 class SimulatedMeter:
-    """A meter for scenarios without sensors: told each interval's true flows (`set_flow`)
-    before `close_interval`. Its electrical figures are 0 and `samples` is 0: nothing was
-    measured."""
+    """A meter for scenarios without sensors: it reports, for each interval, the flows it was
+    fed for that interval (none if it was not fed). Its electrical figures are 0 and `samples`
+    is 0: nothing was measured. A storage tracks its charge from the flows, or takes the charge
+    it is told (`soc_wh`)."""
 
     sensor = "sim"
 
     def __init__(self, role: str, capacity_wh: int = 0, *, initial_soc_wh: int = 0) -> None:
         self.role = _check_role(role)
         self._soc = StateOfCharge(capacity_wh, initial_soc_wh) if role == "storage" else None
-        self._flow = (0, 0)
-        self._known_soc: int | None = None
+        self._fed: dict[int, tuple[int, int, int | None]] = {}
 
-    def set_flow(self, import_wh: int = 0, export_wh: int = 0, soc_wh: int | None = None) -> None:
-        """This interval's true flows; a storage may also be told its true content."""
-        if import_wh < 0 or export_wh < 0:
-            raise ValueError("import_wh and export_wh are amounts, never negative")
-        self._flow = (import_wh, export_wh)
-        self._known_soc = soc_wh
+    def feed(
+        self,
+        interval: int,
+        import_wh: int,
+        export_wh: int,
+        *,
+        interval_s: int,
+        soc_wh: int | None = None,
+    ) -> None:
+        """Interval `interval`'s true flows; a storage may also be told its true charge."""
+        _check_flows(import_wh, export_wh)
+        self._fed[interval] = (import_wh, export_wh, soc_wh)
 
     def sample(self) -> None:
         """Nothing to measure."""
 
     def close_interval(self, interval: int) -> dict[str, Any]:
-        import_wh, export_wh = self._flow
+        """The flows fed for this interval (feeds of earlier intervals are dropped)."""
+        import_wh, export_wh, known_soc = self._fed.pop(interval, (0, 0, None))
+        self._fed = {k: flows for k, flows in self._fed.items() if k > interval}
         soc = None
         if self._soc is not None:
-            if self._known_soc is not None:
-                soc = self._soc.set(self._known_soc)
+            if known_soc is not None:
+                soc = self._soc.set(known_soc)
             else:
                 soc = self._soc.update(import_wh, export_wh)
-        self._flow, self._known_soc = (0, 0), None
         return reading_payload(
             interval,
             import_wh=import_wh,
@@ -235,29 +306,6 @@ def sensor_current_for_flow_ua(
     net_wh = import_wh - export_wh
     power_uw = _IMPORT_SIGN[_check_role(role)] * net_wh * 3_600_000_000
     return _mean(power_uw * 1000, interval_s * energy_scale * bus_mv)
-
-
-def feed_simulation(
-    meter: Meter,
-    import_wh: int,
-    export_wh: int,
-    *,
-    interval_s: int,
-    soc_wh: int | None = None,
-    bus_mv: int = 5000,
-) -> None:
-    """Give a simulated meter (a `SimulatedMeter`, or an `INA219Meter` over simulated chips)
-    the coming interval's true flows from the scenario's profiles."""
-    if isinstance(meter, SimulatedMeter):
-        meter.set_flow(import_wh, export_wh, soc_wh)
-        return
-    if isinstance(meter, INA219Meter) and isinstance(meter.ina219.bus, SimulatedINA219Bus):
-        current = sensor_current_for_flow_ua(
-            meter.role, import_wh, export_wh, interval_s, meter.energy_scale, bus_mv
-        )
-        meter.ina219.bus.set_load(meter.ina219.address, current_ua=current, bus_mv=bus_mv)
-        return
-    raise TypeError(f"{meter!r} measures real hardware; it can't be fed a simulation")
 
 
 def make_meter(role: str, config: Mapping[str, Any], sim: bool) -> Meter:

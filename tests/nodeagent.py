@@ -13,6 +13,7 @@ from pathlib import Path
 from nodedata import slug
 
 from ledger.keys import Identity, load_identity
+from node.cli.processes import picogrid_argv
 
 PICOGRID = str(Path(sys.executable).with_name("picogrid"))
 HOST = "127.0.0.1"
@@ -81,7 +82,7 @@ def picogrid(
     *args: str | Path, timeout: float = 60.0, check: bool = True, verbose: bool = False
 ) -> subprocess.CompletedProcess:
     """Run one `picogrid` command to completion (stdin closed)."""
-    argv = [PICOGRID, *(["-v"] if verbose else []), *map(str, args)]
+    argv = picogrid_argv(*args, program=(PICOGRID,), verbose=verbose)
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )

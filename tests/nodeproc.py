@@ -8,10 +8,12 @@
         wait_until(lambda: stored(b.url) >= 2, 10, "B holds both chains")
     # every process the cluster started is stopped (SIGTERM, then SIGKILL) when the block ends
 
-Everything runs as users run it: the console script next to this Python, real data directories,
-real SQLite files, loopback only, one free port per node. A node's stdout and stderr go to
-`run.out` / `run.err` in its directory (appended across restarts); `Proc.logs()` reads them, and
-every timeout raised here carries them, so a failing test shows what the node said.
+Processes are started and stopped by `node.cli.processes`, the launcher that `picogrid demo`
+uses too. Everything runs as users run it: the console script next to this Python, real data
+directories, real SQLite files, loopback only, one free port per node. A node's stdout and
+stderr go to `run.out` / `run.err` in its directory (appended across restarts); `Proc.logs()`
+reads them, and every timeout raised here carries them, so a failing test shows what the node
+said.
 
 `Author` is a community member without a node: it signs its own chain, so tests can make traffic
 that no market loop of a node can interfere with. Its actions go into a running node with
@@ -30,7 +32,6 @@ The pieces, for tests of your own:
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -53,6 +54,8 @@ from nodehttp import (
     request,
     stored,
 )
+
+from node.cli.processes import answers, run_argv, spawn, stop_processes
 
 __all__ = [  # the toolkit in one import (also from nodeagent, nodehttp, nodedata)
     "Agent",
@@ -151,20 +154,14 @@ class Proc:
         return "\n".join(parts)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        def ready() -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
             if not self.alive():
                 raise AssertionError(
                     f"{self.agent.name} exited {self.popen.returncode}\n{self.logs()}"
                 )
-            return request("GET", f"{self.url}/v1/info", timeout=1).status == 200
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if ready():
-                    return
-            except OSError:
-                pass
+            if answers(self.url):
+                return
             if time.monotonic() >= deadline:
                 raise AssertionError(
                     f"{self.agent.name} did not answer within {timeout} s\n{self.logs()}"
@@ -192,13 +189,7 @@ class Proc:
     def stop_quietly(self) -> None:
         """For finalizers: SIGTERM, then SIGKILL; never raises."""
         try:
-            if self.alive():
-                self.popen.send_signal(signal.SIGTERM)
-                try:
-                    self.popen.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.popen.kill()
-                    self.popen.wait(5)
+            stop_processes([self.popen], timeout=5)
         except Exception:
             pass
 
@@ -230,36 +221,17 @@ def start(
     """
     if not isinstance(agent, Agent):
         agent = agent_from_dir(agent, port)
-    argv = [
-        PICOGRID,
-        *(["-v"] if verbose else []),
-        "run",
-        "--dir",
-        str(agent.dir),
-        "--listen",
-        f"{HOST}:{agent.port}",
-    ]
-    for peer in peers:
-        argv += ["--peer", peer.url if isinstance(peer, Agent) else peer]
-    if round_ms is not None:
-        argv += ["--round-ms", str(round_ms)]
-    if rate_limit is not None:
-        argv += ["--rate-limit", str(rate_limit)]
-    argv += list(extra)
-    out = open(agent.dir / "run.out", "ab")  # noqa: SIM115 (the child keeps them)
-    err = open(agent.dir / "run.err", "ab")  # noqa: SIM115
-    try:
-        popen = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-    finally:
-        out.close()
-        err.close()
+    argv = run_argv(
+        agent.dir,
+        program=(PICOGRID,),
+        listen=f"{HOST}:{agent.port}",
+        peers=[peer.url if isinstance(peer, Agent) else peer for peer in peers],
+        round_ms=round_ms,
+        rate_limit=rate_limit,
+        verbose=verbose,
+        extra=extra,
+    )
+    popen = spawn(argv, agent.dir / "run.out", agent.dir / "run.err", env)
     proc = Proc(agent, popen, argv)
     if wait:
         try:
@@ -330,11 +302,8 @@ class Cluster:
         return "\n".join(p.logs() for p in self.procs)
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.alive():
-                try:
-                    proc.popen.send_signal(signal.SIGTERM)
-                except OSError:
-                    pass
-        for proc in self.procs:
-            proc.stop_quietly()
+        """SIGTERM every process started here, then SIGKILL those that overstay; never raises."""
+        try:
+            stop_processes([p.popen for p in self.procs], timeout=10)
+        except Exception:
+            pass

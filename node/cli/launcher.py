@@ -8,7 +8,6 @@ the nodes on consecutive ports, and follows the market through the first node's 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
@@ -18,14 +17,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.charter import Charter
 from market.scenario import Scenario
 from node.cli.community import create_admin, create_identity, write_genesis
+from node.cli.processes import answers, get_json, run_argv, spawn, stop_processes
 from node.config import NodeConfig
 
 log = logging.getLogger("picogrid.demo")
@@ -144,43 +142,14 @@ def kit_meters(scenario: Scenario, interval_s: int) -> dict[str, dict]:
 
 
 def start(nodes: list[DemoNode], hardware: bool = False) -> None:
+    """Start a `picogrid run` process for every node; its output goes to its `node.log`."""
     for node in nodes:
-        cmd = [sys.executable, "-m", "node.cli", "run", "--dir", str(node.dir)]
-        if hardware:
-            cmd.append("--hardware")
-        log_file = open(node.dir / "node.log", "ab")  # noqa: SIM115 - owned by the child
-        node.proc = subprocess.Popen(
-            cmd,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log_file.close()
+        node.proc = spawn(run_argv(node.dir, hardware=hardware), node.dir / "node.log")
 
 
 def stop(nodes: list[DemoNode], timeout: float = 10.0) -> None:
     """SIGTERM every node (each commits its writes and exits), then SIGKILL stragglers."""
-    for node in nodes:
-        if node.proc and node.proc.poll() is None:
-            node.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for node in nodes:
-        if node.proc is None:
-            continue
-        try:
-            node.proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            node.proc.kill()
-            node.proc.wait()
-
-
-def get_json(url: str, timeout: float = 3.0) -> dict | list | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    stop_processes([n.proc for n in nodes if n.proc is not None], timeout)
 
 
 def wait_ready(nodes: list[DemoNode], timeout: float = 30.0) -> list[str]:
@@ -188,7 +157,7 @@ def wait_ready(nodes: list[DemoNode], timeout: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout
     waiting = list(nodes)
     while waiting and time.monotonic() < deadline:
-        waiting = [n for n in waiting if get_json(n.url + "/v1/info", 1.0) is None]
+        waiting = [n for n in waiting if not answers(n.url)]
         for n in waiting:
             if n.proc is not None and n.proc.poll() is not None:
                 return [n.name for n in waiting]

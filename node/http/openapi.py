@@ -2,8 +2,9 @@
 
 One entry per route in `ROUTES`: `(METHOD, path) -> op(...)`, the path exactly as the app
 registers it (`{name}` for path parameters, which are described from the path). When you add a
-route, add its entry here: `tests/test_node_openapi.py` compares this table with the app's router
-both ways, and checks real answers against the response schemas, so the document stays true.
+route, add its entry here: `tests/node/http/test_node_openapi.py` compares this table with the
+app's router both ways, and checks real answers against the response schemas, so the document
+stays true.
 
 Gossip bodies are msgpack (PROTOCOL section 4); their schemas describe the decoded value, with
 `bin` values marked `"contentEncoding": "binary"`.

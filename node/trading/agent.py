@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hardware.meter import SimulatedMeter, feed_simulation, make_meter
+from hardware.meter import make_meter
 from hardware.status import StatusReporter
 from ledger.actions import Action
 from ledger.chain import now_us
@@ -80,6 +80,7 @@ class AgentLoop:
         self.net_wh: dict[int, int] = {}  # per settled interval: bought - sold (contracted)
         self.planned: dict[int, tuple[int, int]] = {}  # per interval: (import, export) agreed
         self.interval_s = 1
+        self.fed_through = -(2**62)  # the latest interval whose flows the meter was told
         self._known_name = self._in_scenario()
         self._recover()
         self.last_settled: int | None = max(self.settled) if self.settled else None
@@ -194,25 +195,23 @@ class AgentLoop:
         # What the meter will read in k if everyone delivers what was agreed.
         self.planned[k] = planned_meter(self.me, state.clearing)
         self.interval_s = charter_interval_s(state.charter.interval_ms)
-        if not isinstance(self.meter, SimulatedMeter) and (k - 1) not in self.ordered - self.read:
-            self._feed_meter(k)  # no reading of k-1 to come that would set k's load
+        if (k - 1) not in self.ordered - self.read:
+            self._feed_meter(k)  # no reading of k-1 to come, after which k would be fed
         log.info("settled interval %d: %d trade(s), book of %d order(s)", k,
                  len(payload["trades"]), len(state.book))
 
     def _feed_meter(self, k: int) -> None:
-        """A simulated meter is told interval k's agreed flows (a real sensor measures them)."""
+        """The meter is told interval k's agreed flows (a real sensor ignores them)."""
         imported, exported = self.planned.pop(k, (0, 0))
+        self.fed_through = max(self.fed_through, k)
         soc = None
         if self.me.role == "storage":
             soc = max(0, min(self.me.capacity_wh, self.expected_soc_before(k) + imported
                              - exported))
         try:
-            feed_simulation(self.meter, imported, exported,
-                            interval_s=self.interval_s, soc_wh=soc)
-        except TypeError:
-            pass  # real hardware
+            self.meter.feed(k, imported, exported, interval_s=self.interval_s, soc_wh=soc)
         except ValueError as exc:
-            log.warning("simulated meter refused interval %d's flows: %s", k, exc)
+            log.warning("meter refused interval %d's flows: %s", k, exc)
 
     def expected_soc_before(self, k: int) -> int:
         """The battery's charge at the start of `k`, by its latest reading and contracts since."""
@@ -222,13 +221,12 @@ class AgentLoop:
     async def sign_reading(self, k: int) -> None:
         """Close interval `k` on the meter and sign its reading."""
         self.read.add(k)
-        simulated = isinstance(self.meter, SimulatedMeter)
-        if simulated:  # told its flows at the end of the interval it reports
-            self._feed_meter(k)
+        if self.fed_through < k:  # k's flows unknown (no market in k, or settled before a
+            self._feed_meter(k)  # restart): the meter is told none
         # The last sample and the close run on the meter's own thread: a real sensor takes about
         # a second for its 10 reads; trouble is reported as MEASURING, never fatal.
         reading = await read_meter(self.meter, k, glue=self.glue, status=self.status)
-        if not simulated and (k + 1) in self.planned:  # a simulated chip carries k+1's load
+        if (k + 1) in self.planned:  # from now on the meter measures k+1
             self._feed_meter(k + 1)
         if reading.get("soc_wh") is not None:
             self.soc_wh, self.soc_interval = reading["soc_wh"], k

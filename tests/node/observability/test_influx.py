@@ -8,8 +8,6 @@ and influxd: it can also refuse writes (503) like a failing server.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import shutil
 import socket
 import subprocess
@@ -19,29 +17,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from nodeinproc import HOME1, HOME2, HOST, SOLAR, community, eventually, free_port, start_all
 
-from ledger.chain import now_us
 from ledger.charter import parse_charter
 from ledger.store import Store
 from market.intervals import interval_start_us
-from node.cli.community import create_admin, create_identity, default_charter, write_genesis
 from node.config import NodeConfig
 from node.errors import UserError
 from node.node import Node
 from node.observability.influx import DiskQueue, InfluxSettings, point
 from node.trading.interval_view import interval_state
-
-HOST = "127.0.0.1"
-HOME1 = ("Home 1", "consumer", "home1", 0, 1000)
-HOME2 = ("Home 2", "consumer", "home2", 0, 1000)
-SOLAR = ("Community solar", "generator", "community", 0, 1000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
 
 # -- a real influxd ------------------------------------------------------------------------------
 
@@ -206,74 +191,6 @@ class Proxy:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
-
-
-# -- a small community of in-process nodes -------------------------------------------------------
-
-
-def community(
-    root: Path, agents: list[tuple], influx: dict | None = None, hour: int = 10
-) -> list[NodeConfig]:
-    """Agents of the kit's scenario in grid "kit", intervals of 1 s, hour `hour` now (sunny);
-    the first agent exports to InfluxDB when `influx` is given."""
-    admin = create_admin(root)
-    epoch = now_us() - hour * 1_000_000
-    charter = default_charter("c", admin.agent, "kit", interval_ms=1000, epoch_us=epoch)
-    charter = charter.sign(admin)
-    cfgs = []
-    for name, role, household, capacity, power in agents:
-        d = root / name.lower().replace(" ", "-")
-        identity = create_identity(d)
-        cfg = NodeConfig(
-            dir=d,
-            name=name,
-            role=role,
-            household=household,
-            grid="kit",
-            community="c",
-            admin=admin.agent.hex(),
-            capacity_wh=capacity,
-            max_power_w=power,
-            listen=f"{HOST}:{free_port()}",
-            round_ms=200,
-        )
-        write_genesis(cfg, identity, charter, None)
-        cfgs.append(cfg)
-    for cfg in cfgs:
-        cfg.peers = [c.url for c in cfgs if c is not cfg]
-    if influx is not None:
-        cfgs[0].influx_url = influx["url"]
-        cfgs[0].extra = {"influx": influx}
-    return cfgs
-
-
-async def start_all(cfgs: list[NodeConfig]) -> list[Node]:
-    nodes = []
-    for cfg in cfgs:
-        node = Node(cfg)
-        await node.start()
-        nodes.append(node)
-    return nodes
-
-
-async def eventually(predicate, timeout: float, what: str):
-    """Await until `predicate()` is truthy; an exception in it counts as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-        except Exception as exc:  # not yet (a database not created yet, ...)
-            last = exc
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout} s waiting for {what}; last error: {last!r}"
-            )
-        await asyncio.sleep(0.1)
 
 
 def own_readings(cfg: NodeConfig) -> tuple[dict[int, dict], list]:

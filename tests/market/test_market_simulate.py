@@ -11,7 +11,7 @@ from ledger.charter import MECHANISMS
 from market.scenario import default_scenario, load_scenario
 from market.simulate import format_report, simulate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PICOGRID = Path(sys.executable).parent / "picogrid"
 KIT = default_scenario()
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_influx import HOME1, HOME2, SOLAR, community, eventually, start_all
+from nodeinproc import HOME1, HOME2, SOLAR, community, eventually, start_all
 
 from node.config import load_config
 from node.http.market_routes import bill_json, trades_in

@@ -14,7 +14,7 @@ from ledger.errors import REASONS, Invalid
 from ledger.membrane import Membrane
 from ledger.store import Store
 
-HERE = Path(__file__).parent / "vectors"
+HERE = Path(__file__).resolve().parents[1] / "vectors"
 VECTORS = json.loads((HERE / "actions.json").read_text())
 
 

@@ -8,7 +8,7 @@ import pytest
 from ledger.charter import GridRules
 from market.scenario import ScenarioError, default_scenario, load_scenario, parse_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CURVE = [0, 0, 0, 0, 0, 0, 2, 3, 4, 7, 9, 10, 10, 10, 10, 9, 9, 7, 4, 1, 0, 0, 0, 0]
 
 

@@ -21,7 +21,7 @@ from ledger.store import Store
 from ledger.testing import T0, ChainSigner, identity, wire_items
 
 HERE = Path(__file__).resolve()
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 OWN = identity(1)
 
 

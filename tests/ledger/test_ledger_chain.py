@@ -15,7 +15,7 @@ from ledger.membrane import Membrane
 from ledger.store import Store
 from ledger.testing import T0, genesis_payload, identity, order_payload, wire_items
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Clock:

@@ -37,7 +37,7 @@ from node.cli.launcher import free_port_run
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 PICOGRID = Path(sys.executable).with_name("picogrid")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 AGENTS = 7
 INTERVAL_S = 2
 WIDTH = 1440

@@ -1,6 +1,6 @@
 """`GET /metrics` of real in-process nodes, and the hardware glue's error reports behind it.
 
-The nodes trade at one interval a second on 127.0.0.1 (see `test_influx.community`). Traffic the
+The nodes trade at one interval a second on 127.0.0.1 (see `nodeinproc.community`). Traffic the
 market loop would never make (a bad signature, a gap, a fork, a disputed trade) is signed here
 with `ledger.testing` and posted to the gossip endpoint, as a misbehaving peer would.
 """
@@ -16,7 +16,7 @@ import socket
 import aiohttp
 import msgpack
 import pytest
-from test_influx import HOME1, HOME2, HOST, SOLAR, community, eventually, free_port, start_all
+from nodeinproc import HOME1, HOME2, HOST, SOLAR, community, eventually, free_port, start_all
 
 from hardware.ina219 import INA219
 from hardware.meter import INA219Meter

@@ -13,7 +13,6 @@ from hardware.ina219 import INA219, MeasurementError
 from hardware.meter import (
     INA219Meter,
     SimulatedMeter,
-    feed_simulation,
     make_meter,
     reading_payload,
     sensor_current_for_flow_ua,
@@ -221,12 +220,13 @@ def test_overflowing_sensor_reports_an_error_not_energy():
     assert meter.close_interval(0)["import_wh"] == 0
 
 
-# -- the simulated meter and feeding simulations --
+# -- the simulated meter and feeding simulations (the contract both meters share is in
+# test_hw_meter_contract.py) --
 
 
 def test_simulated_meter_reports_the_flows_it_is_told():
     home = SimulatedMeter("consumer")
-    home.set_flow(import_wh=500)
+    home.feed(4, import_wh=500, export_wh=0, interval_s=10)
     home.sample()
     payload = home.close_interval(4)
     assert_is_reading(payload)
@@ -235,24 +235,33 @@ def test_simulated_meter_reports_the_flows_it_is_told():
     assert home.close_interval(5)["import_wh"] == 0  # flows are per interval
 
 
+def test_simulated_meter_keeps_each_feed_for_its_own_interval():
+    home = SimulatedMeter("consumer")
+    home.feed(5, 700, 0, interval_s=10)  # told k+1's flows before k closes
+    home.feed(4, 300, 0, interval_s=10)
+    assert home.close_interval(4)["import_wh"] == 300
+    assert home.close_interval(5)["import_wh"] == 700
+    home.feed(6, 100, 0, interval_s=10)
+    assert home.close_interval(7)["import_wh"] == 0  # 6's flows are not 7's
+    assert home.close_interval(6)["import_wh"] == 0  # and a closed-over feed is dropped
+
+
 def test_simulated_storage_tracks_or_takes_its_charge():
     battery = SimulatedMeter("storage", capacity_wh=4000)
-    battery.set_flow(import_wh=3000)
+    battery.feed(0, 3000, 0, interval_s=10)
     assert battery.close_interval(0)["soc_wh"] == 3000
-    battery.set_flow(import_wh=2000)
+    battery.feed(1, 2000, 0, interval_s=10)
     assert battery.close_interval(1)["soc_wh"] == 4000
-    battery.set_flow(export_wh=1500, soc_wh=2400)
+    battery.feed(2, 0, 1500, interval_s=10, soc_wh=2400)
     payload = battery.close_interval(2)
     assert (payload["export_wh"], payload["soc_wh"]) == (1500, 2400)
-    with pytest.raises(ValueError):
-        battery.set_flow(import_wh=-1)
     with pytest.raises(ValueError):
         SimulatedMeter("battery")
 
 
 def test_feeding_a_simulated_ina219_meter_reproduces_the_scenario_flows():
     _, meter, clock = kit_meter("consumer", energy_scale=100_000)
-    feed_simulation(meter, 500, 0, interval_s=10)
+    meter.feed(0, 500, 0, interval_s=10)
     assert meter.ina219.bus.chip(0x40).current_ua == 360_000  # 1.8 W at 5 V
     for _ in range(10):
         clock.advance(1)
@@ -260,17 +269,18 @@ def test_feeding_a_simulated_ina219_meter_reproduces_the_scenario_flows():
     assert meter.close_interval(0)["import_wh"] == 500
 
     _, solar, clock = kit_meter("generator", energy_scale=100_000)
-    feed_simulation(solar, 0, 900, interval_s=10)
+    solar.feed(0, 0, 900, interval_s=10)
     assert solar.ina219.bus.chip(0x40).current_ua > 0  # producing: positive current
     clock.advance(10)
     solar.sample()
     assert solar.close_interval(0)["export_wh"] == 900
 
 
-def test_feeding_needs_a_simulation():
+def test_a_meter_on_a_real_bus_measures_and_ignores_feeds():
     bus = SimulatedINA219Bus({0x40: 0.1})
+    bus.set_load(0x40, current_ua=20_000, bus_mv=5_000)
 
-    class RealBus:
+    class RealBus:  # not a SimulatedINA219Bus: the meter can't tell it what to carry
         def read_i2c_block_data(self, *args):
             return bus.read_i2c_block_data(*args)
 
@@ -278,8 +288,12 @@ def test_feeding_needs_a_simulation():
             bus.write_i2c_block_data(*args)
 
     real = INA219Meter(INA219(RealBus(), 0x40, sleep=lambda s: None), "consumer", spacing_s=0)
-    with pytest.raises(TypeError):
-        feed_simulation(real, 1, 0, interval_s=10)
+    real.feed(0, 1, 0, interval_s=10)
+    assert bus.chip(0x40).current_ua == 20_000  # the true load is untouched
+    real.sample()
+    assert real.close_interval(0)["current_ua"] == 20_000
+    with pytest.raises(ValueError):
+        real.feed(1, -1, 0, interval_s=10)  # a bad feed is refused all the same
     assert sensor_current_for_flow_ua("storage", 0, 36, 3600, 1, 5_000) == -7_200_000
 
 
@@ -309,7 +323,7 @@ def test_reading_payload_refuses_floats_and_negative_amounts():
 def test_make_meter_without_a_sensor_is_simulated():
     meter = make_meter("storage", {"capacity_wh": 4000}, sim=False)
     assert isinstance(meter, SimulatedMeter)
-    meter.set_flow(import_wh=5000)
+    meter.feed(0, 5000, 0, interval_s=10)
     assert meter.close_interval(0)["soc_wh"] == 4000
 
 
