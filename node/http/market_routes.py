@@ -122,7 +122,7 @@ def interval_json(node: Node, grid: str, k: int) -> dict:
         "leds": leds,
         "grid_import_wh": sum(clearing.grid_import_wh.values()) if clearing else 0,
         "grid_export_wh": sum(clearing.grid_export_wh.values()) if clearing else 0,
-        "clearing_price": getattr(clearing, "price", None) if clearing else None,
+        "clearing_price": clearing.clearing_price if clearing else None,
         "kpis": k_kpis,
     }
 

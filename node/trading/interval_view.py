@@ -98,21 +98,24 @@ def interval_state(store: Store, charters: list[Charter], grid: str, k: int) -> 
 
 def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Participant],
                 lookback: int = 48) -> dict[bytes, int]:
-    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh` plus
-    what it contracted in the settled intervals after that reading (readings of an interval are
-    signed after the next one is already settled)."""
+    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh` (the
+    charge at the END of the interval it reports, that interval's trades included) plus what it
+    contracted in the settled intervals after that reading (readings of an interval are signed
+    after the next one is already settled)."""
     storage = {a: p for a, p in participants.items() if p.role == "storage"}
     net: dict[bytes, int] = dict.fromkeys(storage, 0)
     socs: dict[bytes, int] = {}
     for j in range(k - 1, k - 1 - lookback, -1):
         if len(socs) == len(storage):
             break
-        for a in store.by_interval(grid, j, ("reading", "settlement")):
-            if a.author not in storage or a.author in socs:
-                continue
+        actions = [a for a in store.by_interval(grid, j, ("reading", "settlement"))
+                   if a.author in storage and a.author not in socs]
+        # A reading of j already holds j's own settlement: only later intervals are added.
+        for a in actions:
             if a.type == "reading" and a.payload["soc_wh"] is not None:
                 socs[a.author] = a.payload["soc_wh"] + net[a.author]
-            elif a.type == "settlement":
+        for a in actions:
+            if a.type == "settlement" and a.author not in socs:
                 net[a.author] += sum((t[2] if t[1] == a.author else 0)
                                      - (t[2] if t[0] == a.author else 0)
                                      for t in a.payload["trades"])
