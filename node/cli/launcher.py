@@ -235,26 +235,33 @@ def home_supply(view: dict) -> tuple[int, int]:
     return local, demand
 
 
+LINE_WIDTH = 100
+LEGEND = "each line: the hour, energy made and used, battery levels, trades, homes' demand met locally"
+
+
 def interval_line(view: dict, self_sufficiency: float | None, note: str = "") -> str:
-    """One line for a settled interval; `self_sufficiency` is over the demo's intervals so far."""
+    """One line of at most `LINE_WIDTH` columns for a settled interval; `self_sufficiency` is
+    over the demo's intervals so far. Battery levels are listed in id order, or summed when
+    there are too many to fit; a note that does not fit goes on a line of its own."""
     figures = view.get("agents", {})
     gen = sum(f.get("generation_wh", 0) for f in figures.values())
     demand = sum(f.get("demand_wh", 0) for f in figures.values())
-    socs = [f"{n} {f['soc_wh']}" for n, f in sorted(figures.items()) if "soc_wh" in f]
+    socs = [f["soc_wh"] for _, f in sorted(figures.items()) if "soc_wh" in f]
     trades = view.get("trades", [])
     confirmed = sum(t["status"] == "confirmed" for t in trades)
     disputed = sum(t["status"] == "disputed" for t in trades)
     ss_text = f"{self_sufficiency * 100:.0f}%" if self_sufficiency is not None else "-"
-    hour = view["interval"] % 24
-    line = (
-        f"interval {view['interval']:>3} ({hour:02d}:00)  generation {gen:>5} Wh  "
-        f"demand {demand:>5} Wh  batteries {', '.join(socs) or '-'} Wh  "
-        f"trades {confirmed} confirmed"
-    )
-    if disputed:
-        line += f", {disputed} DISPUTED"
-    line += f"  self-sufficiency so far {ss_text}"
-    return line + (f"  ({note})" if note else "")
+    head = f"interval {view['interval']:>3} ({view['interval'] % 24:02d}:00)  made {gen:>5} Wh  " \
+        f"used {demand:>5} Wh  "
+    tail = f"  trades {confirmed}" + (f" ({disputed} DISPUTED)" if disputed else "") + \
+        f"  local {ss_text}"
+    stored = "stored " + ("+".join(map(str, socs)) if socs else "-") + " Wh"
+    if len(head) + len(stored) + len(tail) > LINE_WIDTH:
+        stored = f"stored {sum(socs)} Wh"
+    line = head + stored + tail
+    if note and len(line) + len(note) + 4 <= LINE_WIDTH:
+        return f"{line}  ({note})"
+    return f"{line}\n    ({note})" if note else line
 
 
 def free_port_run(count: int) -> int:
