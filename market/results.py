@@ -190,9 +190,7 @@ def kpis(
     roles = {(who.agent.hex() if by_id else who.name): who for who in participants.values()}
     credits = credits or {}
     demand = local = generation = 0
-    homes: dict[str, list[int]] = {
-        n: [0, 0, 0, 0] for n, w in roles.items() if w.role == "consumer"
-    }
+    homes = {n: [0, 0, 0, 0] for n, w in roles.items() if w.role == "consumer"}
     for interval in figures:
         for name, f in interval.items():
             if name in homes:

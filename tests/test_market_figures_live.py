@@ -29,7 +29,10 @@ def battery_ids(rows: list[dict], names) -> dict[str, str]:
 
 
 def view_figures(view: dict, agent_hex: str, name: str) -> dict:
-    return view["agents"][name]
+    """An agent's figures in a view: keyed by its id, its name beside them."""
+    fig = view["agents"][agent_hex]
+    assert fig["name"] == name
+    return fig
 
 
 def settled(url: str, k: int) -> dict | None:
@@ -98,7 +101,7 @@ def test_battery_level_shown_is_the_batterys_signed_reading(kit):
             fig = view_figures(view, ids[n.name], n.name)
             signed = readings[k]["soc_wh"]
             assert fig["soc_wh"] == signed, (n.name, k, fig, readings[k])
-            assert series[k]["soc_wh"][n.name] == signed, (n.name, k, series[k])
+            assert series[k]["soc_wh"][ids[n.name]] == signed, (n.name, k, series[k])
             if k - 1 in readings:  # what it charged is what its readings say moved
                 assert signed - readings[k - 1]["soc_wh"] == \
                     fig["charged_wh"] - fig["discharged_wh"], (n.name, k)

@@ -141,18 +141,24 @@ def collect(
     """Every trade of the range (filtered to `agent`), and each agent's bill in the format of
     `node.http.market_routes.bill_json`, computing each interval once."""
     from market.intervals import interval_start_us
+    from market.participants import labels
+    from market.savings import SavingsBook
     from node.http.market_routes import trade_json
-    from node.trading.interval_view import bills_of, interval_state
+    from node.trading.interval_view import bills_of, confirmed_trades, interval_state, socs_before
 
     trades: list[dict] = []
     totals: dict[bytes, Any] = {}
     rows: dict[bytes, list[dict]] = {}
     baselines: dict[bytes, int] = {}
     agents: dict[bytes, dict] = {}
+    book = SavingsBook()  # savings valued as bill_json values them
     progress = Progress(to - frm + 1)
     for done, k in enumerate(range(frm, to + 1), 1):
         state = interval_state(view.store, view.charters, grid, k)
-        names = {a: p.name for a, p in state.participants.items()}
+        names = labels(state.participants)
+        if state.settlements and state.rules is not None:
+            socs = socs_before(view.store, grid, k, state.participants)
+            book.add(state.participants, state.rules, confirmed_trades(state), socs)
         for a, p in state.participants.items():
             agents[a] = {"agent": a.hex(), "name": p.name, "role": p.role, "household": p.household}
         start = datetime.fromtimestamp(interval_start_us(view.charters, k) / 1e6, UTC)
@@ -180,7 +186,8 @@ def collect(
             "intervals": rows.get(a, []),
             "total": total.to_dict() if total else None,
             "baseline": baselines.get(a, 0),
-            "saved": baselines.get(a, 0) - total.net if total else 0,
+            "credit": book.credits.get(a, 0),
+            "saved": baselines.get(a, 0) - total.net + book.credits.get(a, 0) if total else 0,
             "units": "energy in Wh, money in milli-cents",
         }
     return trades, agents, bill_of

@@ -16,13 +16,16 @@ from market.intervals import (
     interval_start_us,
     settle_at_us,
 )
-from market.results import kpis
+from market.participants import labels
+from market.savings import SavingsBook
 from node.http.server import NODE_KEY, BadRequest, author_param, in_thread, int_param, json_error
 from node.trading.interval_view import (
     IntervalState,
     bills_of,
+    confirmed_trades,
     figures_of,
     interval_state,
+    kpis_of,
     socs_before,
 )
 
@@ -60,7 +63,13 @@ def _range(request: web.Request, node: Node) -> tuple[int, int]:
 
 
 def _names(state: IntervalState) -> dict[bytes, str]:
-    return {a: p.name for a, p in state.participants.items()}
+    """Display names: two agents of one name are told apart (`market.participants.labels`)."""
+    return labels(state.participants)
+
+
+def _name(state: IntervalState, agent: bytes) -> str | None:
+    who = state.participants.get(agent)
+    return who.name if who else None
 
 
 def _phase(node: Node, k: int, state: IntervalState) -> str:
@@ -78,20 +87,14 @@ def interval_json(node: Node, grid: str, k: int) -> dict:
     state = interval_state(node.store, node.charters, grid, k)
     names = _names(state)
     socs = socs_before(node.store, grid, k, state.participants)
-    figures = figures_of(state, socs)
+    figures = figures_of(state, socs, by_id=True)
     agents = [{"name": p.name, "role": p.role, "household": p.household,
                "capacity_wh": p.capacity_wh} for p in state.participants.values()]
-    leds = {name: mode.value for name, mode in led_states(agents, figures).items()} \
-        if state.settlements else {}
+    leds = {name: mode.value for name, mode in
+            led_states(agents, figures_of(state, socs)).items()} if state.settlements else {}
     book_digest = None
     if state.clearing is not None and state.rules is not None:
         book_digest = state.payload_for(node.identity.agent)["book"].hex()
-    bills, baselines = bills_of(state)
-    figures_list = [figures] if figures else []
-    named_bills = {names[a]: b for a, b in bills.items() if a in names}
-    named_base = {names[a]: v for a, v in baselines.items() if a in names}
-    k_kpis = kpis(state.participants, figures_list, named_bills, named_base) if named_bills \
-        else None
     clearing = state.clearing
     return {
         "interval": k,
@@ -103,6 +106,7 @@ def interval_json(node: Node, grid: str, k: int) -> dict:
         "gate_us": gate_closure_us(node.charters, k),
         "settle_us": settle_at_us(node.charters, k),
         "book_digest": book_digest,
+        "names": {a.hex(): n for a, n in names.items()},
         "book": [{"hash": o.hash.hex(), "author": o.author.hex(), "name": names.get(o.author),
                   "side": o.side, "energy_wh": o.energy_wh, "price": o.price, "ts": o.ts}
                  for o in state.book],
@@ -110,20 +114,20 @@ def interval_json(node: Node, grid: str, k: int) -> dict:
         "trades": [trade_json(s, names, k) for s in state.statuses],
         "expected_trades": len(clearing.trades) if clearing else 0,
         "settlements": {
-            names.get(a, a.hex()): {"agent": a.hex(), "book": p["book"].hex(),
-                                    "trades": len(p["trades"]),
-                                    "grid_import_wh": p["grid_import_wh"],
-                                    "grid_export_wh": p["grid_export_wh"]}
+            a.hex(): {"agent": a.hex(), "name": _name(state, a), "book": p["book"].hex(),
+                      "trades": len(p["trades"]),
+                      "grid_import_wh": p["grid_import_wh"],
+                      "grid_export_wh": p["grid_export_wh"]}
             for a, p in state.settlements.items()
         },
-        "readings": {names.get(a, a.hex()): {k2: v for k2, v in r.items()}
-                     for a, r in state.readings.items()},
-        "agents": figures,
+        "readings": {a.hex(): dict(r) for a, r in state.readings.items()},
+        "agents": {a: {"name": state.participants[bytes.fromhex(a)].name, **f}
+                   for a, f in figures.items()},
         "leds": leds,
         "grid_import_wh": sum(clearing.grid_import_wh.values()) if clearing else 0,
         "grid_export_wh": sum(clearing.grid_export_wh.values()) if clearing else 0,
         "clearing_price": clearing.clearing_price if clearing else None,
-        "kpis": k_kpis,
+        "kpis": kpis_of([(state, socs)], by_id=True) if figures else None,
     }
 
 
@@ -199,8 +203,12 @@ def bill_json(node: Node, agent: bytes, grid: str, frm: int, to: int) -> dict:
     total = None
     rows = []
     baseline = 0
+    book = SavingsBook()
     for k in range(frm, to + 1):
         state = interval_state(node.store, node.charters, grid, k)
+        if state.settlements and state.rules is not None:
+            socs = socs_before(node.store, grid, k, state.participants)
+            book.add(state.participants, state.rules, confirmed_trades(state), socs)
         bills, baselines = bills_of(state)
         if agent in bills:
             b = bills[agent]
@@ -208,9 +216,10 @@ def bill_json(node: Node, agent: bytes, grid: str, frm: int, to: int) -> dict:
             total = b if total is None else total + b
             baseline += baselines[agent]
     totals = total.to_dict() if total else None
+    credit = book.credits.get(agent, 0)
     return {"agent": agent.hex(), "grid": grid, "from": frm, "to": to, "intervals": rows,
-            "total": totals, "baseline": baseline,
-            "saved": baseline - total.net if total else 0,
+            "total": totals, "baseline": baseline, "credit": credit,
+            "saved": baseline - total.net + credit if total else 0,
             "units": "energy in Wh, money in milli-cents"}
 
 
@@ -226,29 +235,23 @@ async def get_bill(request: web.Request) -> web.Response:
 
 
 def summary_json(node: Node, grid: str, frm: int, to: int) -> dict:
-    """A day at a glance for the dashboard: per interval figures and the KPIs so far."""
-    series, all_figures, bills, baselines = [], [], {}, {}
-    participants = {}
+    """A day at a glance for the dashboard: per interval figures and the KPIs so far, every
+    agent keyed by id (`names` gives each a display name that tells equal names apart)."""
+    series, settled, names = [], [], {}
     for k in range(frm, to + 1):
         state = interval_state(node.store, node.charters, grid, k)
-        participants = state.participants
+        names.update(_names(state))
         if not state.settlements:
             continue
         socs = socs_before(node.store, grid, k, state.participants)
-        figures = figures_of(state, socs)
-        all_figures.append(figures)
-        names = _names(state)
-        ib, ibase = bills_of(state)
-        for a, b in ib.items():
-            n = names[a]
-            bills[n] = bills[n] + b if n in bills else b
-            baselines[n] = baselines.get(n, 0) + ibase[a]
+        settled.append((state, socs))
+        figures = figures_of(state, socs, by_id=True)
         statuses = [s.status for s in state.statuses]
         series.append({
             "interval": k,
             "generation_wh": sum(f.get("generation_wh", 0) for f in figures.values()),
             "demand_wh": sum(f.get("demand_wh", 0) for f in figures.values()),
-            "soc_wh": {n: f["soc_wh"] for n, f in figures.items() if "soc_wh" in f},
+            "soc_wh": {a: f["soc_wh"] for a, f in figures.items() if "soc_wh" in f},
             "grid_import_wh": sum(f.get("from_grid_wh", 0) for f in figures.values()),
             "grid_export_wh": sum(state.clearing.grid_export_wh.values())
             if state.clearing else 0,
@@ -260,8 +263,9 @@ def summary_json(node: Node, grid: str, frm: int, to: int) -> dict:
     return {
         "grid": grid, "from": frm, "to": to,
         "current": current_interval(node),
+        "names": {a.hex(): n for a, n in names.items()},
         "series": series,
-        "kpis": kpis(participants, all_figures, bills, baselines) if bills else None,
+        "kpis": kpis_of(settled, by_id=True),
     }
 
 
@@ -278,7 +282,17 @@ async def get_summary(request: web.Request) -> web.Response:
         return json_error(404, "no charter yet")
     frm, to = _range(request, node)
     grid = _grid(request, node)
-    return web.json_response(await in_thread(summary_json, node, grid, frm, to))
+    # Cached until the interval changes or the store takes a new action or a fork: a poll
+    # between those costs one indexed look-up, not 24 clearings.
+    key = (grid, frm, to, current_interval(node), node.store.latest_rowid(),
+           len(node.store.forked_authors()))
+    cache = request.app[SUMMARY_CACHE]
+    if cache.get("key") != key:
+        body = await in_thread(summary_json, node, grid, frm, to)
+        cache.clear()
+        cache.update(key=key, body=body)
+        node.metrics["summary_computed"] += 1
+    return web.json_response(cache["body"])
 
 
 async def get_charters(request: web.Request) -> web.Response:
@@ -290,7 +304,11 @@ async def get_charters(request: web.Request) -> web.Response:
     ])
 
 
+SUMMARY_CACHE = web.AppKey("summary_cache", dict)
+
+
 def add_market_routes(app: web.Application) -> None:
+    app[SUMMARY_CACHE] = {}
     app.router.add_get("/v1/community/charters", get_charters)
     app.router.add_get("/v1/intervals/{k}", get_interval)
     app.router.add_get("/v1/trades", get_trades)

@@ -168,6 +168,7 @@ ROUTES: dict[tuple[str, str], dict] = {
                 "intervals": arr(ANY_OBJ),
                 "total": null(ANY_OBJ),
                 "baseline": INT,
+                "credit": INT,
                 "saved": INT,
                 "units": STR,
             }
@@ -183,6 +184,7 @@ ROUTES: dict[tuple[str, str], dict] = {
                 "from": INT,
                 "to": INT,
                 "current": INT,
+                "names": mapping(STR),
                 "series": arr(ANY_OBJ),
                 "kpis": null(ANY_OBJ),
             }

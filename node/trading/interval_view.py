@@ -15,7 +15,8 @@ from market.clearing import clear
 from market.intervals import charter_in_force, gate_closure_us
 from market.orders import Order, select_book
 from market.participants import Participant
-from market.results import Bill, baseline_net, interval_figures, reconcile
+from market.results import Bill, baseline_net, interval_figures, kpis, reconcile
+from market.savings import SavingsBook
 from market.settlement import TradeStatus, classify, settlement_payload
 from market.trades import Clearing, Trade
 
@@ -124,11 +125,42 @@ def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Parti
     return socs
 
 
-def figures_of(state: IntervalState, socs: dict[bytes, int]) -> dict[str, dict]:
+def figures_of(state: IntervalState, socs: dict[bytes, int], by_id: bool = False
+               ) -> dict[str, dict]:
     if state.clearing is None:
         return {}
     metered = {a: (r["import_wh"], r["export_wh"]) for a, r in state.readings.items()}
-    return interval_figures(state.participants, state.clearing, socs, metered)
+    return interval_figures(state.participants, state.clearing, socs, metered, by_id=by_id)
+
+
+def kpis_of(states: list[tuple[IntervalState, dict[bytes, int]]], by_id: bool = False,
+            need_bills: bool = True) -> dict | None:
+    """KPIs over settled intervals (each with its batteries' charge before it), savings valued
+    as `market.savings` says; keyed by name or (`by_id`) by agent id hex. None: no bills yet
+    (with `need_bills`)."""
+    book = SavingsBook()
+    bills: dict[bytes, Bill] = {}
+    baselines: dict[bytes, int] = {}
+    figures, participants = [], {}
+    for state, socs in states:
+        participants = {**participants, **state.participants}
+        figures.append(figures_of(state, socs, by_id))
+        if state.rules is not None:
+            book.add(state.participants, state.rules, confirmed_trades(state), socs)
+        ib, ibase = bills_of(state)
+        for a, b in ib.items():
+            bills[a] = bills[a] + b if a in bills else b
+            baselines[a] = baselines.get(a, 0) + ibase[a]
+    if need_bills and not bills:
+        return None
+
+    def key(a: bytes) -> str:
+        return a.hex() if by_id else participants[a].name
+
+    known = [a for a in bills if a in participants]
+    return kpis(participants, figures, {key(a): bills[a] for a in known},
+                {key(a): baselines[a] for a in known},
+                {key(a): c for a, c in book.credits.items() if a in participants}, by_id=by_id)
 
 
 def confirmed_trades(state: IntervalState) -> list[Trade]:
