@@ -42,7 +42,7 @@ STOP_WITHIN_S = 15
 LINE = re.compile(
     r"interval\s+(?P<k>\d+) \((?P<hour>\d\d):00\)  made\s+(?P<gen>\d+) Wh  "
     r"used\s+(?P<demand>\d+) Wh  stored (?P<batteries>[\d+]+) Wh  "
-    r"trades (?P<confirmed>\d+)(?P<disputed> \(\d+ DISPUTED\))?  "
+    r"trades (?P<confirmed>\d+)(?P<disputed>, \d+ DISPUTED)?  "
     r"local (?P<ss>\d+%|-)"
 )
 
