@@ -166,6 +166,12 @@ class Queries:
         with self._lock:
             return self._pending_total
 
+    def latest_rowid(self) -> int:
+        """The newest stored action's row id (0 when empty): changes whenever an action is
+        stored, in one index look-up; views cache on it."""
+        with self._lock:
+            return self._db.execute("SELECT max(id) FROM actions").fetchone()[0] or 0
+
     def count(self) -> int:
         """How many actions the chains hold (fork evidence and pending actions not included)."""
         with self._lock:

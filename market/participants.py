@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 ROLES = ("consumer", "generator", "storage")
@@ -27,6 +29,22 @@ class Participant:
     def power_cap_wh(self, interval_ms: int) -> int:
         """Energy `max_power_w` moves in an interval of `interval_ms`, rounded down to whole Wh."""
         return self.max_power_w * interval_ms // 3_600_000
+
+
+def labels(participants: Mapping[bytes, Participant]) -> dict[bytes, str]:
+    """A display name per agent that tells agents apart: its name; a name two agents share gets
+    the household (`Home (home2)`), and if that is shared too, the start of the id."""
+    by_name = Counter(p.name for p in participants.values())
+    by_house = Counter((p.name, p.household) for p in participants.values())
+    out = {}
+    for agent, p in participants.items():
+        if by_name[p.name] == 1:
+            out[agent] = p.name
+        elif by_house[(p.name, p.household)] == 1:
+            out[agent] = f"{p.name} ({p.household})"
+        else:
+            out[agent] = f"{p.name} ({p.household}, {agent.hex()[:8]})"
+    return out
 
 
 def simulated_agent_id(name: str) -> bytes:

@@ -53,8 +53,9 @@ def interval_figures(
     clearing: Clearing,
     socs: Mapping[bytes, int],
     metered: Mapping[bytes, tuple[int, int]] | None = None,
+    by_id: bool = False,
 ) -> dict[str, dict]:
-    """Per agent name, the interval's figures.
+    """Per agent name (`by_id`: per agent id hex), the interval's figures.
 
     - consumer: `demand_wh` (metered consumption; planned: bought + planned grid import),
       `from_generation_wh`, `from_storage_wh` (bought from generators / from storage),
@@ -74,21 +75,22 @@ def interval_figures(
         sold[t.seller] = sold.get(t.seller, 0) + t.energy_wh
     out: dict[str, dict] = {}
     for agent, who in participants.items():
+        key = agent.hex() if by_id else who.name
         imported, exported = (metered or {}).get(agent) or planned_meter(who, clearing)
         from_gen, from_storage = received.get(agent, (0, 0))
         if who.role == "consumer":
-            out[who.name] = {
+            out[key] = {
                 "demand_wh": imported,
                 "from_generation_wh": from_gen,
                 "from_storage_wh": from_storage,
                 "from_grid_wh": max(0, imported - from_gen - from_storage),
             }
         elif who.role == "generator":
-            out[who.name] = {"generation_wh": exported, "sold_wh": sold.get(agent, 0)}
+            out[key] = {"generation_wh": exported, "sold_wh": sold.get(agent, 0)}
         else:
             charged, discharged = from_gen + from_storage, sold.get(agent, 0)
             soc = next_soc(socs.get(agent, 0), charged, discharged, who.capacity_wh)
-            out[who.name] = {"soc_wh": soc, "charged_wh": charged, "discharged_wh": discharged}
+            out[key] = {"soc_wh": soc, "charged_wh": charged, "discharged_wh": discharged}
     return out
 
 
@@ -174,18 +176,21 @@ def kpis(
     figures: Iterable[Mapping[str, dict]],
     bills: Mapping[str, Bill],
     baselines: Mapping[str, int],
+    credits: Mapping[str, int] | None = None,
+    by_id: bool = False,
 ) -> dict:
     """Self-sufficiency, self-consumption, savings, bills and home shares over many intervals.
 
-    `figures` are `interval_figures` results; `bills` and `baselines` are per agent name, summed
-    over the same intervals. Energy that reached a home from a battery counts as local: batteries
-    only ever charge from local generation. Ratios are floats for display only (4 decimals).
+    `figures` are `interval_figures` results; `bills`, `baselines` and `credits` (from
+    `market.savings.SavingsBook`: stored energy and household gifts valued, taken off the net)
+    are per agent, summed over the same intervals, keyed by name or (`by_id`) by agent id hex.
+    Energy that reached a home from a battery counts as local: batteries only ever charge from
+    local generation. Ratios are floats for display only (4 decimals).
     """
-    roles = {who.name: who for who in participants.values()}
+    roles = {(who.agent.hex() if by_id else who.name): who for who in participants.values()}
+    credits = credits or {}
     demand = local = generation = 0
-    homes: dict[str, list[int]] = {
-        n: [0, 0, 0, 0] for n, w in roles.items() if w.role == "consumer"
-    }
+    homes = {n: [0, 0, 0, 0] for n, w in roles.items() if w.role == "consumer"}
     for interval in figures:
         for name, f in interval.items():
             if name in homes:
@@ -199,7 +204,8 @@ def kpis(
                 h[3] += f["from_generation_wh"]
             elif "generation_wh" in f:
                 generation += f["generation_wh"]
-    per_agent = {name: baselines.get(name, 0) - bills[name].net for name in sorted(bills)}
+    per_agent = {name: baselines.get(name, 0) - bills[name].net + credits.get(name, 0)
+                 for name in sorted(bills)}
     per_household: dict[str, int] = {}
     for name, saved in per_agent.items():
         house = roles[name].household
@@ -212,6 +218,7 @@ def kpis(
         "savings": {
             "baseline": baseline,
             "net": sum(b.net for b in bills.values()),
+            "stored_value": sum(credits.values()),
             "saved": saved,
             "ratio": _ratio(saved, baseline),
             "per_agent": per_agent,

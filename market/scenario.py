@@ -12,7 +12,7 @@ per interval; a power limit of P W moves P Wh in an interval (one modelled hour,
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -233,3 +233,23 @@ def default_scenario() -> Scenario:
     """The default PicoGrid of DESIGN (the seeds' kit), shipped as `market/scenarios/default.toml`."""
     text = resources.files("market").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
     return parse_scenario(tomllib.loads(text))
+
+
+# A household's day in tenths of its average hour (mean exactly 10, so a home's daily energy is
+# unchanged): low at night, a breakfast peak at 07:00, a dip at work hours, the evening peak at
+# 19:00. The shape of a typical European household load profile, rounded to whole tenths.
+DAY_PROFILE_TENTHS = (7, 5, 5, 5, 5, 7, 9, 13, 12, 10, 9, 9,
+                      11, 10, 10, 10, 11, 14, 16, 17, 15, 12, 10, 8)
+
+
+def day_scenario() -> Scenario:
+    """The default PicoGrid with each home's flat average spread over `DAY_PROFILE_TENTHS`:
+    what `picogrid demo` and a node without a scenario forecast (Home 1: 350 Wh at 01:00 ...
+    850 Wh at 19:00, 500 Wh an hour on average)."""
+    kit = default_scenario()
+    agents = tuple(
+        replace(a, consumption_wh=tuple(a.consumption_wh * m // 10 for m in DAY_PROFILE_TENTHS))
+        if a.role == "consumer" and isinstance(a.consumption_wh, int) else a
+        for a in kit.agents
+    )
+    return replace(kit, agents=agents)

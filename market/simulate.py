@@ -22,6 +22,7 @@ from market.orders import SIDES, Order, make_order, select_book
 from market.participants import Participant
 from market.report import format_report
 from market.results import Bill, baseline_net, interval_figures, kpis, next_socs, reconcile
+from market.savings import SavingsBook
 from market.scenario import ENERGY_INTERVAL_MS, AgentSpec, Scenario
 from market.strategies import (
     OrderIntent,
@@ -109,6 +110,7 @@ def simulate(
     baselines = {who.name: 0 for who in participants.values()}
     names = {who.agent: who.name for who in participants.values()}
     rows, all_figures = [], []
+    book_of_savings = SavingsBook()
     for k in range(count):
         book = select_book(
             _orders(k, agents, socs, seqs, rules),
@@ -123,6 +125,7 @@ def simulate(
             if who.role != "storage":
                 metered[who.agent] = (demand, generation)
         figures = interval_figures(participants, clearing, socs, metered)
+        book_of_savings.add(participants, rules, clearing.trades, socs)
         socs = next_socs(participants, clearing, socs)
         grid_in = grid_out = 0
         for who in participants.values():
@@ -162,5 +165,6 @@ def simulate(
             for s in scenario.agents
         ],
         "intervals": rows,
-        "kpis": kpis(participants, all_figures, bills, baselines),
+        "kpis": kpis(participants, all_figures, bills, baselines,
+                     {names[a]: c for a, c in book_of_savings.credits.items()}),
     }

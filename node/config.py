@@ -149,6 +149,11 @@ def load_config(directory: str | Path) -> NodeConfig:
     d = Path(directory)
     path = d / "config.toml"
     if not path.exists():
+        agents = sorted(p.parent.name for p in d.glob("*/config.toml")) if d.is_dir() else []
+        if agents:  # a demo's directory: one agent per subfolder
+            shown = ", ".join(agents[:8]) + (", ..." if len(agents) > 8 else "")
+            raise UserError(f"{d} holds {len(agents)} agents, one per subfolder ({shown}); "
+                            f"give one of them, like --dir {d / agents[0]}")
         raise UserError(f"{d} is not a PicoGrid node directory (no config.toml); run `picogrid init`")
     try:
         data = tomllib.loads(path.read_text())

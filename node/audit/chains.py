@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ledger.actions import decode_action
 from ledger.errors import Invalid
 from ledger.membrane import Membrane
+from ledger.precheck import Checked, precheck
 from ledger.store import Store
 
 
@@ -39,6 +40,7 @@ def verify_chains(
     now_us: int,
     claimed: dict[bytes, tuple[int, bytes]] | None = None,
     evidence: dict[bytes, list[tuple[bytes, bytes]]] | None = None,
+    prechecked: dict[bytes, Checked] | None = None,
 ) -> dict[bytes, ChainReport]:
     """Verify each author's served chain; `claimed` heads and fork `evidence` are checked too.
 
@@ -46,12 +48,14 @@ def verify_chains(
     depends on the order the chains are read in (a warrant read first would otherwise make the
     forked author's own chain look cut short). Forks are then judged from the evidence: the
     warrants in every chain, and `evidence` (pairs of signed actions at one seq).
+    `prechecked` holds each chain's `precheck` when the caller already decoded and verified it.
     """
     reports: dict[bytes, ChainReport] = {}
     forked: dict[bytes, set[int]] = {}
     for author, items in chains.items():
         claim = claimed.get(author) if claimed else None
-        reports[author] = _verify_one(author, items, membrane, now_us, forked, claim)
+        checked = (prechecked or {}).get(author)
+        reports[author] = _verify_one(author, items, membrane, now_us, forked, claim, checked)
     for author, items in (evidence or {}).items():
         for seq in _forks_in(items):
             forked.setdefault(author, set()).add(seq)
@@ -74,19 +78,17 @@ def _verify_one(
     now_us: int,
     forked: dict[bytes, set[int]],
     claim: tuple[int, bytes] | None = None,
+    checked: Checked | None = None,
 ) -> ChainReport:
     report = ChainReport(author)
     store = Store(":memory:", membrane)
     try:
-        result = store.ingest(list(items), now_us)
+        checked = checked if checked is not None else precheck(list(items), now_us)
+        result = store.ingest(list(items), now_us, prechecked=checked)
         for index, reason in result.rejected:
             report.problems.append(f"action #{index}: {reason}")
-        for index, (body, sig) in enumerate(items):
-            try:
-                a = decode_action(body, sig, check_signature=False)
-            except Invalid:
-                continue
-            if a.author != author:
+        for index, a in enumerate(checked):
+            if not isinstance(a, Invalid) and a.author != author:
                 report.problems.append(f"action #{index} is by another author")
         head = store.head(author)
         report.length = head.seq + 1 if head else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ledger.charter import Charter
 from ledger.membrane import Membrane
+from ledger.precheck import Checked
 from ledger.store import Store
 from market.clearing import clear
 from market.intervals import gate_closure_us
@@ -21,8 +22,10 @@ from node.trading.interval_view import energy_window_ms, interval_state
 
 
 def audit_market(chains: dict[bytes, list[tuple[bytes, bytes]]], charters: list[Charter],
-                 membrane: Membrane | None, now_us: int) -> dict:
-    """Recompute the settlements found in `chains`; returns counts, disputes and problems."""
+                 membrane: Membrane | None, now_us: int,
+                 prechecked: dict[bytes, Checked] | None = None) -> dict:
+    """Recompute the settlements found in `chains`; returns counts, disputes and problems.
+    `prechecked`: each chain's `precheck`, when the caller already decoded and verified it."""
     report = {"settlements_checked": 0, "settlements_matching": 0, "late_books": 0,
               "confirmed": 0, "disputed": 0, "pending": 0, "disputes": [], "problems": [],
               "notes": []}
@@ -31,8 +34,8 @@ def audit_market(chains: dict[bytes, list[tuple[bytes, bytes]]], charters: list[
         return report
     store = Store(":memory:", membrane)
     try:
-        for items in chains.values():
-            store.ingest(list(items), now_us)
+        for author, items in chains.items():
+            store.ingest(list(items), now_us, prechecked=(prechecked or {}).get(author))
         names = {r["author"]: r["name"] for r in store.agents()}
         for grid in sorted({r["grid"] for r in store.agents()}):
             for k in store.intervals(grid):  # through the market index, no chain walk

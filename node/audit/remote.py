@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from ledger.actions import Action, decode_action
+from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.charter import Charter, CharterError, parse_charter
 from ledger.errors import Invalid
 from ledger.membrane import Membrane
+from ledger.precheck import precheck
 from node.audit.chains import ChainReport, verify_chains
 from node.audit.market import audit_market
 from node.p2p.client import PeerClient, PeerError
@@ -116,16 +117,15 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     membrane = Membrane(charter.community, charter.admin, charter.open) if charter else None
     claimed = {a: heads[a] for a in authors}
     now = now_us()
-    result.reports = verify_chains(raw, membrane, now, claimed=claimed)
+    # Each chain is decoded and its signatures checked once; the chain check, the market audit
+    # and the report all use that one pass.
+    checked = {a: precheck(list(items), now) for a, items in raw.items()}
+    result.reports = verify_chains(raw, membrane, now, claimed=claimed, prechecked=checked)
     if agent is None and charter is not None:
-        result.market = audit_market(raw, charters or [charter], membrane, now)
-    for author, items in raw.items():
-        actions = []
-        for body, sig in items:
-            try:
-                actions.append(decode_action(body, sig))
-            except Invalid:
-                continue
+        result.market = audit_market(raw, charters or [charter], membrane, now,
+                                     prechecked=checked)
+    for author in raw:
+        actions = [a for a in checked[author] if not isinstance(a, Invalid)]
         result.chains[author] = actions
         genesis = next((a for a in actions if a.type == "genesis"), None)
         if genesis is not None:

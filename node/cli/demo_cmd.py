@@ -9,9 +9,13 @@ import time
 from pathlib import Path
 
 from ledger.charter import MECHANISMS
-from market.scenario import Scenario, ScenarioError, default_scenario, load_scenario
+from market.scenario import Scenario, ScenarioError, day_scenario, load_scenario
 from node.cli import launcher as demo
 from node.errors import UserError
+
+# The kit's sun rises at 06:00 (curve 2) and is at 4 by 08:00: a newcomer sees trades and
+# batteries charging in the first interval instead of a night of grid imports.
+DEFAULT_START_HOUR = 8
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--start-hour",
         type=int,
-        default=0,
-        help="hour of the day the demo starts at (default 0; try 10 for sunshine)",
+        default=DEFAULT_START_HOUR,
+        help=f"hour of the day the demo starts at (default {DEFAULT_START_HOUR}: the sun is up, "
+        "so trades show in the first seconds)",
     )
     p.set_defaults(func=run)
 
@@ -61,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
         base = args.dir or Path(tempfile.mkdtemp(prefix="picogrid-demo-"))
         print(
             f"PicoGrid demo: {n} agents of {scenario.name!r}, {mechanism}, "
-            f"{total} intervals of {args.interval_seconds} s; data in {base}"
+            f"{total} intervals of {args.interval_seconds} s"
         )
+        print(f"data in {base}")
         nodes = demo.prepare(
             base,
             scenario,
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 f"the nodes took longer to start than planned: the day starts at "
                 f"{first % 24:02d}:00"
             )
+        print(demo.LEGEND)
         follow(nodes, total, first=first)
         if args.intervals is not None:
             return 0
@@ -115,7 +122,7 @@ def _checked(args: argparse.Namespace) -> Scenario:
     if not 0 <= args.start_hour <= 23:
         raise UserError("--start-hour must be between 0 and 23")
     try:
-        scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+        scenario = load_scenario(args.scenario) if args.scenario else day_scenario()
     except (ScenarioError, OSError) as exc:
         raise UserError(f"scenario {args.scenario}: {exc}") from None
     n = len(scenario.agents)

@@ -30,10 +30,11 @@ from ledger.charter import Charter, CharterError, parse_charter
 from ledger.keys import KeyFileError, load_identity
 from ledger.store import Store
 from market.intervals import interval_start_us
+from market.participants import labels
 from node.cli.common import agent_hex_arg
 from node.config import NodeConfig, load_config
 from node.errors import UserError
-from node.trading.interval_view import bills_of, interval_state
+from node.trading.interval_view import interval_state
 from node.trading.reports import BillTotals, trade_json
 
 CSV_COLUMNS = [
@@ -149,12 +150,12 @@ def collect(
     """Every trade of the range (filtered to `agent`), and each agent's bill in the format of
     `node.trading.reports.bill_json`, computing each interval once."""
     trades: list[dict] = []
-    sums: BillTotals[bytes] = BillTotals()
+    sums = BillTotals()
     agents: dict[bytes, dict] = {}
     progress = Progress(to - frm + 1)
     for done, k in enumerate(range(frm, to + 1), 1):
         state = interval_state(view.store, view.charters, grid, k)
-        names = {a: p.name for a, p in state.participants.items()}
+        names = labels(state.participants)
         for a, p in state.participants.items():
             agents[a] = {"agent": a.hex(), "name": p.name, "role": p.role, "household": p.household}
         start = datetime.fromtimestamp(interval_start_us(view.charters, k) / 1e6, UTC)
@@ -163,14 +164,9 @@ def collect(
                 row = trade_json(s, names, k)
                 row["start_utc"] = start.isoformat().replace("+00:00", "Z")
                 trades.append(row)
-        bills, bases = bills_of(state)
-        for a, b in bills.items():
-            if agent is not None and a != agent:
-                continue
-            sums.add(a, k, b, bases[a])
+        sums.add_interval(view.store, grid, k, state, only=agent)
         progress.step(done, k)
-    bill_of = {a: sums.bill_json(a, a, grid, frm, to) for a in (agents if agent is None
-                                                                 else [agent])}
+    bill_of = {a: sums.bill_json(a, grid, frm, to) for a in (agents if agent is None else [agent])}
     return trades, agents, bill_of
 
 

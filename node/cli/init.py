@@ -12,6 +12,7 @@ import aiohttp
 from ledger.charter import MECHANISMS, Charter
 from ledger.keys import Identity, KeyFileError, load_identity
 from ledger.schemas import ROLES
+from node.cli import join_url
 from node.cli.common import agent_hex_arg
 from node.cli.community import create_admin, create_identity, default_charter, write_genesis
 from node.config import DEFAULT_PORT, NodeConfig
@@ -75,7 +76,7 @@ def fetch_charter(url: str, community: str, admin_hex: str | None, yes: bool) ->
     try:
         charter = asyncio.run(get())
     except PeerError as exc:
-        raise UserError(f"cannot fetch the charter from {url}: {exc}") from None
+        raise UserError(f"cannot fetch the charter: {join_url.explain(url, exc)}") from None
     if charter.community != community:
         raise UserError(f"{url} belongs to community {charter.community!r}, not {community!r}")
     print(f"community:  {charter.community}")
@@ -110,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if (directory / "config.toml").exists():
         raise UserError(f"{directory} already holds an agent (config.toml); refusing to overwrite")
     if args.join:
+        args.join = join_url.base_url(args.join)
+        announced = args.public_url if args.public_url is not None else f"http://{args.listen}"
+        join_url.check_announced(announced, args.join, args.listen)
         charter = fetch_charter(args.join, args.community, args.admin, args.yes)
         identity = _key_for_join(directory)
         if not charter.open and invite is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from node.cli import join_url
 from node.cli.common import with_client
 from node.config import load_config
 from node.errors import UserError
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check a remote node's community and add it as a peer in config.toml."""
     cfg = load_config(args.dir)
-    url = args.url.rstrip("/")
+    url = join_url.base_url(args.url, "URL")
+    if cfg.public_url is None or cfg.public_url:
+        join_url.check_announced(cfg.url, url, cfg.listen)
     admin = bytes.fromhex(cfg.admin)
 
     async def check(client: PeerClient) -> dict:
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         found = with_client(url, check)
     except PeerError as exc:
-        raise UserError(f"{url} does not answer as a PicoGrid node: {exc}") from None
+        raise UserError(join_url.explain(url, exc)) from None
     info, charter = found["info"], found["charter"]
     if info.get("community") != cfg.community or charter.community != cfg.community:
         raise UserError(f"{url} belongs to community {info.get('community')!r}, "

@@ -204,26 +204,39 @@ def home_supply(view: dict) -> tuple[int, int]:
     return local, demand
 
 
+LINE_WIDTH = 100
+LEGEND = "each line: the hour, energy made and used, battery levels by name, trades, local share"
+
+
 def interval_line(view: dict, self_sufficiency: float | None, note: str = "") -> str:
-    """One line for a settled interval; `self_sufficiency` is over the demo's intervals so far."""
+    """One line of at most `LINE_WIDTH` columns for a settled interval; `self_sufficiency` is
+    over the demo's intervals so far. Battery levels are listed by name, or summed when
+    there are too many to fit; a note that does not fit goes on a line of its own."""
     figures = view.get("agents", {})
     gen = sum(f.get("generation_wh", 0) for f in figures.values())
     demand = sum(f.get("demand_wh", 0) for f in figures.values())
-    socs = [f"{n} {f['soc_wh']}" for n, f in sorted(figures.items()) if "soc_wh" in f]
+    socs = [f["soc_wh"] for _, f in sorted(figures.items(), key=lambda kv: (
+        str(kv[1].get("name", "")), kv[0])) if "soc_wh" in f]
     trades = view.get("trades", [])
     confirmed = sum(t["status"] == "confirmed" for t in trades)
     disputed = sum(t["status"] == "disputed" for t in trades)
     ss_text = f"{self_sufficiency * 100:.0f}%" if self_sufficiency is not None else "-"
-    hour = view["interval"] % 24
-    line = (
-        f"interval {view['interval']:>3} ({hour:02d}:00)  generation {gen:>5} Wh  "
-        f"demand {demand:>5} Wh  batteries {', '.join(socs) or '-'} Wh  "
-        f"trades {confirmed} confirmed"
-    )
-    if disputed:
-        line += f", {disputed} DISPUTED"
-    line += f"  self-sufficiency so far {ss_text}"
-    return line + (f"  ({note})" if note else "")
+    head = f"interval {view['interval']:>3} ({view['interval'] % 24:02d}:00)  made {gen:>5} Wh  " \
+        f"used {demand:>5} Wh  "
+    trades_part = f"trades {confirmed}" + (f", {disputed} DISPUTED" if disputed else "")
+    stored = "stored " + ("+".join(map(str, socs)) if socs else "-") + " Wh"
+    parts = [head.rstrip(), stored, trades_part, f"local {ss_text}"]
+    if len("  ".join(parts)) > LINE_WIDTH:
+        parts[1] = f"stored {sum(socs)} Wh"
+    if note:
+        parts.append(f"({note})")
+    lines = [parts[0]]
+    for part in parts[1:]:  # what does not fit goes on an indented line of its own
+        if len(lines[-1]) + 2 + len(part) <= LINE_WIDTH:
+            lines[-1] += "  " + part
+        else:
+            lines.append("    " + part)
+    return "\n".join(lines)
 
 
 def free_port_run(count: int) -> int:

@@ -16,15 +16,15 @@ from market.intervals import (
     interval_start_us,
     settle_at_us,
 )
-from market.results import kpis
+from market.participants import labels
 from node.http.context import CONTEXT, HttpContext
 from node.http.server import BadRequest, author_param, in_thread, int_param, json_error
 from node.trading import reports
 from node.trading.interval_view import (
     IntervalState,
-    bills_of,
     figures_of,
     interval_state,
+    kpis_of,
     socs_before,
 )
 from node.trading.reports import trade_json
@@ -61,7 +61,13 @@ def _range(request: web.Request, node: HttpContext) -> tuple[int, int]:
 
 
 def _names(state: IntervalState) -> dict[bytes, str]:
-    return {a: p.name for a, p in state.participants.items()}
+    """Display names: two agents of one name are told apart (`market.participants.labels`)."""
+    return labels(state.participants)
+
+
+def _name(state: IntervalState, agent: bytes) -> str | None:
+    who = state.participants.get(agent)
+    return who.name if who else None
 
 
 def _phase(node: HttpContext, k: int, state: IntervalState) -> str:
@@ -80,20 +86,14 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
     state = interval_state(node.store, node.charters, grid, k)
     names = _names(state)
     socs = socs_before(node.store, grid, k, state.participants)
-    figures = figures_of(state, socs)
+    figures = figures_of(state, socs, by_id=True)
     agents = [{"name": p.name, "role": p.role, "household": p.household,
                "capacity_wh": p.capacity_wh} for p in state.participants.values()]
-    leds = {name: mode.value for name, mode in led_states(agents, figures).items()} \
-        if state.settlements else {}
+    leds = {name: mode.value for name, mode in
+            led_states(agents, figures_of(state, socs)).items()} if state.settlements else {}
     book_digest = None
     if state.clearing is not None and state.rules is not None:
         book_digest = state.payload_for(node.identity.agent)["book"].hex()
-    bills, baselines = bills_of(state)
-    figures_list = [figures] if figures else []
-    named_bills = {names[a]: b for a, b in bills.items() if a in names}
-    named_base = {names[a]: v for a, v in baselines.items() if a in names}
-    k_kpis = kpis(state.participants, figures_list, named_bills, named_base) if named_bills \
-        else None
     clearing = state.clearing
     return {
         "interval": k,
@@ -105,6 +105,7 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
         "gate_us": gate_closure_us(node.charters, k),
         "settle_us": settle_at_us(node.charters, k),
         "book_digest": book_digest,
+        "names": {a.hex(): n for a, n in names.items()},
         "book": [{"hash": o.hash.hex(), "author": o.author.hex(), "name": names.get(o.author),
                   "side": o.side, "energy_wh": o.energy_wh, "price": o.price, "ts": o.ts}
                  for o in state.book],
@@ -112,20 +113,20 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
         "trades": [trade_json(s, names, k) for s in state.statuses],
         "expected_trades": len(clearing.trades) if clearing else 0,
         "settlements": {
-            names.get(a, a.hex()): {"agent": a.hex(), "book": p["book"].hex(),
-                                    "trades": len(p["trades"]),
-                                    "grid_import_wh": p["grid_import_wh"],
-                                    "grid_export_wh": p["grid_export_wh"]}
+            a.hex(): {"agent": a.hex(), "name": _name(state, a), "book": p["book"].hex(),
+                      "trades": len(p["trades"]),
+                      "grid_import_wh": p["grid_import_wh"],
+                      "grid_export_wh": p["grid_export_wh"]}
             for a, p in state.settlements.items()
         },
-        "readings": {names.get(a, a.hex()): {k2: v for k2, v in r.items()}
-                     for a, r in state.readings.items()},
-        "agents": figures,
+        "readings": {a.hex(): dict(r) for a, r in state.readings.items()},
+        "agents": {a: {"name": state.participants[bytes.fromhex(a)].name, **f}
+                   for a, f in figures.items()},
         "leds": leds,
         "grid_import_wh": sum(clearing.grid_import_wh.values()) if clearing else 0,
         "grid_export_wh": sum(clearing.grid_export_wh.values()) if clearing else 0,
-        "clearing_price": getattr(clearing, "price", None) if clearing else None,
-        "kpis": k_kpis,
+        "clearing_price": clearing.clearing_price if clearing else None,
+        "kpis": kpis_of([(state, socs)], by_id=True) if figures else None,
     }
 
 
@@ -196,28 +197,23 @@ async def get_bill(request: web.Request) -> web.Response:
 
 
 def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
-    """A day at a glance for the dashboard: per interval figures and the KPIs so far."""
-    series, all_figures = [], []
-    sums: reports.BillTotals[str] = reports.BillTotals()
-    participants = {}
+    """A day at a glance for the dashboard: per interval figures and the KPIs so far, every
+    agent keyed by id (`names` gives each a display name that tells equal names apart)."""
+    series, settled, names = [], [], {}
     for k in range(frm, to + 1):
         state = interval_state(node.store, node.charters, grid, k)
-        participants = state.participants
+        names.update(_names(state))
         if not state.settlements:
             continue
         socs = socs_before(node.store, grid, k, state.participants)
-        figures = figures_of(state, socs)
-        all_figures.append(figures)
-        names = _names(state)
-        ib, ibase = bills_of(state)
-        for a, b in ib.items():
-            sums.add(names[a], k, b, ibase[a])
+        settled.append((state, socs))
+        figures = figures_of(state, socs, by_id=True)
         statuses = [s.status for s in state.statuses]
         series.append({
             "interval": k,
             "generation_wh": sum(f.get("generation_wh", 0) for f in figures.values()),
             "demand_wh": sum(f.get("demand_wh", 0) for f in figures.values()),
-            "soc_wh": {n: f["soc_wh"] for n, f in figures.items() if "soc_wh" in f},
+            "soc_wh": {a: f["soc_wh"] for a, f in figures.items() if "soc_wh" in f},
             "grid_import_wh": sum(f.get("from_grid_wh", 0) for f in figures.values()),
             "grid_export_wh": sum(state.clearing.grid_export_wh.values())
             if state.clearing else 0,
@@ -229,9 +225,9 @@ def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
     return {
         "grid": grid, "from": frm, "to": to,
         "current": current_interval(node),
+        "names": {a.hex(): n for a, n in names.items()},
         "series": series,
-        "kpis": kpis(participants, all_figures, sums.totals, sums.baselines) if sums.totals
-        else None,
+        "kpis": kpis_of(settled, by_id=True),
     }
 
 
@@ -249,4 +245,17 @@ async def get_summary(request: web.Request) -> web.Response:
         return json_error(404, "no charter yet")
     frm, to = _range(request, node)
     grid = _grid(request, node)
-    return web.json_response(await in_thread(summary_json, node, grid, frm, to))
+    # Cached until the interval changes or the store takes a new action or a fork: a poll
+    # between those costs one indexed look-up, not 24 clearings.
+    key = (grid, frm, to, current_interval(node), node.store.latest_rowid(),
+           len(node.store.forked_authors()))
+    cache = request.app[SUMMARY_CACHE]
+    if cache.get("key") != key:
+        body = await in_thread(summary_json, node, grid, frm, to)
+        cache.clear()
+        cache.update(key=key, body=body)
+        node.metrics["summary_computed"] += 1
+    return web.json_response(cache["body"])
+
+
+SUMMARY_CACHE = web.AppKey("summary_cache", dict)  # the last /v1/summary body and its key

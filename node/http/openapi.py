@@ -170,6 +170,7 @@ ROUTES: dict[tuple[str, str], dict] = {
                 "intervals": arr(ANY_OBJ),
                 "total": null(ANY_OBJ),
                 "baseline": INT,
+                "credit": INT,
                 "saved": INT,
                 "units": STR,
             }
@@ -185,6 +186,7 @@ ROUTES: dict[tuple[str, str], dict] = {
                 "from": INT,
                 "to": INT,
                 "current": INT,
+                "names": mapping(STR),
                 "series": arr(ANY_OBJ),
                 "kpis": null(ANY_OBJ),
             }

@@ -230,13 +230,14 @@ INTERVAL = obj(
         "gate_us": INT,
         "settle_us": INT,
         "book_digest": null(HEX32),
+        "names": mapping(STR),  # agent id -> display name (equal names told apart)
         "book": arr(ANY_OBJ),
         "late_or_excluded": INT,
         "trades": arr(TRADE),
         "expected_trades": INT,
-        "settlements": mapping(ANY_OBJ),
-        "readings": mapping(ANY_OBJ),
-        "agents": mapping(ANY_OBJ),
+        "settlements": mapping(ANY_OBJ),  # by agent id
+        "readings": mapping(ANY_OBJ),  # by agent id
+        "agents": mapping(ANY_OBJ),  # by agent id: the agent's name and its figures
         "leds": mapping(STR),
         "grid_import_wh": INT,
         "grid_export_wh": INT,

@@ -53,6 +53,7 @@ def build_app(ctx: HttpContext) -> web.Application:
     """The aiohttp app of one node: middleware, limits, every route."""
     app = web.Application(middlewares=[errors_and_limits], client_max_size=wire.MAX_BODY)
     app[CONTEXT] = ctx
+    app[market_routes.SUMMARY_CACHE] = {}
     app[LIMITER_KEY] = RateLimiter(rate=ctx.cfg.rate_limit, burst=2 * ctx.cfg.rate_limit)
     audit_routes.set_up_audits(app)
     dashboard.set_up_dashboard(app)

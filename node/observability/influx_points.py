@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from market.results import kpis
-from node.trading.interval_view import IntervalState, bills_of, figures_of
+from node.trading.interval_view import IntervalState, figures_of, kpis_of
 
 
 def _name(text: str) -> str:
@@ -96,14 +95,9 @@ def trade_points(
 
 def interval_kpis(state: IntervalState, socs: dict[bytes, int]) -> dict | None:
     """The KPIs of one interval, as `/v1/intervals/{k}` computes them (None: nothing cleared)."""
-    figures = figures_of(state, socs)
-    if not figures:
+    if not figures_of(state, socs):
         return None
-    names = _names(state)
-    bills, baselines = bills_of(state)
-    named_bills = {names[a]: b for a, b in bills.items() if a in names}
-    named_base = {names[a]: v for a, v in baselines.items() if a in names}
-    return kpis(state.participants, [figures], named_bills, named_base)
+    return kpis_of([(state, socs)], need_bills=False)
 
 
 def kpi_point(values: dict | None, *, agent: str, grid: str, ts_us: int) -> str | None:

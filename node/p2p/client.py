@@ -25,7 +25,22 @@ def count_gossip_bytes(session: aiohttp.ClientSession, counter: Counter) -> None
 
 
 class PeerError(Exception):
-    """The peer could not be reached, timed out, or answered something unusable."""
+    """The peer could not be reached, timed out, or answered something unusable.
+
+    `status` is the HTTP status of an answer other than 200; `unreachable` says that no
+    answer came at all (refused, unknown host, timeout), so a user can be told what to check.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.unreachable = unreachable
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """No answer at all: nothing listens there, the host is unknown, or it took too long."""
+    return isinstance(exc, aiohttp.ClientConnectorError | TimeoutError | ConnectionError)
 
 
 class PeerTransport(Protocol):
@@ -92,10 +107,11 @@ class PeerClient:
                 body = await self._read(resp, path)
                 self._count(path, 0, len(body))
                 if resp.status != 200:
-                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}")
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}", status=resp.status)
                 return body, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}",
+                            unreachable=_unreachable(exc)) from None
 
     async def _post(self, path: str, body: bytes, headers: dict | None = None) -> bytes:
         try:
@@ -106,10 +122,12 @@ class PeerClient:
                 data = await self._read(resp, path)
                 self._count(path, len(body), len(data))
                 if resp.status != 200:
-                    raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}")
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}",
+                                    status=resp.status)
                 return data
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}",
+                            unreachable=_unreachable(exc)) from None
 
     def _decode(self, data: bytes, what: str, parse: Callable[[bytes], Any] = wire.unpack) -> Any:
         """A msgpack answer; a peer that answers garbage is a failed peer (backed off)."""

@@ -33,7 +33,7 @@ from market.intervals import (
 )
 from market.participants import Participant
 from market.results import planned_meter
-from market.scenario import Scenario, ScenarioError, default_scenario, load_scenario
+from market.scenario import Scenario, ScenarioError, day_scenario, load_scenario
 from market.strategies import StrategyContext, StrategyError, default_strategy, load_strategy
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue, read_meter
@@ -61,7 +61,7 @@ class AgentLoop:
         self.status = status
         try:
             self.scenario: Scenario = (load_scenario(cfg.scenario) if cfg.scenario
-                                       else default_scenario())
+                                       else day_scenario())
         except ScenarioError as exc:
             raise UserError(f"scenario {cfg.scenario}: {exc}") from None
         try:

@@ -15,7 +15,8 @@ from market.clearing import clear
 from market.intervals import charter_in_force, gate_closure_us
 from market.orders import Order, select_book
 from market.participants import Participant
-from market.results import Bill, baseline_net, interval_figures, reconcile, traded
+from market.results import Bill, baseline_net, interval_figures, kpis, reconcile, traded
+from market.savings import SavingsBook
 from market.settlement import TradeStatus, classify, settlement_payload
 from market.trades import Clearing, Trade
 
@@ -108,33 +109,67 @@ def contracted_net(agent: bytes, settlement: dict) -> int:
 
 def socs_before(store: Store, grid: str, k: int, participants: dict[bytes, Participant],
                 lookback: int = 48) -> dict[bytes, int]:
-    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh` plus
-    what it contracted in the settled intervals after that reading (readings of an interval are
-    signed after the next one is already settled)."""
+    """Each battery's state of charge at the start of `k`: its latest reading's `soc_wh` (the
+    charge at the END of the interval it reports, that interval's trades included) plus what it
+    contracted in the settled intervals after that reading (readings of an interval are signed
+    after the next one is already settled)."""
     storage = {a: p for a, p in participants.items() if p.role == "storage"}
     net: dict[bytes, int] = dict.fromkeys(storage, 0)
     socs: dict[bytes, int] = {}
     for j in range(k - 1, k - 1 - lookback, -1):
         if len(socs) == len(storage):
             break
-        for a in store.by_interval(grid, j, ("reading", "settlement")):
-            if a.author not in storage or a.author in socs:
-                continue
+        actions = [a for a in store.by_interval(grid, j, ("reading", "settlement"))
+                   if a.author in storage and a.author not in socs]
+        # A reading of j already holds j's own settlement: only later intervals are added.
+        for a in actions:
             if a.type == "reading" and a.payload["soc_wh"] is not None:
                 socs[a.author] = a.payload["soc_wh"] + net[a.author]
-            elif a.type == "settlement":
+        for a in actions:
+            if a.type == "settlement" and a.author not in socs:
                 net[a.author] += contracted_net(a.author, a.payload)
     for agent, who in storage.items():
         socs[agent] = max(0, min(who.capacity_wh, socs.get(agent, net[agent])))
     return socs
 
 
-def figures_of(state: IntervalState, socs: dict[bytes, int]) -> dict[str, dict]:
-    """Per agent name, the interval's figures (metered where read)."""
+def figures_of(state: IntervalState, socs: dict[bytes, int], by_id: bool = False
+               ) -> dict[str, dict]:
+    """Per agent (name, or id in hex with `by_id`), the interval's figures (metered where read)."""
     if state.clearing is None:
         return {}
     metered = {a: (r["import_wh"], r["export_wh"]) for a, r in state.readings.items()}
-    return interval_figures(state.participants, state.clearing, socs, metered)
+    return interval_figures(state.participants, state.clearing, socs, metered, by_id=by_id)
+
+
+def kpis_of(states: list[tuple[IntervalState, dict[bytes, int]]], by_id: bool = False,
+            need_bills: bool = True) -> dict | None:
+    """KPIs over settled intervals (each with its batteries' charge before it), savings valued
+    as `market.savings` says; keyed by name or (`by_id`) by agent id hex. None: no bills yet
+    (with `need_bills`)."""
+    book = SavingsBook()
+    bills: dict[bytes, Bill] = {}
+    baselines: dict[bytes, int] = {}
+    figures, participants = [], {}
+    for state, socs in states:
+        participants = {**participants, **state.participants}
+        figures.append(figures_of(state, socs, by_id))
+        if state.rules is not None:
+            book.add(state.participants, state.rules, confirmed_trades(state), socs)
+        ib, ibase = bills_of(state)
+        for a, b in ib.items():
+            bills[a] = bills[a] + b if a in bills else b
+            baselines[a] = baselines.get(a, 0) + ibase[a]
+    if need_bills and not bills:
+        return None
+
+    def key(a: bytes) -> str:
+        return a.hex() if by_id else participants[a].name
+
+    known = [a for a in bills if a in participants]
+    return kpis(participants, figures, {key(a): bills[a] for a in known},
+                {key(a): baselines[a] for a in known},
+                {key(a): c for a, c in book.credits.items() if a in participants}, by_id=by_id)
 
 
 def confirmed_trades(state: IntervalState) -> list[Trade]:

@@ -3,17 +3,21 @@ rows, and each agent's bills summed with its grid-only baseline."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from ledger.charter import Charter
 from ledger.store import Store
 from market.results import Bill
+from market.savings import SavingsBook
 from market.settlement import TradeStatus
-from node.trading.interval_view import bills_of, interval_state
+from node.trading.interval_view import (
+    IntervalState,
+    bills_of,
+    confirmed_trades,
+    interval_state,
+    socs_before,
+)
 
-K = TypeVar("K", bound=Hashable)
 UNITS = "energy in Wh, money in milli-cents"
 
 
@@ -45,36 +49,49 @@ def trades_in(store: Store, charters: list[Charter], grid: str, frm: int, to: in
 
 
 @dataclass(slots=True)
-class BillTotals(Generic[K]):
-    """Bills summed per key (an agent id, or a name) over the intervals added."""
+class BillTotals:
+    """Bills summed per agent over the intervals added, with the savings credits of
+    `market.savings` (stored energy valued at its cost, gifts inside a household at feed-in)."""
 
-    rows: dict[K, list[dict]] = field(default_factory=dict)
-    totals: dict[K, Bill] = field(default_factory=dict)
-    baselines: dict[K, int] = field(default_factory=dict)
+    rows: dict[bytes, list[dict]] = field(default_factory=dict)
+    totals: dict[bytes, Bill] = field(default_factory=dict)
+    baselines: dict[bytes, int] = field(default_factory=dict)
+    savings: SavingsBook = field(default_factory=SavingsBook)
 
-    def add(self, key: K, k: int, bill: Bill, baseline: int) -> None:
+    def add(self, key: bytes, k: int, bill: Bill, baseline: int) -> None:
         """Count interval `k`'s bill and baseline for `key`."""
         self.rows.setdefault(key, []).append({"interval": k, **bill.to_dict()})
         self.totals[key] = self.totals[key] + bill if key in self.totals else bill
         self.baselines[key] = self.baselines.get(key, 0) + baseline
 
-    def bill_json(self, key: K, agent: bytes, grid: str, frm: int, to: int) -> dict:
-        """The bill of `key` over `frm`..`to`: per interval, the total, what it saved."""
-        total = self.totals.get(key)
-        baseline = self.baselines.get(key, 0)
+    def add_interval(self, store: Store, grid: str, k: int, state: IntervalState,
+                     only: bytes | None = None) -> None:
+        """Count interval `k`: the savings credits of all, the bills of all (or of `only`)."""
+        if state.settlements and state.rules is not None:
+            socs = socs_before(store, grid, k, state.participants)
+            self.savings.add(state.participants, state.rules, confirmed_trades(state), socs)
+        bills, baselines = bills_of(state)
+        for a, b in bills.items():
+            if only is None or a == only:
+                self.add(a, k, b, baselines[a])
+
+    def bill_json(self, agent: bytes, grid: str, frm: int, to: int) -> dict:
+        """The bill of `agent` over `frm`..`to`: per interval, the total, what it saved."""
+        total = self.totals.get(agent)
+        baseline = self.baselines.get(agent, 0)
+        credit = self.savings.credits.get(agent, 0)
         return {"agent": agent.hex(), "grid": grid, "from": frm, "to": to,
-                "intervals": self.rows.get(key, []),
+                "intervals": self.rows.get(agent, []),
                 "total": total.to_dict() if total else None, "baseline": baseline,
-                "saved": baseline - total.net if total else 0,
+                "credit": credit,
+                "saved": baseline - total.net + credit if total else 0,
                 "units": UNITS}
 
 
 def bill_json(store: Store, charters: list[Charter], agent: bytes, grid: str, frm: int,
               to: int) -> dict:
     """`agent`'s bills over intervals `frm`..`to`, summed, with its grid-only baseline."""
-    sums: BillTotals[bytes] = BillTotals()
+    sums = BillTotals()
     for k in range(frm, to + 1):
-        bills, baselines = bills_of(interval_state(store, charters, grid, k))
-        if agent in bills:
-            sums.add(agent, k, bills[agent], baselines[agent])
-    return sums.bill_json(agent, agent, grid, frm, to)
+        sums.add_interval(store, grid, k, interval_state(store, charters, grid, k), only=agent)
+    return sums.bill_json(agent, grid, frm, to)

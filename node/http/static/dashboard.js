@@ -246,18 +246,27 @@
     renderFlows(view);
   }
 
+  /** An agent's display name: the views' `names` tell two agents of one name apart. */
+  function labelOf(id, fallback) {
+    const fromView = state.view && state.view.names ? state.view.names[id] : null;
+    const fromSummary = state.summary && state.summary.names ? state.summary.names[id] : null;
+    if (fromView || fromSummary) return fromView || fromSummary;
+    const agent = state.agents.find((a) => a.id === id);
+    return agent ? agent.name : fallback || String(id).slice(0, 8);
+  }
+
   function renderParts(view) {
     const placed = placement();
     const figures = view && view.agents ? view.agents : {};
     const capacity = {};
-    for (const a of state.agents) capacity[a.name] = a.capacity_wh;
+    for (const a of state.agents) capacity[a.id] = a.capacity_wh;
     for (const [slot, agent] of Object.entries(
       Object.fromEntries(Object.keys(ANCHORS).filter((s) => s !== "grid").map((s) => [s, placed[s] || null])),
     )) {
-      const name = agent ? agent.name : slot;
-      const f = agent ? figures[agent.name] : null;
+      const name = agent ? agent.id : slot;
+      const f = agent ? figures[agent.id] : null;
       const label = byAttr("data-name-of", slot);
-      setText(label, agent ? agent.name : `${slot} (none)`);
+      setText(label, agent ? labelOf(agent.id, agent.name) : `${slot} (none)`);
       const value = byAttr("data-value-of", slot);
       let text = "";
       if (f && HOMES.includes(slot)) {
@@ -318,8 +327,8 @@
     const slotOf = {};
     const roleOf = {};
     for (const [slot, agent] of Object.entries(placed)) {
-      slotOf[agent.name] = slot;
-      roleOf[agent.name] = agent.role;
+      slotOf[agent.id] = slot;
+      roleOf[agent.id] = agent.role;
     }
     const flows = new Map();
     const add = (from, to, kind, wh) => {
@@ -330,11 +339,11 @@
       flows.set(key, f);
     };
     for (const t of view.trades) {
-      add(slotOf[t.seller_name], slotOf[t.buyer_name], FLOW_KIND[roleOf[t.seller_name]] || "home", t.energy_wh);
+      add(slotOf[t.seller], slotOf[t.buyer], FLOW_KIND[roleOf[t.seller]] || "home", t.energy_wh);
     }
-    for (const [name, s] of Object.entries(view.settlements || {})) {
-      add("grid", slotOf[name], "grid", s.grid_import_wh || 0);
-      add(slotOf[name], "grid", FLOW_KIND[roleOf[name]] || "home", s.grid_export_wh || 0);
+    for (const [id, s] of Object.entries(view.settlements || {})) {
+      add("grid", slotOf[id], "grid", s.grid_import_wh || 0);
+      add(slotOf[id], "grid", FLOW_KIND[roleOf[id]] || "home", s.grid_export_wh || 0);
     }
     return Array.from(flows.values()).sort((a, b) => b.wh - a.wh);
   }
@@ -559,8 +568,8 @@
       tip: (k) => tipOf(k, (r) => `generation ${fmtWh(r.generation_wh)}\ndemand ${fmtWh(r.demand_wh)}`),
     });
 
-    const capacity = Object.fromEntries(state.agents.map((a) => [a.name, a.capacity_wh]));
-    const batteries = Array.from(new Set(series.flatMap((r) => Object.keys(r.soc_wh || {})))).sort();
+    const capacity = Object.fromEntries(state.agents.map((a) => [a.id, a.capacity_wh]));
+    const batteries = Array.from(new Set(series.flatMap((r) => Object.keys(r.soc_wh || {})))).sort((a, b) => labelOf(a).localeCompare(labelOf(b)));
     drawChart($("#chart-soc"), {
       hi: 100,
       fmt: (v) => `${v}%`,
@@ -569,8 +578,8 @@
         color: COLORS.batteries[i % COLORS.batteries.length],
         values: m((r) => (r.soc_wh && b in r.soc_wh && capacity[b] ? (100 * r.soc_wh[b]) / capacity[b] : null)),
       })),
-      keys: batteries.map((b, i) => ({ label: b, color: COLORS.batteries[i % COLORS.batteries.length] })),
-      tip: (k) => tipOf(k, (r) => Object.entries(r.soc_wh || {}).map(([b, wh]) => `${b}: ${fmtWh(wh)}`).join("\n")),
+      keys: batteries.map((b, i) => ({ label: labelOf(b), color: COLORS.batteries[i % COLORS.batteries.length] })),
+      tip: (k) => tipOf(k, (r) => Object.entries(r.soc_wh || {}).map(([b, wh]) => `${labelOf(b)}: ${fmtWh(wh)}`).join("\n")),
     });
 
     const rules = state.community && state.info && state.community.grids[state.info.grid] ? state.community.grids[state.info.grid].rules : null;
@@ -609,23 +618,24 @@
     const k = state.summary ? state.summary.kpis : null;
     const bills = k ? k.bills : {};
     const saved = k && k.savings ? k.savings.per_agent || {} : {};
-    const roles = Object.fromEntries(state.agents.map((a) => [a.name, a.role]));
-    const names = Object.keys(bills).sort((a, b) => (ROLE_ORDER[roles[a]] ?? 9) - (ROLE_ORDER[roles[b]] ?? 9) || a.localeCompare(b));
-    const rows = names.map((name) => {
-      const b = bills[name];
+    const roles = Object.fromEntries(state.agents.map((a) => [a.id, a.role]));
+    const ids = Object.keys(bills).sort((a, b) => (ROLE_ORDER[roles[a]] ?? 9) - (ROLE_ORDER[roles[b]] ?? 9) || labelOf(a).localeCompare(labelOf(b)));
+    const rows = ids.map((id) => {
+      const b = bills[id];
+      const name = labelOf(id);
       const net = b.net;
       const netCell = html("td", { class: `num ${net > 0 ? "pays" : net < 0 ? "earns" : ""}`, title: net > 0 ? "pays" : net < 0 ? "earns" : "" }, fmtMoney(net));
       return html(
         "tr",
-        { "data-bill": name },
-        html("td", {}, html("i", { class: `role-dot ${roles[name] || ""}`, title: roles[name] || "" }), " ", html("span", { class: "agent-name" }, name)),
+        { "data-bill": name, "data-agent": id },
+        html("td", {}, html("i", { class: `role-dot ${roles[id] || ""}`, title: roles[id] || "" }), " ", html("span", { class: "agent-name", title: id }, name)),
         html("td", { class: "num" }, fmtWh(b.bought_wh)),
         html("td", { class: "num" }, fmtWh(b.sold_wh)),
         html("td", { class: "num" }, fmtMoney(b.spent)),
         html("td", { class: "num" }, fmtMoney(b.earned)),
         html("td", { class: "num", title: `from the utility grid ${fmtWh(b.imbalance_import_wh)} for ${fmtMoney(b.imbalance_spent)}; to it ${fmtWh(b.imbalance_export_wh)} for ${fmtMoney(b.imbalance_earned)}` }, fmtMoney(b.imbalance_spent - b.imbalance_earned)),
         netCell,
-        html("td", { class: `num ${saved[name] > 0 ? "earns" : saved[name] < 0 ? "pays" : ""}` }, name in saved ? fmtMoney(saved[name]) : "–"),
+        html("td", { class: `num ${saved[id] > 0 ? "earns" : saved[id] < 0 ? "pays" : ""}` }, id in saved ? fmtMoney(saved[id]) : "–"),
       );
     });
     if (!rows.length) rows.push(html("tr", { class: "empty-row" }, html("td", { colspan: 8 }, "bills appear once an interval is metered")));

@@ -148,7 +148,13 @@ def test_a_long_range_reports_progress_on_stderr(traded, reference):
 
 
 def test_mistakes_are_usage_errors(traded, tmp_path):
+    demo = tmp_path / "demo"  # a demo's --dir: one agent per subfolder
+    for name in ("home-1", "home-battery"):
+        (demo / name).mkdir(parents=True)
+        (demo / name / "config.toml").write_text((traded / "config.toml").read_text())
     cases = [
+        (["--dir", str(demo)], f"holds 2 agents, one per subfolder (home-1, home-battery); "
+                               f"give one of them, like --dir {demo / 'home-1'}"),
         (["--dir", str(tmp_path)], "not a PicoGrid node directory"),
         (["--dir", str(traded), "--from", "5", "--to", "4"], "--from is after --to"),
         (["--dir", str(traded), "--agent", "ab" * 32], "no agent"),

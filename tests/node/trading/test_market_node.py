@@ -86,7 +86,7 @@ def test_seven_agents_settle_confirm_and_audit(grid):
         assert {t["status"] for t in view["trades"]} == {"confirmed"}
         # Every node cleared the same book.
         assert len({s["book"] for s in view["settlements"].values()}) == 1
-        figures = view["agents"]
+        figures = {f["name"]: f for f in view["agents"].values()}  # keyed by agent id
         assert figures["Community solar"]["generation_wh"] > 0
         assert view["leds"]["Community solar"] == "flashing"
     # Another node reports the same trades for the same interval.
