@@ -34,8 +34,12 @@ OUT = Path(__file__).with_name("actions.json")
 COMMUNITY = "vectors"
 NOW = T0 + 3_600_000_000  # the receiving node's clock: one hour after the chains start
 # The receiving node's charter limits for grid "north" (protocol 2, charter "v": 2).
-LIMITS = {"max_order_wh": 10_000, "max_price": 100_000, "max_capacity_wh": 50_000,
-          "max_power_w": 20_000}
+LIMITS = {
+    "max_order_wh": 10_000,
+    "max_price": 100_000,
+    "max_capacity_wh": 50_000,
+    "max_power_w": 20_000,
+}
 
 
 def ident(name: str) -> Identity:
@@ -339,31 +343,77 @@ def protocol2() -> list[dict[str, Any]]:
 
     closed = {"open_": False, "admin": ADMIN}
     return [
-        vector("view", alice_next("view", view), None, [g, offer],
-               note="a settler's signed list of the order hashes it holds for interval 10"),
-        vector("view with unsorted hashes",
-               alice_next("view", view | {"orders": view["orders"][::-1]}), "bad-payload",
-               [g, offer], note="hashes strictly ascending: one encoding per view"),
-        vector("view page beyond its pages", alice_next("view", view | {"page": 1}),
-               "bad-payload", [g, offer]),
-        vector("settlement v2 listing its trades", alice_next("settlement", settlement_v2([trade])),
-               None, [g, offer]),
-        vector("settlement v2 as a digest", alice_next("settlement", settlement_v2(
-               [trade], listed=False)), None, [g, offer],
-               note="trades left out: every node recomputes them from the named views"),
-        vector("settlement v2 whose trades miss their digest", alice_next("settlement",
-               settlement_v2([trade]) | {"trades_digest": bytes(32)}), "bad-payload", [g, offer]),
-        vector("order over max_order_wh", alice_next("bid", order_payload(10, 10_001)),
-               "over-limit", [g, offer]),
-        vector("order over max_price", alice_next("bid", order_payload(10, 1, 100_001)),
-               "over-limit", [g, offer]),
-        vector("genesis over max_capacity_wh", wire(ChainSigner(BOB).genesis(
-               COMMUNITY, "north", role="storage", capacity_wh=50_001)), "over-limit"),
-        vector("genesis matching its binding invite", wire(carol_genesis("home3")), None,
-               note="the invite signs [picogrid-invite-2, community, grid, agent, role, "
-               "household, capacity_wh, max_power_w]", **closed),
-        vector("genesis naming another household than its invite", wire(carol_genesis("home1")),
-               "wrong-community", note="the invite binds household home3", **closed),
+        vector(
+            "view",
+            alice_next("view", view),
+            None,
+            [g, offer],
+            note="a settler's signed list of the order hashes it holds for interval 10",
+        ),
+        vector(
+            "view with unsorted hashes",
+            alice_next("view", view | {"orders": view["orders"][::-1]}),
+            "bad-payload",
+            [g, offer],
+            note="hashes strictly ascending: one encoding per view",
+        ),
+        vector(
+            "view page beyond its pages",
+            alice_next("view", view | {"page": 1}),
+            "bad-payload",
+            [g, offer],
+        ),
+        vector(
+            "settlement v2 listing its trades",
+            alice_next("settlement", settlement_v2([trade])),
+            None,
+            [g, offer],
+        ),
+        vector(
+            "settlement v2 as a digest",
+            alice_next("settlement", settlement_v2([trade], listed=False)),
+            None,
+            [g, offer],
+            note="trades left out: every node recomputes them from the named views",
+        ),
+        vector(
+            "settlement v2 whose trades miss their digest",
+            alice_next("settlement", settlement_v2([trade]) | {"trades_digest": bytes(32)}),
+            "bad-payload",
+            [g, offer],
+        ),
+        vector(
+            "order over max_order_wh",
+            alice_next("bid", order_payload(10, 10_001)),
+            "over-limit",
+            [g, offer],
+        ),
+        vector(
+            "order over max_price",
+            alice_next("bid", order_payload(10, 1, 100_001)),
+            "over-limit",
+            [g, offer],
+        ),
+        vector(
+            "genesis over max_capacity_wh",
+            wire(ChainSigner(BOB).genesis(COMMUNITY, "north", role="storage", capacity_wh=50_001)),
+            "over-limit",
+        ),
+        vector(
+            "genesis matching its binding invite",
+            wire(carol_genesis("home3")),
+            None,
+            note="the invite signs [picogrid-invite-2, community, grid, agent, role, "
+            "household, capacity_wh, max_power_w]",
+            **closed,
+        ),
+        vector(
+            "genesis naming another household than its invite",
+            wire(carol_genesis("home1")),
+            "wrong-community",
+            note="the invite binds household home3",
+            **closed,
+        ),
     ]
 
 
