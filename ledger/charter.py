@@ -77,8 +77,8 @@ class Charter:
     interval_ms: int = 3_600_000
     lead_ms: int = 60_000
     grace_ms: int = 10_000
-    view_ms: int = 20_000  # views signed later than gate + view_ms do not count
-    final_ms: int = 40_000  # the settlement an agent signed last before gate + final_ms counts
+    view_ms: int = 0  # views stamped after gate + view_ms do not count; 0: 2 * grace_ms
+    final_ms: int = 0  # an agent's last settlement by gate + final_ms counts; 0: 4 * grace_ms
     exclude_intervals: int = 3  # a defaulter's orders leave the books of this many intervals
     grids: dict[str, GridRules] = field(default_factory=dict)
     signed: bytes | None = field(default=None, compare=False)
@@ -100,6 +100,14 @@ class Charter:
             "exclude_intervals": self.exclude_intervals,
             "grids": {name: rules.to_map() for name, rules in self.grids.items()},
         }
+
+    def view_deadline_ms(self) -> int:
+        """Milliseconds after gate closure until which a view counts."""
+        return self.view_ms or 2 * self.grace_ms
+
+    def final_deadline_ms(self) -> int:
+        """Milliseconds after gate closure until which an agent's settlement may be revised."""
+        return max(self.final_ms or 4 * self.grace_ms, self.view_deadline_ms())
 
     def charter_bytes(self) -> bytes:
         return codec.encode(self.to_map())
@@ -166,9 +174,9 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
     if not grace_ms < lead_ms <= interval_ms:
         raise CharterError("charter timing needs grace_ms < lead_ms <= interval_ms")
     timing = {k: _int(m, k, 0) for k in _TIMING_V2 if version == 2}
-    if not timing:  # a version-1 charter: deadlines follow its grace period
-        timing = {"view_ms": 2 * grace_ms, "final_ms": 4 * grace_ms}
-    if not grace_ms <= timing["view_ms"] <= timing["final_ms"]:
+    view = timing.get("view_ms") or 2 * grace_ms  # 0 (and version 1): follow the grace period
+    final = timing.get("final_ms") or 4 * grace_ms
+    if not grace_ms <= view <= final:
         raise CharterError("charter timing needs grace_ms <= view_ms <= final_ms")
     return Charter(
         community=m["community"],

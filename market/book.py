@@ -33,7 +33,8 @@ def deadlines(charters: Charters, k: int) -> Deadlines:
     """Gate closure, view deadline and final deadline of interval `k` from the charter."""
     charter: Charter = charter_in_force(charters, k)
     gate = gate_closure_us(charters, k)
-    return Deadlines(gate, gate + charter.view_ms * 1000, gate + charter.final_ms * 1000)
+    view, final = charter.view_deadline_ms(), charter.final_deadline_ms()
+    return Deadlines(gate, gate + view * 1000, gate + final * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,11 @@ from ledger.membrane import Membrane
 from ledger.store import Store
 from market.clearing import clear
 from market.intervals import gate_closure_us
+from market.judge import Verdict, judge_settlement
 from market.orders import select_book
+from market.settle import is_v2
 from market.settlement import gaps, settlement_payload
+from node.audit.views import judge_context
 from node.trading.interval_view import energy_window_ms, interval_state
 
 
@@ -53,9 +56,14 @@ def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
     table = gaps(state.book)
     everyone = select_book(state.orders, gate_us=gate_closure_us(charters, k),
                            members=set(state.participants), forked=set())
+    context = None
     for agent, signed in sorted(state.settlements.items()):
         who = names.get(agent, agent.hex()[:12])
         report["settlements_checked"] += 1
+        if is_v2(signed):  # protocol 2: judged against the views it names, never our book
+            context = context or judge_context(store, charters, state)
+            _judged(judge_settlement(agent, signed, context), k, who, report)
+            continue
         expected = state.payload_for(agent)
         if signed == expected:
             report["settlements_matching"] += 1
@@ -99,3 +107,13 @@ def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
                 "lacked": {names.get(a, a.hex()): [h.hex() for h in hs]
                            for a, hs in s.missing.items()},
             })
+
+
+def _judged(verdict: Verdict, k: int, who: str, report: dict) -> None:
+    if verdict.status == "matches":
+        report["settlements_matching"] += 1
+    elif verdict.status == "differs":
+        report["problems"].append(f"interval {k}: {who}'s settlement {verdict.detail}")
+    else:
+        report["notes"].append(f"interval {k}: {who}'s settlement cannot be checked here: "
+                               f"{verdict.detail}")

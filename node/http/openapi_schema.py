@@ -100,6 +100,10 @@ GRID_RULES = obj(
         "feed_in": INT,
         "community_price": INT,
         "household_price": INT,
+        "max_order_wh": INT,
+        "max_price": INT,
+        "max_capacity_wh": INT,
+        "max_power_w": INT,
     }
 )
 CHARTER = obj(
@@ -114,6 +118,9 @@ CHARTER = obj(
         "interval_ms": INT,
         "lead_ms": INT,
         "grace_ms": INT,
+        "view_ms": INT,
+        "final_ms": INT,
+        "exclude_intervals": INT,
         "grids": mapping(GRID_RULES),
         "signed": null(HEX),
     }
