@@ -111,10 +111,22 @@ def outcomes(
 
 
 def defaulters(
-    by_agent: Mapping[bytes, Iterable[Signed]], parties: Iterable[bytes], *, final_us: int
+    by_agent: Mapping[bytes, Iterable[Signed]], *, final_us: int, parties: Iterable[bytes] = ()
 ) -> set[bytes]:
-    """The `parties` (agents with an order in the interval's book) with no counting settlement."""
-    return {a for a in parties if first_and_counting(by_agent.get(a, ()), final_us)[1] is None}
+    """Agents with no counting settlement that a counting settlement names as seller or buyer.
+
+    Only listed trades name parties (a digest names nobody until expanded, and the rule must
+    not depend on who expanded what), so every node computes the same set from the chains.
+    `parties` adds agents the caller knows took part (for example, order authors in the book).
+    """
+    counting = {a: first_and_counting(list(e), final_us)[1] for a, e in by_agent.items()}
+    named = set(parties)
+    for agent, c in counting.items():
+        for t in (c.trades or ()) if c is not None else ():
+            seller, buyer = bytes(t[0]), bytes(t[1])
+            if agent in (seller, buyer):  # nobody names parties of trades it is not in
+                named.add(buyer if agent == seller else seller)
+    return {a for a in named if counting.get(a) is None}
 
 
 def exclusion_lag(interval_ms: int, final_ms: int) -> int:

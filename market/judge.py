@@ -38,6 +38,7 @@ class Verdict:
 
     status: str
     detail: str = ""
+    trades: tuple[tuple, ...] | None = None  # "matches": the settler's full trade list
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,16 @@ def judge_settlement(agent: bytes, payload: dict, ctx: Context) -> Verdict:
             list(book.orders), dict(ctx.participants), ctx.rules, interval_ms=ctx.interval_ms
         )
         expected = settlement_payload_v2(
-            agent, ctx.interval, ctx.rules.mechanism, book, clearing, ctx.settlers
+            agent,
+            ctx.interval,
+            ctx.rules.mechanism,
+            book,
+            clearing,
+            ctx.settlers,
+            inline_max=len(clearing.trades),
         )
         if all(payload[k] == expected[k] for k in _COMPARED):
-            return Verdict("matches")
+            return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
     return Verdict(
         "differs", "its settlement differs from the recomputation over the views it names"
     )

@@ -63,7 +63,7 @@ class Kit:
         self.people = {}
         for i, s in enumerate(self.signers):
             role, house = ("generator", "community") if i == 0 else ("consumer", f"h{i}")
-            s.genesis(role=role, household=house)
+            s.genesis(name=house, role=role, household=house)
             self.people[s.agent] = Participant(s.agent, house, role, house, 0, 3000)
         self.orders = [
             s.next(side, order_payload(K, wh, 15000), ts=D.gate_us - 5_000_000)
@@ -93,12 +93,17 @@ class Kit:
         ]
         return complete_views(pages, gate_us=D.gate_us, view_us=D.view_us)
 
-    def settle(self, s: Recorder, **change) -> Action:
+    def sign_view(self, s: Recorder, held: list[int]) -> None:
+        for p in view_payloads(K, [self.orders[i].hash for i in held]):
+            s.next("view", p, ts=D.gate_us + 1_000_000)
+
+    def settle(self, s: Recorder, only=None, ts=D.gate_us + 3_000_000, **change) -> Action:
         orders = [order_of(o) for o in self.orders]
-        book = book_from_views(orders, self.views(), self.settlers, gate_us=D.gate_us)
+        views = {a: v for a, v in self.views().items() if only is None or a in only}
+        book = book_from_views(orders, views, self.settlers, gate_us=D.gate_us)
         clearing = clear(list(book.orders), self.people, GridRules(), interval_ms=60_000)
         payload = settlement_payload_v2(s.agent, K, "merit-order", book, clearing, self.settlers)
-        return s.next("settlement", payload | change, ts=D.gate_us + 3_000_000)
+        return s.next("settlement", payload | change, ts=ts)
 
     def audit(self) -> dict:
         wire = {s.agent: [(a.action_bytes, a.signature) for a in s.actions] for s in self.signers}
@@ -130,3 +135,27 @@ def test_a_settlement_that_lies_about_its_book_is_caught():
     kit.settle(h1, grid_import_wh=999)
     report = kit.audit()
     assert len(report["problems"]) == 1 and "differs" in report["problems"][0], report
+
+
+def test_the_audit_shows_a_healed_dispute_and_a_failed_trade():
+    kit = Kit(homes=4, honest=0)
+    sun, b1, b2, b3, b4 = kit.signers
+    for s in (sun, b1, b2):
+        kit.sign_view(s, [0, 1, 2, 3, 4])
+    for s in (b3, b4):
+        kit.sign_view(s, [0, 1, 2, 3])  # b4's bid reached b3 and b4 late
+    early = {b1.agent, b3.agent, b4.agent}
+    kit.settle(b1, only=early)  # b1 settled before the views of sun and b2 arrived
+    for s in (sun, b2, b3):
+        kit.settle(s)
+    kit.settle(b1, ts=D.gate_us + 6_000_000, revision=1)  # ...then revised over all five
+    report = kit.audit()  # b4 never settles: its trade fails
+    assert report["problems"] == [], report
+    assert report["settlements_matching"] == 4  # each agent's latest; b4 signed none
+    assert (report["confirmed"], report["failed"], report["superseded"]) == (3, 1, 1)
+    healed = report["healed"]
+    assert [(h["buyer"], h["energy_wh"], h["first"]) for h in healed] == [
+        ("h1", 150, "disputed")
+    ]  # its first said 200
+    failed = [d for d in report["disputes"] if d["outcome"] == "failed"]
+    assert [(d["buyer"], d["defaulter"]) for d in failed] == [("h4", "h4")]

@@ -98,7 +98,9 @@ def test_a_counterparty_that_never_settles_fails_its_trades_and_sits_out():
     assert {o.status for o in before} == {"pending"}
     after = outcomes(by_agent, final_us=FINAL, now_us=FINAL + 1)
     assert {(o.status, o.defaulter) for o in after} == {("failed", sun)}
-    assert defaulters(by_agent, ids, final_us=FINAL) == {sun}
+    assert defaulters(by_agent, final_us=FINAL) == {sun}
+    assert defaulters(by_agent, final_us=FINAL, parties=ids) == {sun}
+    assert defaulters({}, final_us=FINAL) == set()
     confirmed = [o.trade for o in after if o.status == "confirmed"]
     bill = reconcile(b1, confirmed, {"import_wh": 300, "export_wh": 0}, RULES)
     assert (bill.spent, bill.imbalance_import_wh) == (0, 300)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from ledger.charter import Charter
 from ledger.store import Store
 from market.book import ViewPage, complete_views, deadlines, settlers_at
-from market.judge import Context
+from market.disputes import Signed, defaulters, excluded_from, exclusion_lag
+from market.intervals import charter_in_force
+from market.judge import Context, judge_settlement
+from market.settle import is_v2, listed_trades
 from node.trading.interval_view import IntervalState, energy_window_ms
 
 
@@ -55,4 +58,40 @@ def judge_context(store: Store, charters: list[Charter], state: IntervalState) -
         gate_us=d.gate_us,
         interval_ms=energy_window_ms(state.charter),
         forked=frozenset(store.forked_authors()),
+        excluded=frozenset(excluded_for(store, charters, state.grid, state.interval)),
     )
+
+
+def settlement_history(
+    store: Store, grid: str, k: int, context: Context | None = None
+) -> dict[bytes, list[Signed]]:
+    """Every agent's settlements of `k`, oldest first, with their trades.
+
+    A settlement that carries only a digest is expanded with `context` (the judge recomputes it
+    from the views it names); without a context, or when it does not match, its trades are None.
+    """
+    out: dict[bytes, list[Signed]] = {}
+    for a in store.by_interval(grid, k, ("settlement",)):
+        trades = listed_trades(a.payload)
+        if trades is None and context is not None and is_v2(a.payload):
+            trades = judge_settlement(a.author, a.payload, context).trades
+        listed = None if trades is None else tuple(tuple(t) for t in trades)
+        out.setdefault(a.author, []).append(Signed(a.seq, a.ts, listed))
+    return out
+
+
+def defaults_of(store: Store, charters: list[Charter], grid: str, j: int) -> set[bytes]:
+    """The defaulters of interval `j` (market.disputes.defaulters over its listed trades)."""
+    history = settlement_history(store, grid, j)  # listed trades only: no expansion
+    return defaulters(history, final_us=deadlines(charters, j).final_us)
+
+
+def excluded_for(store: Store, charters: list[Charter], grid: str, k: int) -> set[bytes]:
+    """Agents whose orders leave the book of `k`: recent defaulters (market.disputes)."""
+    c = charter_in_force(charters, k)
+    lag = exclusion_lag(c.interval_ms, c.final_deadline_ms())
+    n = c.exclude_intervals
+    defaults = {
+        j: defaults_of(store, charters, grid, j) for j in range(k - lag - n + 1, k - lag + 1)
+    }
+    return excluded_from(defaults, k, lag=lag, n=n)
