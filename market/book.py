@@ -25,6 +25,7 @@ class Deadlines:
     """The instants (µs) that govern interval `k`: gate, view deadline, final settlement."""
 
     gate_us: int
+    view_from_us: int  # gate + grace: when settlers sign their views (after syncing)
     view_us: int  # a view stamped after this is late and does not count
     final_us: int  # the last settlement an agent stamped at or before this counts
 
@@ -34,7 +35,8 @@ def deadlines(charters: Charters, k: int) -> Deadlines:
     charter: Charter = charter_in_force(charters, k)
     gate = gate_closure_us(charters, k)
     view, final = charter.view_deadline_ms(), charter.final_deadline_ms()
-    return Deadlines(gate, gate + view * 1000, gate + final * 1000)
+    grace = gate + charter.grace_ms * 1000
+    return Deadlines(gate, grace, gate + view * 1000, gate + final * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,7 +137,12 @@ def test_deadlines_come_from_the_charter():
         final_ms=30_000,
     )
     d = deadlines(c, 3)
-    assert (d.gate_us, d.view_us, d.final_us) == (170_000_000, 175_000_000, 200_000_000)
+    assert (d.gate_us, d.view_from_us, d.view_us, d.final_us) == (
+        170_000_000,
+        172_000_000,
+        175_000_000,
+        200_000_000,
+    )
 
 
 @settings(max_examples=60, deadline=None)
