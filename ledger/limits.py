@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ledger.actions import Action
-from ledger.charter import GridRules
+from ledger.charter import Charter, GridRules, charter_for_interval
 from ledger.errors import OVER_LIMIT, Invalid
 
 # (grid, interval or None for a genesis) -> the grid's rules in force, or None when unknown
@@ -44,3 +44,22 @@ def check_limits(action: Action, grid: str, rules_for: RulesFor) -> None:
                 f"genesis declares {p['capacity_wh']} Wh / {p['max_power_w']} W: the charter "
                 f"allows at most {rules.max_capacity_wh} Wh / {rules.max_power_w} W",
             )
+
+
+def rules_from(charters: Callable[[], list[Charter]]) -> RulesFor:
+    """A `RulesFor` over the charters a node holds now: the version in force for an order's
+    interval, the newest version for a genesis; None when no charter names the grid."""
+
+    def lookup(grid: str, interval: int | None) -> GridRules | None:
+        held = charters()
+        if not held:
+            return None
+        if interval is None:
+            charter = max(held, key=lambda c: c.version)
+        else:
+            charter = charter_for_interval(held, interval) or min(
+                held, key=lambda c: (c.effective_from, -c.version)
+            )
+        return charter.grids.get(grid)
+
+    return lookup

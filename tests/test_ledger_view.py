@@ -6,10 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.actions import sign_action
+from ledger.charter import Charter, GridRules
 from ledger.errors import BAD_PAYLOAD, Invalid
+from ledger.limits import rules_from
 from ledger.membrane import Binding, Membrane, invite_ok, make_invite
 from ledger.schemas import check_payload
 from ledger.testing import genesis_payload, identity
+from ledger.validation import check_intrinsic
 from ledger.view import (
     VIEW_PAGE_MAX,
     bitmap_authors,
@@ -80,3 +84,36 @@ def test_declared_capacity_and_power_are_cut_to_the_charter():
     huge = Participant(bytes(32), "b", "storage", "community", 2**63 - 1, 2**63 - 1)
     cut = within_charter({huge.agent: huge}, 20_000, 5_000)[huge.agent]
     assert (cut.capacity_wh, cut.max_power_w) == (20_000, 5_000)
+
+
+def test_limits_follow_the_charter_in_force_for_the_interval():
+    tight = GridRules(max_order_wh=100)
+    old = Charter("c", bytes(32), version=1, grids={"g1": GridRules()})
+    new = Charter("c", bytes(32), version=2, effective_from=10, grids={"g1": tight})
+    held: list[Charter] = []
+    lookup = rules_from(lambda: held)
+    assert lookup("g1", 5) is None  # no charter yet: nothing to enforce
+    held += [old, new]
+    assert lookup("g1", 9) == GridRules() and lookup("g1", 10) == tight
+    assert lookup("g1", None) == tight and lookup("g2", 10) is None
+
+
+def test_a_settlement_of_100_trades_of_the_largest_numbers_still_fits():
+    big = 2**63 - 1
+    trade = [bytes([1]) * 32, bytes([2]) * 32, big, big, bytes([3]) * 32, bytes([4]) * 32]
+    trades = [trade] * 100
+    payload = {
+        "interval": big,
+        "mechanism": "pay-as-clear",
+        "book": bytes(32),
+        "trades": trades,
+        "grid_import_wh": big,
+        "grid_export_wh": big,
+        "settlers": bytes(32),
+        "views": bytes(125),
+        "revision": big,
+        "trade_count": 100,
+        "trades_digest": trades_digest(trades),
+    }
+    signed = sign_action(identity(1), big, bytes(32), big, "settlement", payload)
+    check_intrinsic(signed.action_bytes, signed.signature, big)
