@@ -183,7 +183,7 @@ ACTION = obj(
         "seq": INT,
         "prev": null(HEX32),
         "ts": INT,
-        "type": enum("genesis", "offer", "bid", "settlement", "reading", "warrant"),
+        "type": enum("genesis", "offer", "bid", "settlement", "reading", "warrant", "view"),
         "payload": {**ANY_OBJ, "description": "bytes as hex; warrant evidence decoded"},
         "signature": HEX64,
         "action_bytes": HEX,
