@@ -42,6 +42,11 @@ def within_charter(
     A node refuses a genesis beyond the limits (`over-limit`); this keeps a clearing right even
     over chains accepted before the limits were known.
     """
+    if all(
+        p.capacity_wh <= max_capacity_wh and p.max_power_w <= max_power_w
+        for p in participants.values()
+    ):
+        return participants  # the usual case: nothing to cut, nothing to copy
     return {
         a: Participant(
             p.agent,

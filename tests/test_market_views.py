@@ -233,3 +233,20 @@ def test_small_settlements_list_their_trades():
     _, payload = settle(ids, people, orders, views_of(ids, [o.hash for o in orders]), ids[0])
     assert payload["trade_count"] == 2 and len(payload["trades"]) == 2
     assert listed_trades(payload) == payload["trades"]
+
+
+def test_declared_capacity_beyond_the_charter_is_cut_in_clearing():
+    sun, battery = agents(2)
+    people = {
+        sun: Participant(sun, "sun", "generator", "community"),
+        battery: Participant(battery, "b", "storage", "community", 2**63 - 1, 2**63 - 1),
+    }
+    orders = [
+        make_order(sun, 1, "offer", K, 60_000, 0, GATE - 1),
+        make_order(battery, 1, "bid", K, 50_000, 20_000, GATE - 1),
+    ]
+    rules = GridRules(mechanism="pay-as-bid", max_capacity_wh=20_000, max_power_w=5_000)
+    bought = sum(t.energy_wh for t in clear(orders, people, rules).trades)
+    assert bought == 20_000
+    hourly = clear(orders, people, rules, interval_ms=3_600_000).trades
+    assert sum(t.energy_wh for t in hourly) == 5_000  # 5,000 W for one hour
