@@ -11,6 +11,7 @@ from __future__ import annotations
 from ledger.actions import Action
 from ledger.charter import Charter, GridRules
 from ledger.keys import Identity
+from ledger.store import Store
 from ledger.testing import T0, ChainSigner, identity, order_payload
 from ledger.view import view_payloads
 from market.book import ViewPage, book_from_views, complete_views, deadlines
@@ -19,6 +20,8 @@ from market.orders import Order
 from market.participants import Participant
 from market.settle import settlement_payload_v2
 from node.audit.market import audit_market
+from node.audit.views import interval_book, view_to_sign
+from node.trading.interval_view import interval_state
 
 CHARTER = Charter(
     "test",
@@ -159,3 +162,21 @@ def test_the_audit_shows_a_healed_dispute_and_a_failed_trade():
     ]  # its first said 200
     failed = [d for d in report["disputes"] if d["outcome"] == "failed"]
     assert [(d["buyer"], d["defaulter"]) for d in failed] == [("h4", "h4")]
+
+
+def test_a_node_reads_the_view_to_sign_and_the_book_from_its_store():
+    kit = Kit(homes=2, honest=3)
+    store = Store(":memory:", None)
+    try:
+        for s in kit.signers:
+            store.ingest([(a.action_bytes, a.signature) for a in s.actions], D.final_us)
+        late = kit.signers[1].next("bid", order_payload(K, 1, 1), ts=D.gate_us + 1)
+        store.ingest([(late.action_bytes, late.signature)], D.final_us)
+        pages = view_to_sign(store, "g1", K, D.gate_us)
+        assert pages == view_payloads(K, [o.hash for o in kit.orders])  # not the late one
+        state = interval_state(store, [CHARTER], "g1", K)
+        settlers, book = interval_book(store, [CHARTER], state)
+        assert settlers == kit.settlers and book.quorum and not book.missing
+        assert {o.hash for o in book.orders} == {o.hash for o in kit.orders}
+    finally:
+        store.close()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ledger.charter import Charter
 from ledger.store import Store
-from market.book import ViewPage, complete_views, deadlines, settlers_at
+from ledger.view import view_payloads
+from market.book import Book, ViewPage, book_from_views, complete_views, deadlines, settlers_at
 from market.disputes import Signed, defaulters, excluded_from, exclusion_lag
 from market.intervals import charter_in_force
 from market.judge import Context, judge_settlement
@@ -95,3 +96,27 @@ def excluded_for(store: Store, charters: list[Charter], grid: str, k: int) -> se
         j: defaults_of(store, charters, grid, j) for j in range(k - lag - n + 1, k - lag + 1)
     }
     return excluded_from(defaults, k, lag=lag, n=n)
+
+
+def view_to_sign(store: Store, grid: str, k: int, gate_us: int) -> list[dict]:
+    """The view pages this node signs for `k`: every order of the grid for `k` it holds, stamped
+    at or before the gate (sign them in order with `type="view"`, after `Deadlines.view_from_us`)."""
+    hashes = [a.hash for a in store.by_interval(grid, k, ("offer", "bid")) if a.ts <= gate_us]
+    return view_payloads(k, hashes)
+
+
+def interval_book(
+    store: Store, charters: list[Charter], state: IntervalState
+) -> tuple[list[bytes], Book]:
+    """The grid's settlers for `state`'s interval and the book its views give on this node."""
+    ctx = judge_context(store, charters, state)
+    book = book_from_views(
+        ctx.orders,
+        ctx.views,
+        ctx.settlers,
+        gate_us=ctx.gate_us,
+        forked=ctx.forked,
+        excluded=ctx.excluded,
+        rules=ctx.rules,
+    )
+    return list(ctx.settlers), book
