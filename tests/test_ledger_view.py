@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.actions import sign_action
-from ledger.charter import Charter, GridRules
+from ledger.charter import Charter, CharterError, GridRules, charter_from_map
 from ledger.errors import BAD_PAYLOAD, Invalid
 from ledger.limits import rules_from
 from ledger.membrane import Binding, Membrane, invite_ok, make_invite
@@ -117,3 +117,25 @@ def test_a_settlement_of_100_trades_of_the_largest_numbers_still_fits():
     }
     signed = sign_action(identity(1), big, bytes(32), big, "settlement", payload)
     check_intrinsic(signed.action_bytes, signed.signature, big)
+
+
+def test_version_1_charters_still_parse_and_version_2_checks_its_deadlines():
+    v2 = Charter("c", bytes(32), grace_ms=2_000, grids={"g1": GridRules()}).to_map()
+    assert v2["v"] == 2 and v2["grids"]["g1"]["max_order_wh"] == GridRules().max_order_wh
+    v1 = {k: v for k, v in v2.items() if k not in ("view_ms", "final_ms", "exclude_intervals")}
+    v1["v"] = 1
+    v1["grids"] = {
+        "g1": {
+            k: v2["grids"]["g1"][k]
+            for k in ("mechanism", "retail", "feed_in", "community_price", "household_price")
+        }
+    }
+    old = charter_from_map(v1)
+    assert (old.view_deadline_ms(), old.final_deadline_ms()) == (4_000, 8_000)
+    assert old.grids["g1"] == GridRules()
+    with pytest.raises(CharterError):
+        charter_from_map(v2 | {"view_ms": 1_000})  # before the grace period ends
+    with pytest.raises(CharterError):
+        charter_from_map(v1 | {"view_ms": 5_000})  # a version-1 charter has no such key
+    with pytest.raises(CharterError):
+        charter_from_map(v2 | {"grids": {"g1": v2["grids"]["g1"] | {"max_price": 0}}})
