@@ -10,6 +10,11 @@ from ledger.schemas import INT64_MAX, INT64_MIN
 
 MECHANISMS = ("merit-order", "pay-as-clear", "pay-as-bid")
 _GRID_KEYS = ("community_price", "feed_in", "household_price", "mechanism", "retail")
+# Protocol 2 (charter "v": 2): per-grid limits on what orders and genesis entries may claim, and
+# the deadlines of views and settlements (docs/protocol.md, "Settlement over views").
+_LIMIT_KEYS = ("max_capacity_wh", "max_order_wh", "max_power_w", "max_price")
+_GRID_KEYS_V2 = tuple(sorted(_GRID_KEYS + _LIMIT_KEYS))
+_TIMING_V2 = ("exclude_intervals", "final_ms", "view_ms")
 _CHARTER_KEYS = frozenset(
     (
         "v",
@@ -40,6 +45,10 @@ class GridRules:
     feed_in: int = 5000
     community_price: int = 15000
     household_price: int = 0
+    max_order_wh: int = 1_000_000  # the most energy one offer or bid may name
+    max_price: int = 10_000_000  # the highest limit price an order may name (100 EUR/kWh)
+    max_capacity_wh: int = 10_000_000  # the most storage capacity a genesis may declare
+    max_power_w: int = 1_000_000  # the most power a genesis may declare
 
     def to_map(self) -> dict:
         return {
@@ -48,6 +57,10 @@ class GridRules:
             "feed_in": self.feed_in,
             "community_price": self.community_price,
             "household_price": self.household_price,
+            "max_order_wh": self.max_order_wh,
+            "max_price": self.max_price,
+            "max_capacity_wh": self.max_capacity_wh,
+            "max_power_w": self.max_power_w,
         }
 
 
@@ -64,12 +77,15 @@ class Charter:
     interval_ms: int = 3_600_000
     lead_ms: int = 60_000
     grace_ms: int = 10_000
+    view_ms: int = 0  # views stamped after gate + view_ms do not count; 0: 2 * grace_ms
+    final_ms: int = 0  # an agent's last settlement by gate + final_ms counts; 0: 4 * grace_ms
+    exclude_intervals: int = 3  # a defaulter's orders leave the books of this many intervals
     grids: dict[str, GridRules] = field(default_factory=dict)
     signed: bytes | None = field(default=None, compare=False)
 
     def to_map(self) -> dict:
         return {
-            "v": 1,
+            "v": 2,
             "community": self.community,
             "admin": self.admin,
             "version": self.version,
@@ -79,8 +95,19 @@ class Charter:
             "interval_ms": self.interval_ms,
             "lead_ms": self.lead_ms,
             "grace_ms": self.grace_ms,
+            "view_ms": self.view_ms,
+            "final_ms": self.final_ms,
+            "exclude_intervals": self.exclude_intervals,
             "grids": {name: rules.to_map() for name, rules in self.grids.items()},
         }
+
+    def view_deadline_ms(self) -> int:
+        """Milliseconds after gate closure until which a view counts."""
+        return self.view_ms or 2 * self.grace_ms
+
+    def final_deadline_ms(self) -> int:
+        """Milliseconds after gate closure until which an agent's settlement may be revised."""
+        return max(self.final_ms or 4 * self.grace_ms, self.view_deadline_ms())
 
     def charter_bytes(self) -> bytes:
         return codec.encode(self.to_map())
@@ -111,26 +138,28 @@ def _int(m: dict, key: str, minimum: int | None = None) -> int:
     return value
 
 
-def _grid(name: object, m: object) -> GridRules:
+def _grid(name: object, m: object, version: int) -> GridRules:
     if not isinstance(name, str) or not name:
         raise CharterError("grid names must be non-empty text")
-    if not isinstance(m, dict) or sorted(m) != list(_GRID_KEYS):
-        raise CharterError(f"grid {name!r} must have exactly the keys {', '.join(_GRID_KEYS)}")
+    keys = _GRID_KEYS_V2 if version == 2 else _GRID_KEYS
+    if not isinstance(m, dict) or sorted(m) != list(keys):
+        raise CharterError(f"grid {name!r} must have exactly the keys {', '.join(keys)}")
     mechanism = m["mechanism"]
     if not isinstance(mechanism, str) or not mechanism:
         raise CharterError(f"grid {name!r}: mechanism must be text")
     prices = {k: _int(m, k, 0) for k in ("retail", "feed_in", "community_price", "household_price")}
-    return GridRules(mechanism=mechanism, **prices)
+    limits = {k: _int(m, k, 1) for k in _LIMIT_KEYS if version == 2}
+    return GridRules(mechanism=mechanism, **prices, **limits)
 
 
 def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
     """Check a decoded charter map against PROTOCOL section 6 and build a `Charter`."""
-    if not isinstance(m, dict) or set(m) != _CHARTER_KEYS:
-        raise CharterError(
-            f"a charter must have exactly the keys {', '.join(sorted(_CHARTER_KEYS))}"
-        )
-    if m["v"] != 1 or type(m["v"]) is not int:
+    if not isinstance(m, dict) or type(m.get("v")) is not int or m["v"] not in (1, 2):
         raise CharterError("unsupported charter version field v")
+    version = m["v"]
+    keys = _CHARTER_KEYS | set(_TIMING_V2) if version == 2 else _CHARTER_KEYS
+    if set(m) != keys:
+        raise CharterError(f"a charter must have exactly the keys {', '.join(sorted(keys))}")
     if not isinstance(m["community"], str) or not m["community"]:
         raise CharterError("charter community must be non-empty text")
     if not isinstance(m["admin"], bytes) or len(m["admin"]) != 32:
@@ -144,6 +173,11 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
     grace_ms = _int(m, "grace_ms", 0)
     if not grace_ms < lead_ms <= interval_ms:
         raise CharterError("charter timing needs grace_ms < lead_ms <= interval_ms")
+    timing = {k: _int(m, k, 0) for k in _TIMING_V2 if version == 2}
+    view = timing.get("view_ms") or 2 * grace_ms  # 0 (and version 1): follow the grace period
+    final = timing.get("final_ms") or 4 * grace_ms
+    if not grace_ms <= view <= final:
+        raise CharterError("charter timing needs grace_ms <= view_ms <= final_ms")
     return Charter(
         community=m["community"],
         admin=m["admin"],
@@ -154,7 +188,8 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
         interval_ms=interval_ms,
         lead_ms=lead_ms,
         grace_ms=grace_ms,
-        grids={name: _grid(name, g) for name, g in m["grids"].items()},
+        **timing,
+        grids={name: _grid(name, g, version) for name, g in m["grids"].items()},
         signed=signed,
     )
 

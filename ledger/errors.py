@@ -11,6 +11,7 @@ BAD_PAYLOAD = "bad-payload"
 TOO_LARGE = "too-large"
 WRONG_COMMUNITY = "wrong-community"
 FORKED_AUTHOR = "forked-author"
+OVER_LIMIT = "over-limit"  # protocol 2: an order or genesis beyond the charter's limits
 
 REASONS = (
     BAD_ENCODING,
@@ -22,6 +23,7 @@ REASONS = (
     TOO_LARGE,
     WRONG_COMMUNITY,
     FORKED_AUTHOR,
+    OVER_LIMIT,
 )
 
 

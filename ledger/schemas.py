@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.errors import BAD_PAYLOAD, Invalid
+from ledger.view import check_view, trades_digest
 
 ROLES = ("consumer", "generator", "storage")
 
@@ -70,6 +71,14 @@ def _trades(v: Any) -> bool:
     return isinstance(v, list) and all(_trade(t) for t in v)
 
 
+def _hashes(v: Any) -> bool:
+    return isinstance(v, list) and all(_bin32(h) for h in v)
+
+
+def _bin(v: Any) -> bool:
+    return isinstance(v, bytes) and len(v) <= 8192
+
+
 def _evidence(v: Any) -> bool:
     # The two signed actions are checked in depth by `validation.check_warrant`.
     return (
@@ -116,12 +125,26 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "sensor": _text,
     },
     "warrant": {"evidence": _evidence},
+    "view": {"interval": _int, "page": _int_ge0, "pages": _int_gt0, "orders": _hashes},
+}
+
+# Protocol 2 settlements name the views they used and may carry their trades as a digest
+# (docs/protocol.md, "Settlement over views"). A node accepts both shapes; which one a
+# settlement has is decided by its exact key set.
+SETTLEMENT_V2: dict[str, Check] = SCHEMAS["settlement"] | {
+    "settlers": _bin32,
+    "views": _bin,
+    "revision": _int_ge0,
+    "trade_count": _int_ge0,
+    "trades_digest": _bin32,
 }
 
 
 def check_payload(type_: str, payload: Any) -> None:
     """Raise `Invalid(bad-payload)` unless `payload` matches the schema of `type_` exactly."""
     schema = SCHEMAS.get(type_)
+    if type_ == "settlement" and isinstance(payload, dict) and "views" in payload:
+        schema = SETTLEMENT_V2
     if schema is None:
         raise Invalid(BAD_PAYLOAD, f"unknown entry type {type_!r}")
     if not isinstance(payload, dict):
@@ -141,3 +164,18 @@ def check_payload(type_: str, payload: Any) -> None:
         for trade in payload["trades"]:
             if trade[0] == trade[1]:
                 raise Invalid(BAD_PAYLOAD, "settlement: a trade's seller and buyer are the same")
+        if schema is SETTLEMENT_V2:
+            _check_trade_list(payload)
+    elif type_ == "view":
+        check_view(payload)
+
+
+def _check_trade_list(payload: dict) -> None:
+    """A v2 settlement lists all its trades or none; a listed list must match its digest."""
+    trades = payload["trades"]
+    if not trades:
+        if payload["trade_count"] == 0 and payload["trades_digest"] != trades_digest([]):
+            raise Invalid(BAD_PAYLOAD, "settlement: no trades, but not the digest of none")
+        return
+    if len(trades) != payload["trade_count"] or trades_digest(trades) != payload["trades_digest"]:
+        raise Invalid(BAD_PAYLOAD, "settlement: trades do not match trade_count / trades_digest")

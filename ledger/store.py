@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ledger.actions import Action, decode_action
 from ledger.errors import FORKED_AUTHOR, Invalid
+from ledger.limits import RulesFor, check_limits
 from ledger.membrane import Membrane
 from ledger.precheck import Checked, gather, precheck, submit_precheck
 from ledger.queries import Head, Queries
@@ -90,9 +91,12 @@ class Store(Queries):
     next transaction notices (`PRAGMA data_version`) and reloads the caches before it writes.
     """
 
-    def __init__(self, path: str | Path, membrane: Membrane | None = None) -> None:
+    def __init__(
+        self, path: str | Path, membrane: Membrane | None = None, limits: RulesFor | None = None
+    ) -> None:
         self.path = Path(path)
         self.membrane = membrane
+        self.limits = limits  # protocol 2: charter limits on orders and genesis claims
         self.rejected_by_reason: Counter[str] = Counter()
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
@@ -216,12 +220,16 @@ class Store(Queries):
             if self.membrane is not None:
                 check_membrane(action, self.membrane)
             grid = action.payload["grid"]
+            if self.limits is not None:
+                check_limits(action, grid, self.limits)
             self._ids[author] = self._insert_agent(action)
         elif action.seq != head.seq + 1:
             return self._hold_pending(action)
         else:
             check_link(action, head.hash, head.ts)
             grid = head.grid
+        if self.limits is not None and action.type != "genesis":  # a genesis was checked above
+            check_limits(action, grid, self.limits)
         row = (self._ids[author], action.seq, action.hash, action.type, grid)
         interval = action.payload.get("interval")  # orders, settlements, readings have one
         self._rows.append((*row, interval, action.action_bytes, action.signature))

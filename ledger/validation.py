@@ -72,5 +72,5 @@ def check_membrane(action: Action, membrane: Membrane) -> None:
     payload = action.payload
     if payload["community"] != membrane.community:
         raise Invalid(WRONG_COMMUNITY, f"genesis names community {payload['community']!r}")
-    if not invite_ok(membrane, payload["grid"], action.author, payload["invite"]):
+    if not invite_ok(membrane, payload["grid"], action.author, payload["invite"], payload):
         raise Invalid(WRONG_COMMUNITY, "closed community: the genesis has no valid admin invite")

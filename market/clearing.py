@@ -20,7 +20,7 @@ from ledger.charter import MECHANISMS, GridRules
 from market.auctions import pay_as_bid, pay_as_clear
 from market.merit_order import merit_order
 from market.orders import Order
-from market.participants import Participant
+from market.participants import Participant, within_charter
 from market.trades import Clearing, Open, Trade
 
 __all__ = ["Clearing", "Trade", "clear", "usable_orders"]
@@ -87,6 +87,7 @@ def clear(
         raise ValueError(
             f"unknown mechanism {mechanism!r}: expected one of {', '.join(MECHANISMS)}"
         )
+    participants = within_charter(participants, rules.max_capacity_wh, rules.max_power_w)
     opens = usable_orders(book, participants, interval_ms)
     price = None
     if mechanism == "merit-order":

@@ -50,3 +50,29 @@ def labels(participants: Mapping[bytes, Participant]) -> dict[bytes, str]:
 def simulated_agent_id(name: str) -> bytes:
     """The agent id the simulator gives a named agent: BLAKE2b-256 of the UTF-8 name."""
     return hashlib.blake2b(name.encode("utf-8"), digest_size=32).digest()
+
+
+def within_charter(
+    participants: dict[bytes, Participant], max_capacity_wh: int, max_power_w: int
+) -> dict[bytes, Participant]:
+    """The participants with declared capacity and power cut to the charter's limits.
+
+    A node refuses a genesis beyond the limits (`over-limit`); this keeps a clearing right even
+    over chains accepted before the limits were known.
+    """
+    if all(
+        p.capacity_wh <= max_capacity_wh and p.max_power_w <= max_power_w
+        for p in participants.values()
+    ):
+        return participants  # the usual case: nothing to cut, nothing to copy
+    return {
+        a: Participant(
+            p.agent,
+            p.name,
+            p.role,
+            p.household,
+            min(p.capacity_wh, max_capacity_wh),
+            min(p.max_power_w, max_power_w),
+        )
+        for a, p in participants.items()
+    }

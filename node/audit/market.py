@@ -14,10 +14,15 @@ from ledger.charter import Charter
 from ledger.membrane import Membrane
 from ledger.precheck import Checked
 from ledger.store import Store
+from market.book import deadlines
 from market.clearing import clear
+from market.disputes import outcomes
 from market.intervals import gate_closure_us
+from market.judge import Context, Verdict, judge_settlement
 from market.orders import select_book
+from market.settle import is_v2
 from market.settlement import gaps, settlement_payload
+from node.audit.views import judge_context, settlement_history
 from node.trading.interval_view import energy_window_ms, interval_state
 
 
@@ -39,14 +44,14 @@ def audit_market(chains: dict[bytes, list[tuple[bytes, bytes]]], charters: list[
         names = {r["author"]: r["name"] for r in store.agents()}
         for grid in sorted({r["grid"] for r in store.agents()}):
             for k in store.intervals(grid):  # through the market index, no chain walk
-                _audit_interval(store, charters, grid, k, names, report)
+                _audit_interval(store, charters, grid, k, names, report, now_us)
     finally:
         store.close()
     return report
 
 
 def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
-                    names: dict[bytes, str], report: dict) -> None:
+                    names: dict[bytes, str], report: dict, now_us: int) -> None:
     state = interval_state(store, charters, grid, k)
     if not state.settlements:
         return  # an interval still open, or one nobody settled: nothing signed to check
@@ -56,9 +61,14 @@ def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
     table = gaps(state.book)
     everyone = select_book(state.orders, gate_us=gate_closure_us(charters, k),
                            members=set(state.participants), forked=set())
+    context = None
     for agent, signed in sorted(state.settlements.items()):
         who = names.get(agent, agent.hex()[:12])
         report["settlements_checked"] += 1
+        if is_v2(signed):  # protocol 2: judged against the views it names, never our book
+            context = context or judge_context(store, charters, state)
+            _judged(judge_settlement(agent, signed, context), k, who, report)
+            continue
         expected = state.payload_for(agent)
         if signed == expected:
             report["settlements_matching"] += 1
@@ -90,6 +100,9 @@ def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
         else:
             report["problems"].append(f"interval {k}: {who}'s settlement matches no book "
                                       "it could have held")
+    if context is not None:  # protocol 2: outcomes by the final deadline, revisions shown
+        _outcomes(store, charters, grid, k, context, names, report, now_us)
+        return
     for s in state.statuses:
         report[s.status] += 1
         if s.status == "disputed":
@@ -101,4 +114,36 @@ def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
                 "price": s.trade.price,
                 "lacked": {names.get(a, a.hex()): [h.hex() for h in hs]
                            for a, hs in s.missing.items()},
+            })
+
+
+def _judged(verdict: Verdict, k: int, who: str, report: dict) -> None:
+    if verdict.status == "matches":
+        report["settlements_matching"] += 1
+    elif verdict.status == "differs":
+        report["problems"].append(f"interval {k}: {who}'s settlement {verdict.detail}")
+    else:
+        report["notes"].append(f"interval {k}: {who}'s settlement cannot be checked here: "
+                               f"{verdict.detail}")
+
+
+def _outcomes(store: Store, charters: list[Charter], grid: str, k: int, context: Context,
+              names: dict[bytes, str], report: dict, now_us: int) -> None:
+    """Each trade's outcome (market.disputes) with the verdict of the first settlements."""
+    history = settlement_history(store, grid, k, context)
+    for o in outcomes(history, final_us=deadlines(charters, k).final_us, now_us=now_us):
+        report[o.status] = report.get(o.status, 0) + 1
+        healed = o.status == "confirmed" and o.first != "confirmed"
+        if healed or o.status in ("disputed", "failed"):
+            target = "healed" if healed else "disputes"
+            report.setdefault(target, []).append({
+                "interval": k,
+                "seller": names.get(o.trade.seller, o.trade.seller.hex()),
+                "buyer": names.get(o.trade.buyer, o.trade.buyer.hex()),
+                "energy_wh": o.trade.energy_wh,
+                "price": o.trade.price,
+                "lacked": {},
+                "first": o.first,
+                "outcome": o.status,
+                "defaulter": names.get(o.defaulter, o.defaulter.hex()) if o.defaulter else None,
             })

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ledger.membrane import make_invite
+from ledger.membrane import Binding, make_invite
 from node.cli.common import agent_hex_arg
 from node.cli.community import load_admin
 
@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--community", required=True)
     p.add_argument("--grid", required=True)
     p.add_argument("agent", metavar="AGENT_HEX", help="the joining agent's id")
+    bind = p.add_argument_group("binding (protocol 2): the genesis must declare exactly these")
+    bind.add_argument("--role", choices=("consumer", "generator", "storage"))
+    bind.add_argument("--household")
+    bind.add_argument("--capacity-wh", type=int, default=0)
+    bind.add_argument("--max-power-w", type=int)
     p.set_defaults(func=run)
 
 
@@ -26,5 +31,12 @@ def run(args: argparse.Namespace) -> int:
     """Print a signed invite for an agent to join a closed community's grid."""
     agent = agent_hex_arg(args.agent)
     admin = load_admin(args.admin_key)
-    print(make_invite(admin, args.community, args.grid, agent).hex())
+    given = (args.role, args.household, args.max_power_w)
+    if any(v is not None for v in given) and not all(v is not None for v in given):
+        print("a binding invite needs --role, --household and --max-power-w together")
+        return 2
+    binding = None
+    if args.role is not None:
+        binding = Binding(args.role, args.household, args.capacity_wh, args.max_power_w)
+    print(make_invite(admin, args.community, args.grid, agent, binding).hex())
     return 0

@@ -43,7 +43,7 @@ async def info(request: web.Request) -> web.Response:
         "household": node.cfg.household,
         "url": node.cfg.url,
         "version": VERSION,
-        "protocol": 1,
+        "protocol": 2,
         "charter_version": charter.version if charter else None,
         "chain_length": head.seq + 1 if head else 0,
         "actions_stored": node.store.count(),

@@ -106,6 +106,10 @@ GRID_RULES = obj(
         "feed_in": INT,
         "community_price": INT,
         "household_price": INT,
+        "max_order_wh": INT,
+        "max_price": INT,
+        "max_capacity_wh": INT,
+        "max_power_w": INT,
     }
 )
 CHARTER = obj(
@@ -120,6 +124,9 @@ CHARTER = obj(
         "interval_ms": INT,
         "lead_ms": INT,
         "grace_ms": INT,
+        "view_ms": INT,
+        "final_ms": INT,
+        "exclude_intervals": INT,
         "grids": mapping(GRID_RULES),
         "signed": null(HEX),
     }
@@ -182,7 +189,7 @@ ACTION = obj(
         "seq": INT,
         "prev": null(HEX32),
         "ts": INT,
-        "type": enum("genesis", "offer", "bid", "settlement", "reading", "warrant"),
+        "type": enum("genesis", "offer", "bid", "settlement", "reading", "warrant", "view"),
         "payload": {**ANY_OBJ, "description": "bytes as hex; warrant evidence decoded"},
         "signature": HEX64,
         "action_bytes": HEX,

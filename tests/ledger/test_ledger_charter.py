@@ -52,7 +52,7 @@ def sign_map(m: dict) -> bytes:
     "change",
     [
         {"extra": 1},
-        {"v": 2},
+        {"v": 3},  # protocol 2 charters are "v": 2; 3 is unknown
         {"community": ""},
         {"version": 0},
         {"open": 1},

@@ -6,12 +6,14 @@ import pytest
 
 from ledger import codec
 from ledger.actions import sign_action
+from ledger.charter import GridRules
 from ledger.errors import REASONS
 from ledger.membrane import Membrane
 from ledger.store import Store
 from ledger.testing import T0, ChainSigner, identity, order_payload, reading_payload, wire_items
 
 NOW = T0 + 10**12
+LIMITS = GridRules(max_order_wh=10_000, max_price=100_000, max_power_w=20_000)
 
 
 def scenarios() -> dict[str, tuple[list, list]]:
@@ -50,6 +52,16 @@ def scenarios() -> dict[str, tuple[list, list]]:
         "too-large": ([g, a1], [(big_body, alice.identity.sign(big_body))]),
         "wrong-community": ([], wire_items([ChainSigner(identity(4)).genesis("other")])),
         "forked-author": (m + [m_rival], wire_items([mallory.next()])),
+        "over-limit": (
+            [g, a1],
+            wire_items(
+                [
+                    alice.at(a1, "offer", order_payload(energy_wh=LIMITS.max_order_wh + 1)),
+                    alice.at(a1, "bid", order_payload(price=LIMITS.max_price + 1)),
+                    ChainSigner(identity(5)).genesis(max_power_w=LIMITS.max_power_w + 1),
+                ]
+            ),
+        ),
     }
 
 
@@ -63,7 +75,7 @@ def test_every_reason_has_a_scenario():
 @pytest.mark.parametrize("reason", sorted(SCENARIOS))
 def test_reason(reason, tmp_path):
     context, items = SCENARIOS[reason]
-    store = Store(tmp_path / "n.sqlite3", Membrane("test"))
+    store = Store(tmp_path / "n.sqlite3", Membrane("test"), lambda grid, k: LIMITS)
     assert store.ingest(wire_items(context), NOW).rejected == []
     before = (store.count(), store.pending_count(), store.heads())
     result = store.ingest(items, NOW)

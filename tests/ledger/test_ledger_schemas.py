@@ -24,6 +24,7 @@ VALID = {
     "settlement": settlement_payload(trades=[TRADE]),
     "reading": reading_payload(soc_wh=1200),
     "warrant": {"evidence": [[b"a", b"s"], [b"b", b"s"]]},
+    "view": {"interval": 4, "page": 0, "pages": 1, "orders": [bytes(32), bytes([1]) * 32]},
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from ledger import codec
 from ledger.actions import split_signed
+from ledger.charter import GridRules
 from ledger.errors import REASONS, Invalid
 from ledger.membrane import Membrane
 from ledger.store import Store
@@ -50,8 +51,11 @@ def test_the_vectors_cover_every_reason_and_enough_valid_cases():
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector(vector, tmp_path):
     admin = bytes.fromhex(vector["admin"]) if vector["admin"] else None
+    limits = GridRules(**vector["limits"]) if vector.get("limits") else None
     store = Store(
-        tmp_path / "vectors.sqlite3", Membrane(vector["community"], admin, vector["open"])
+        tmp_path / "vectors.sqlite3",
+        Membrane(vector["community"], admin, vector["open"]),
+        (lambda grid, k: limits) if limits else None,
     )
     try:
         for signed_hex in vector["context"]:

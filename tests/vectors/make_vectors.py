@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from ledger import codec  # noqa: E402
 from ledger.actions import Action, sign_action  # noqa: E402
 from ledger.keys import Identity  # noqa: E402
-from ledger.membrane import make_invite  # noqa: E402
+from ledger.membrane import Binding, make_invite  # noqa: E402
 from ledger.testing import (  # noqa: E402
     T0,
     ChainSigner,
@@ -28,10 +28,18 @@ from ledger.testing import (  # noqa: E402
     settlement_payload,
     warrant_payload,
 )
+from ledger.view import settlers_digest, trades_digest, view_payloads, views_bitmap  # noqa: E402
 
 OUT = Path(__file__).with_name("actions.json")
 COMMUNITY = "vectors"
 NOW = T0 + 3_600_000_000  # the receiving node's clock: one hour after the chains start
+# The receiving node's charter limits for grid "north" (protocol 2, charter "v": 2).
+LIMITS = {
+    "max_order_wh": 10_000,
+    "max_price": 100_000,
+    "max_capacity_wh": 50_000,
+    "max_power_w": 20_000,
+}
 
 
 def ident(name: str) -> Identity:
@@ -82,6 +90,7 @@ def vector(
         "community": COMMUNITY,
         "open": open_,
         "admin": admin.agent.hex() if admin else None,
+        "limits": LIMITS,
     }
 
 
@@ -298,7 +307,114 @@ def build() -> list[dict[str, Any]]:
             note="the context forks mallory at seq 1; its seq 2 is refused",
         ),
     ]
-    return ok + bad
+    return ok + bad + protocol2()
+
+
+def settlement_v2(trades: list, *, listed: bool = True, count: int | None = None) -> dict:
+    """A protocol-2 settlement of interval 10 naming Alice's and Bob's views."""
+    settlers = [ALICE.agent, BOB.agent]
+    return settlement_payload(
+        10,
+        trades if listed else [],
+        settlers=settlers_digest(settlers),
+        views=views_bitmap(settlers, settlers),
+        revision=0,
+        trade_count=len(trades) if count is None else count,
+        trades_digest=trades_digest(trades),
+    )
+
+
+def protocol2() -> list[dict[str, Any]]:
+    """Vectors of the rules protocol version 2 adds: views, v2 settlements, limits, bindings."""
+    alice = ChainSigner(ALICE)
+    g = alice.genesis(COMMUNITY, "north", name="Home 1", household="home1")
+    offer = alice.next("offer", order_payload(10, 400, 15000))
+    trade = [ALICE.agent, BOB.agent, 400, 15000, offer.hash, bytes(32)]
+    view = view_payloads(10, [offer.hash, bytes(32)])[0]
+    home = Binding("consumer", "home3", 0, 3000)
+    bound = make_invite(ADMIN, COMMUNITY, "north", CAROL.agent, home)
+
+    def carol_genesis(household: str) -> Action:
+        payload = genesis_payload(COMMUNITY, "north", household=household, invite=bound)
+        return sign_action(CAROL, 0, None, T0, "genesis", payload)
+
+    def alice_next(type_: str, payload: dict) -> str:
+        return wire(alice.at(offer, type_, payload))
+
+    closed = {"open_": False, "admin": ADMIN}
+    return [
+        vector(
+            "view",
+            alice_next("view", view),
+            None,
+            [g, offer],
+            note="a settler's signed list of the order hashes it holds for interval 10",
+        ),
+        vector(
+            "view with unsorted hashes",
+            alice_next("view", view | {"orders": view["orders"][::-1]}),
+            "bad-payload",
+            [g, offer],
+            note="hashes strictly ascending: one encoding per view",
+        ),
+        vector(
+            "view page beyond its pages",
+            alice_next("view", view | {"page": 1}),
+            "bad-payload",
+            [g, offer],
+        ),
+        vector(
+            "settlement v2 listing its trades",
+            alice_next("settlement", settlement_v2([trade])),
+            None,
+            [g, offer],
+        ),
+        vector(
+            "settlement v2 as a digest",
+            alice_next("settlement", settlement_v2([trade], listed=False)),
+            None,
+            [g, offer],
+            note="trades left out: every node recomputes them from the named views",
+        ),
+        vector(
+            "settlement v2 whose trades miss their digest",
+            alice_next("settlement", settlement_v2([trade]) | {"trades_digest": bytes(32)}),
+            "bad-payload",
+            [g, offer],
+        ),
+        vector(
+            "order over max_order_wh",
+            alice_next("bid", order_payload(10, 10_001)),
+            "over-limit",
+            [g, offer],
+        ),
+        vector(
+            "order over max_price",
+            alice_next("bid", order_payload(10, 1, 100_001)),
+            "over-limit",
+            [g, offer],
+        ),
+        vector(
+            "genesis over max_capacity_wh",
+            wire(ChainSigner(BOB).genesis(COMMUNITY, "north", role="storage", capacity_wh=50_001)),
+            "over-limit",
+        ),
+        vector(
+            "genesis matching its binding invite",
+            wire(carol_genesis("home3")),
+            None,
+            note="the invite signs [picogrid-invite-2, community, grid, agent, role, "
+            "household, capacity_wh, max_power_w]",
+            **closed,
+        ),
+        vector(
+            "genesis naming another household than its invite",
+            wire(carol_genesis("home1")),
+            "wrong-community",
+            note="the invite binds household home3",
+            **closed,
+        ),
+    ]
 
 
 def _flip(data: bytes, index: int) -> bytes:
