@@ -654,7 +654,10 @@
     value.classList.toggle("pos", !!sv && sv.saved > 0);
     setText(
       $("#savings-note"),
-      sv ? `${fmtPct(sv.ratio)} of the grid-only cost ${fmtMoney(sv.baseline)}` : "against buying everything from the grid",
+      !sv
+        ? "against buying everything from the grid"
+        : `against ${fmtMoney(sv.baseline)} with the utility grid alone` +
+            (sv.ratio > 0 && sv.ratio <= 1 ? ` (${fmtPct(sv.ratio)} of it)` : ""),
     );
     const series = s ? s.series : [];
     setText(
@@ -1013,7 +1016,9 @@
 
   function renderTrades() {
     const tbody = $("#trades tbody");
-    const trades = state.trades.slice().reverse().slice(0, TRADE_ROWS);
+    // newest first, but a disputed or failed trade heads the list: it needs a look
+    const attention = (t) => (t.status === "disputed" || t.status === "failed" ? 0 : 1);
+    const trades = state.trades.slice().reverse().sort((a, b) => attention(a) - attention(b)).slice(0, TRADE_ROWS);
     const counts = { confirmed: 0, pending: 0, disputed: 0, failed: 0 };
     for (const t of state.trades) counts[t.status] = (counts[t.status] || 0) + 1;
     for (const el of $$("[data-status-help]")) el.classList.toggle("seen", !!counts[el.getAttribute("data-status-help")]);
