@@ -274,7 +274,10 @@ def test_dashboard_in_chromium(kit, browser):
         "a confirmed trade in the table",
     )
     row = driver.execute_script(
-        "const tr = document.querySelector('#trades tr[data-trade]');"
+        # (disputed and failed trades head the table; the first confirmed or pending one is
+        # the newest of those)
+        "const tr = document.querySelector('#trades tr[data-status=confirmed],"
+        " #trades tr[data-status=pending]');"
         "const link = (side) => tr.querySelector(`a[data-side=${side}]`);"
         "return {id: tr.getAttribute('data-trade'), status: tr.getAttribute('data-status'),"
         " cells: [...tr.cells].map(c => c.textContent.trim()),"
@@ -374,6 +377,14 @@ def test_the_demo_at_1280_and_at_a_phone(kit, browser, tmp_path):
         for status in ("pending", "disputed", "failed"):
             assert driver.find_element(
                 By.CSS_SELECTOR, f'[data-status-help="{status}"]').is_displayed()
+        # a trade that is not confirmed says on its row why and what follows; disputed and
+        # failed ones come first
+        rows = driver.execute_script(
+            "return [...document.querySelectorAll('#trades tr[data-trade]')].map(tr =>"
+            " [tr.getAttribute('data-status'), tr.querySelector('.why').textContent])")
+        assert all(why for status, why in rows if status != "confirmed"), rows
+        attention = [status in ("disputed", "failed") for status, _ in rows]
+        assert attention == sorted(attention, reverse=True), rows
         summary = driver.find_element(By.ID, "now-trades")
         assert summary.size["width"] >= driver.execute_script(
             "return arguments[0].scrollWidth", summary)  # "5 confirmed", never "5 confirm..."
