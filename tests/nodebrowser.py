@@ -189,6 +189,15 @@ def shot(driver, path: Path, full: bool = False) -> tuple[int, int]:
     return png_size(path.read_bytes())
 
 
+def shot_at(driver, css: str, path: Path) -> tuple[int, int]:
+    """Save the viewport scrolled so that the element `css` is at its top."""
+    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", css)
+    time.sleep(0.3)
+    size_now = shot(driver, path)
+    driver.execute_script("window.scrollTo(0, 0)")
+    return size_now
+
+
 # Every box the user reads, and whether its content is wider than the box (cut off or hidden
 # behind a scroll bar); the page itself must not scroll sideways either.
 OVERFLOW = """

@@ -700,6 +700,9 @@
    */
   function drawChart(el, { lo = 0, hi, fmt, layers, refs = [], keys = [], tip }) {
     el.replaceChildren();
+    // on a phone the chart is drawn 340 units wide, so its ticks stay readable at 1:1
+    const box0 = window.innerWidth < 600 ? "0 0 340 240" : "0 0 600 230";
+    if (el.getAttribute("viewBox") !== box0) el.setAttribute("viewBox", box0);
     const box = el.viewBox.baseVal;
     const W = box.width, H = box.height, L = 46, R = 8, T = 24, B = 22;
     const [from, to] = state.window || [0, 23];
@@ -722,7 +725,7 @@
     if (shown !== null && shown >= from && shown <= to) {
       svg("rect", { x: L + (shown - from) * slot, y: T, width: slot, height: H - T - B, class: "shown" }, el);
     }
-    const every = n > 16 ? 3 : n > 8 ? 2 : 1;
+    const every = Math.max(1, Math.ceil((n * 44) / (W - L - R))); // a tick label every 44 units
     for (let k = from; k <= to; k++) {
       if ((k - from) % every) continue;
       svg("text", { x: x(k), y: H - 6, class: "tick x" }, el, intervalTime(k) || String(k));
@@ -1304,6 +1307,7 @@
       showAction(link.getAttribute("data-action"));
     });
     $("#action-close").addEventListener("click", () => $("#action-dialog").close());
+    window.addEventListener("resize", () => renderCharts()); // a phone turned: redraw to fit
     // the countdowns tick every second between polls
     setInterval(() => {
       if (!charter()) return;

@@ -15,7 +15,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from nodebrowser import Console, chromium, get_json, overflowing, page_text, shot, size, wait_for
+from nodebrowser import (
+    Console,
+    chromium,
+    get_json,
+    overflowing,
+    page_text,
+    shot,
+    shot_at,
+    size,
+    wait_for,
+)
 from nodeproc import Cluster, picogrid, wait_until
 from selenium.webdriver.common.by import By
 
@@ -123,6 +133,8 @@ def test_the_page_of_a_two_grid_community_before_its_first_interval(community, t
             assert overflowing(driver) == [], f"cut off at {width} px"
             w, h = shot(driver, tmp_path / f"community-{width}.png")
             assert (w, h) == (width, height)
+            for part in ("community-card", "agents-card", "trades-card"):
+                shot_at(driver, f".{part}", tmp_path / f"community-{width}-{part}.png")
             shot(driver, tmp_path / f"community-{width}-full.png", full=True)
             size(driver, width, height)
         assert not console.errors(), console.errors()
