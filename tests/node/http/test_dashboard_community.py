@@ -8,10 +8,14 @@ Intervals last two days from last midnight, so the first settlement is always mo
 away: the page must say what happens and when (a countdown), never "(none)", draw every agent of
 its grid by household and list both grids by household, with nothing cut off at 1280x900 or at a
 phone's 390x844. Screenshots of both sizes go to the test's temporary directory.
+
+And members who share a name (in-process nodes): the page draws and lists each under the label
+the API's `names` gives it, never merged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -26,8 +30,13 @@ from nodebrowser import (
     size,
     wait_for,
 )
+from nodeinproc import HOST, eventually, free_port, start_all
 from nodeproc import Cluster, picogrid, wait_until
 from selenium.webdriver.common.by import By
+
+from ledger.chain import now_us
+from node.cli.community import create_admin, create_identity, default_charter, write_genesis
+from node.config import NodeConfig
 
 TWO_DAYS_S = 2 * 86_400
 RIVERSIDE = [  # name, role, household (the founder first)
@@ -139,3 +148,67 @@ def test_the_page_of_a_two_grid_community_before_its_first_interval(community, t
             size(driver, width, height)
         assert not console.errors(), console.errors()
     print(f"screenshots in {tmp_path}")
+
+
+# Three members called "Home" (two of them in one household) and a solar: in-process nodes.
+SAME_NAMES = [
+    ("Home", "consumer", "a", 0, 1000),
+    ("Home", "consumer", "b", 0, 1000),
+    ("Home", "consumer", "b", 0, 1000),
+    ("Solar", "generator", "a", 0, 1000),
+]
+NAMES_SHOWN = """
+const text = (sel) => [...document.querySelectorAll(sel)].map(e => e.textContent);
+return {drawn: text('#households .m-name'), chips: text('#grids .chip'),
+        rows: text('#agents .agent-name')};
+"""
+
+
+def same_names(root) -> list[NodeConfig]:
+    """SAME_NAMES in grid "kit", each in its own directory, intervals of a second, all peers."""
+    admin = create_admin(root)
+    charter = default_charter("c", admin.agent, "kit", interval_ms=1000,
+                              epoch_us=now_us() - 10_000_000).sign(admin)
+    cfgs = []
+    for i, (name, role, household, capacity, power) in enumerate(SAME_NAMES):
+        cfg = NodeConfig(dir=root / f"member-{i}", name=name, role=role, household=household,
+                         grid="kit", community="c", admin=admin.agent.hex(),
+                         capacity_wh=capacity, max_power_w=power,
+                         listen=f"{HOST}:{free_port()}", round_ms=200)
+        write_genesis(cfg, create_identity(cfg.dir), charter, None)
+        cfgs.append(cfg)
+    for cfg in cfgs:
+        cfg.peers = [other.url for other in cfgs if other is not cfg]
+    return cfgs
+
+
+def names_on_the_page(url: str) -> dict:
+    with chromium(1280, 900) as driver:
+        driver.get(url + "/")
+        return wait_for(
+            lambda: (shown := driver.execute_script(NAMES_SHOWN))["drawn"]
+            and len(shown["drawn"]) == len(SAME_NAMES) and len(shown["rows"]) == len(SAME_NAMES)
+            and shown,
+            30, "every member drawn and listed")
+
+
+async def test_members_of_one_name_are_told_apart_on_the_page(tmp_path):
+    nodes = await start_all(same_names(tmp_path))
+    url = nodes[0].cfg.url
+    try:
+        async def all_four():  # (urllib blocks: off the nodes' event loop)
+            b = await asyncio.to_thread(get_json, f"{url}/v1/community")
+            return len(b["names"]) == len(SAME_NAMES) and b
+
+        body = await eventually(all_four, 30, "all four geneses")
+        names = body["names"]
+        assert len(set(names.values())) == len(SAME_NAMES), names  # four different labels
+        assert body["grids"]["kit"]["drawing"] == "generic"  # three homes, no battery
+        shown = await asyncio.to_thread(names_on_the_page, url)
+    finally:
+        for node in nodes:
+            await node.stop()
+    assert sorted(shown["drawn"]) == sorted(names.values())
+    assert sorted(shown["rows"]) == sorted(names.values())
+    assert all(any(label in chip for chip in shown["chips"]) for label in names.values())
+    assert "Home (a)" in shown["drawn"]
