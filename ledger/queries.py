@@ -35,7 +35,7 @@ class Queries:
     _heads: dict[bytes, Head]
     _forked: set[bytes]
     _pending_by_author: Counter[bytes]
-    _pending_total: int
+    _pending_bytes: Counter[bytes]
 
     _ids: dict[bytes, int]
 
@@ -164,7 +164,7 @@ class Queries:
 
     def pending_count(self) -> int:
         with self._lock:
-            return self._pending_total
+            return sum(self._pending_by_author.values())
 
     def count(self) -> int:
         """How many actions the chains hold (fork evidence and pending actions not included)."""

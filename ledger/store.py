@@ -13,7 +13,18 @@ Placing an action (PROTOCOL section 2, rules 4, 5, 7 and 8):
 - a genesis: checked against the membrane, then it starts the chain;
 - exactly one above the head: its link and timestamp are checked against the head, then it is
   appended, and pending actions that now follow it are released;
-- further above: held as pending, bounded per author and in total.
+- further above: held as pending (see "Pending" below).
+
+Pending (docs/protocol.md, "Bounds"): an action above its author's head waits for its
+predecessor, bounded in count, bytes and age. A *member* (whose genesis we hold) may have
+`MAX_PENDING_PER_AUTHOR` actions waiting; a *stranger* (no genesis held yet: possibly a member
+whose genesis has not reached us, possibly anyone with a throwaway key) `MAX_PENDING_PER_STRANGER`,
+and all strangers together `MAX_STRANGER_PENDING_BYTES`. Everything waits at most
+`MAX_PENDING_AGE_US`, in `MAX_PENDING_BYTES` in total. When a member's action does not fit,
+strangers' actions are evicted first (oldest first); if it still does not fit it is refused as
+`pending-full`, which tells the sender to keep it and send it again: it is never answered
+`pending` and then dropped. An author whose genesis was refused (`wrong-community`) cannot become
+a member: its actions are refused, not held.
 
 Durability: a transaction that wrote our own action commits with `synchronous=FULL` (the WAL is
 fsynced before `append_own` returns); foreign batches commit with `synchronous=NORMAL`, which
@@ -33,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.actions import Action, decode_action
-from ledger.errors import FORKED_AUTHOR, Invalid
+from ledger.errors import FORKED_AUTHOR, PENDING_FULL, WRONG_COMMUNITY, Invalid
 from ledger.membrane import Membrane
 from ledger.precheck import Checked, gather, precheck, submit_precheck
 from ledger.queries import Head, Queries
@@ -42,8 +53,12 @@ from ledger.validation import check_intrinsic, check_link, check_membrane, check
 
 __all__ = ["Head", "IngestResult", "Store", "StoreError", "gather", "precheck", "submit_precheck"]
 
-MAX_PENDING_PER_AUTHOR = 1000
-MAX_PENDING_TOTAL = 50_000
+MAX_PENDING_PER_AUTHOR = 1000  # a member's actions waiting for their predecessor
+MAX_PENDING_PER_STRANGER = 64  # an author whose genesis we do not hold
+MAX_STRANGER_PENDING_BYTES = 4 * 2**20  # all strangers together
+MAX_PENDING_BYTES = 64 * 2**20  # everything pending
+MAX_PENDING_AGE_US = 3600 * 1_000_000  # then purged; gossip fetches it again in chain order
+PURGE_EVERY_US = 60 * 1_000_000
 HASH_MERGE = 8192  # actions written between two extensions of the hash index
 
 # The genesis fields `agents` keeps for the market.
@@ -92,7 +107,7 @@ class Store(Queries):
 
     def __init__(self, path: str | Path, membrane: Membrane | None = None) -> None:
         self.path = Path(path)
-        self.membrane = membrane
+        self._membrane = membrane
         self.rejected_by_reason: Counter[str] = Counter()
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
@@ -109,14 +124,33 @@ class Store(Queries):
         self._ids: dict[bytes, int] = {}
         self._forked: set[bytes] = set()
         self._pending_by_author: Counter[bytes] = Counter()
-        self._pending_total = 0
+        self._pending_bytes: Counter[bytes] = Counter()
+        self._refused: set[bytes] = set()  # genesis refused by the membrane: never a member
+        self._purged_us = 0
+        self._now_us = 0
         self._rows: list[tuple] = []
         self._unhashed = 0  # actions the hash index does not cover yet
         self._load_cache()
 
+    @property
+    def membrane(self) -> Membrane | None:
+        """Who may join; a new membrane (a new charter) forgets which geneses it refused."""
+        return self._membrane
+
+    @membrane.setter
+    def membrane(self, membrane: Membrane | None) -> None:
+        with self._lock:
+            self._membrane = membrane
+            self._refused = set()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the actions held as pending (their action bytes and signatures)."""
+        return sum(self._pending_bytes.values())
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -144,6 +178,9 @@ class Store(Queries):
         if valid:
             valid.sort()  # chain order; the batch index breaks ties, so actions are never compared
             with self._lock, self._transaction(durable=False):
+                self._now_us = now_us
+                if now_us - self._purged_us >= PURGE_EVERY_US:
+                    self._purge_old(now_us)
                 pending = self._pending_by_author
                 for _, _, index, action in valid:
                     try:
@@ -213,8 +250,12 @@ class Store(Queries):
         if head is None:
             if action.seq != 0:
                 return self._hold_pending(action)
-            if self.membrane is not None:
-                check_membrane(action, self.membrane)
+            if self._membrane is not None:
+                try:
+                    check_membrane(action, self._membrane)
+                except Invalid:
+                    self._refuse_author(author)
+                    raise
             grid = action.payload["grid"]
             self._ids[author] = self._insert_agent(action)
         elif action.seq != head.seq + 1:
@@ -262,17 +303,77 @@ class Store(Queries):
             self._unhashed = 0
 
     def _hold_pending(self, action: Action) -> str:
-        held = self._pending_by_author[action.author]
-        if held < MAX_PENDING_PER_AUTHOR and self._pending_total < MAX_PENDING_TOTAL:
-            added = self._db.execute(
-                "INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?, ?)",
-                (action.hash, action.author, action.seq, action.action_bytes, action.signature),
-            ).rowcount
-            if added:
-                self._pending_total += added
-                self._pending_by_author[action.author] += added
-        # Over the bound it is dropped: anti-entropy fetches it again once its predecessor is here.
+        """Keep an action that came before its predecessor, within the bounds, or refuse it."""
+        author = action.author
+        if author in self._refused:
+            raise Invalid(WRONG_COMMUNITY, "its author's genesis was refused")
+        size = len(action.action_bytes) + len(action.signature)
+        member = author in self._heads
+        if member:
+            if self._pending_by_author[author] >= MAX_PENDING_PER_AUTHOR:
+                raise Invalid(PENDING_FULL, "this author's pending actions are at their bound")
+        else:
+            if self._pending_by_author[author] >= MAX_PENDING_PER_STRANGER:
+                raise Invalid(PENDING_FULL, "an author without genesis here: bound reached")
+            if self._stranger_bytes() + size > MAX_STRANGER_PENDING_BYTES:
+                self._evict_strangers(self._stranger_bytes() + size - MAX_STRANGER_PENDING_BYTES)
+        if self.pending_bytes + size > MAX_PENDING_BYTES:
+            self._evict_strangers(self.pending_bytes + size - MAX_PENDING_BYTES)
+            if self.pending_bytes + size > MAX_PENDING_BYTES:
+                raise Invalid(PENDING_FULL, "pending space is full of members' actions")
+        added = self._db.execute(
+            "INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?, ?, ?)",
+            (action.hash, author, action.seq, action.action_bytes, action.signature,
+             self._now_us),
+        ).rowcount
+        if added:
+            self._pending_by_author[author] += 1
+            self._pending_bytes[author] += size
         return PENDING
+
+    def _stranger_bytes(self) -> int:
+        heads = self._heads
+        return sum(n for a, n in self._pending_bytes.items() if a not in heads)
+
+    def _evict_strangers(self, need: int) -> None:
+        """Delete strangers' pending actions, oldest first, until `need` bytes are free."""
+        while need > 0:
+            rows = self._db.execute(
+                "SELECT p.hash, p.author, length(p.action_bytes) + length(p.signature)"
+                " FROM pending AS p WHERE NOT EXISTS"
+                " (SELECT 1 FROM agents AS g WHERE g.author = p.author)"
+                " ORDER BY p.received_us, p.hash LIMIT 256"
+            ).fetchall()
+            if not rows:
+                return
+            for hash_, author, size in rows:
+                self._db.execute("DELETE FROM pending WHERE hash = ?", (hash_,))
+                self._count_pending_removed(author, 1, size)
+                need -= size
+                if need <= 0:
+                    return
+
+    def _purge_old(self, now_us: int) -> None:
+        """Forget pending actions older than `MAX_PENDING_AGE_US`."""
+        self._purged_us = now_us
+        cutoff = now_us - MAX_PENDING_AGE_US
+        rows = self._db.execute(
+            "SELECT author, count(*), sum(length(action_bytes) + length(signature))"
+            " FROM pending WHERE received_us < ? GROUP BY author",
+            (cutoff,),
+        ).fetchall()
+        if rows:
+            self._db.execute("DELETE FROM pending WHERE received_us < ?", (cutoff,))
+            for author, n, size in rows:
+                self._count_pending_removed(author, n, size)
+
+    def _refuse_author(self, author: bytes) -> None:
+        """A refused genesis: its author cannot become a member; drop what it has pending."""
+        self._refused.add(author)
+        if self._pending_by_author.get(author):
+            self._db.execute("DELETE FROM pending WHERE author = ?", (author,))
+            self._count_pending_removed(author, self._pending_by_author[author],
+                                        self._pending_bytes[author])
 
     def _release(self, author: bytes, result: IngestResult) -> None:
         """Place the pending actions that now follow the author's head, one seq at a time."""
@@ -286,7 +387,7 @@ class Store(Queries):
             if not rows:
                 return
             self._db.execute("DELETE FROM pending WHERE author = ? AND seq <= ?", (author, limit))
-            self._count_pending_removed(author, len(rows))
+            self._count_pending_removed(author, len(rows), sum(len(b) + len(s) for b, s in rows))
             progressed = False
             for action_bytes, signature in rows:
                 # Fully checked when it was held; decoding again needs no second verification.
@@ -303,11 +404,12 @@ class Store(Queries):
             if not progressed:
                 return
 
-    def _count_pending_removed(self, author: bytes, n: int) -> None:
-        self._pending_total -= n
+    def _count_pending_removed(self, author: bytes, n: int, size: int) -> None:
         self._pending_by_author[author] -= n
+        self._pending_bytes[author] -= size
         if self._pending_by_author[author] <= 0:
             del self._pending_by_author[author]
+            self._pending_bytes.pop(author, None)
 
     def _record_fork(self, first: Action, second: Action) -> None:
         """Keep both actions as evidence, mark the author forked, drop its pending actions."""
@@ -318,8 +420,11 @@ class Store(Queries):
         self._db.execute("INSERT OR IGNORE INTO forked VALUES (?, ?)", (first.author, first.seq))
         self._forked.add(first.author)
         if self._pending_by_author.get(first.author):
-            n = self._db.execute("DELETE FROM pending WHERE author = ?", (first.author,)).rowcount
-            self._count_pending_removed(first.author, n)
+            self._db.execute("DELETE FROM pending WHERE author = ?", (first.author,))
+            self._count_pending_removed(
+                first.author, self._pending_by_author[first.author],
+                self._pending_bytes[first.author],
+            )
 
     def save_charter(self, version: int, signed: bytes) -> None:
         with self._lock, self._transaction(durable=True):
@@ -358,10 +463,12 @@ class Store(Queries):
         self._heads, self._ids, self._rows = {}, {}, []
         self._load_heads("", ())
         self._forked = {a for (a,) in self._db.execute("SELECT author FROM forked")}
-        self._pending_by_author = Counter(
-            dict(self._db.execute("SELECT author, count(*) FROM pending GROUP BY author"))
-        )
-        self._pending_total = sum(self._pending_by_author.values())
+        rows = self._db.execute(
+            "SELECT author, count(*), sum(length(action_bytes) + length(signature))"
+            " FROM pending GROUP BY author"
+        ).fetchall()
+        self._pending_by_author = Counter({a: n for a, n, _ in rows})
+        self._pending_bytes = Counter({a: b for a, _, b in rows})
         self._unhashed = self._db.execute(
             "SELECT count(*) FROM actions WHERE id > (SELECT upto FROM hashed)"
         ).fetchone()[0]
