@@ -69,9 +69,7 @@ async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tup
         page = await client.chain(author, len(items), PAGE)
         if not page:
             break
-        items += page
-        if len(page) < PAGE:
-            break
+        items += page  # a page may be short (bounded in bytes): go on up to the head
     return items
 
 
