@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ledger import codec
 from ledger.keys import Identity, verify
+from ledger.membrane import Membrane
 from ledger.schemas import INT64_MAX, INT64_MIN
 
 MECHANISMS = ("merit-order", "pay-as-clear", "pay-as-bid")
@@ -25,6 +26,9 @@ _CHARTER_KEYS = frozenset(
         "grids",
     )
 )
+
+
+MAX_MEMBERS = 4096  # agents a charter can list as members admitted before it closed
 
 
 class CharterError(ValueError):
@@ -65,6 +69,9 @@ class Charter:
     lead_ms: int = 60_000
     grace_ms: int = 10_000
     grids: dict[str, GridRules] = field(default_factory=dict)
+    # Agents admitted without an invite while the community was open: the charter that closes it
+    # lists them, so they stay members (docs/protocol.md, "Membership"). Sorted, unique.
+    members: tuple[bytes, ...] = ()
     signed: bytes | None = field(default=None, compare=False)
 
     def to_map(self) -> dict:
@@ -80,7 +87,7 @@ class Charter:
             "lead_ms": self.lead_ms,
             "grace_ms": self.grace_ms,
             "grids": {name: rules.to_map() for name, rules in self.grids.items()},
-        }
+        } | ({"members": list(self.members)} if self.members else {})
 
     def charter_bytes(self) -> bytes:
         return codec.encode(self.to_map())
@@ -95,6 +102,10 @@ class Charter:
 
     def rules_for(self, grid: str) -> GridRules | None:
         return self.grids.get(grid)
+
+    def membrane(self) -> Membrane:
+        """Who this charter admits: invites when closed, and the members it lists."""
+        return Membrane(self.community, self.admin, self.open, frozenset(self.members))
 
 
 def _int(m: dict, key: str, minimum: int | None = None) -> int:
@@ -123,9 +134,19 @@ def _grid(name: object, m: object) -> GridRules:
     return GridRules(mechanism=mechanism, **prices)
 
 
+def _members(v: object) -> tuple[bytes, ...]:
+    """The optional `members`: 1 to MAX_MEMBERS agent keys, ascending, no repeats."""
+    if (not isinstance(v, list) or not 0 < len(v) <= MAX_MEMBERS
+            or not all(isinstance(a, bytes) and len(a) == 32 for a in v)):
+        raise CharterError(f"charter members must be 1 to {MAX_MEMBERS} 32-byte agent keys")
+    if any(a >= b for a, b in zip(v, v[1:], strict=False)):
+        raise CharterError("charter members must be in ascending order, each once")
+    return tuple(v)
+
+
 def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
     """Check a decoded charter map against PROTOCOL section 6 and build a `Charter`."""
-    if not isinstance(m, dict) or set(m) != _CHARTER_KEYS:
+    if not isinstance(m, dict) or set(m) - {"members"} != _CHARTER_KEYS:
         raise CharterError(
             f"a charter must have exactly the keys {', '.join(sorted(_CHARTER_KEYS))}"
         )
@@ -139,6 +160,7 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
         raise CharterError("charter open must be true or false")
     if not isinstance(m["grids"], dict):
         raise CharterError("charter grids must be a map")
+    members = _members(m["members"]) if "members" in m else ()
     interval_ms = _int(m, "interval_ms", 1)
     lead_ms = _int(m, "lead_ms", 0)
     grace_ms = _int(m, "grace_ms", 0)
@@ -155,6 +177,7 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
         lead_ms=lead_ms,
         grace_ms=grace_ms,
         grids={name: _grid(name, g) for name, g in m["grids"].items()},
+        members=members,
         signed=signed,
     )
 

@@ -10,11 +10,13 @@ from ledger.keys import Identity, verify
 
 @dataclass(frozen=True, slots=True)
 class Membrane:
-    """What a node needs to admit a genesis: its community, the pinned admin key, openness."""
+    """What a node needs to admit a genesis: its community, the pinned admin key, openness, and
+    the members the charter that closed the community kept (admitted with no invite)."""
 
     community: str
     admin: bytes | None = None
     open: bool = True
+    members: frozenset[bytes] = frozenset()
 
 
 def invite_bytes(community: str, grid: str, agent: bytes) -> bytes:
@@ -27,7 +29,8 @@ def make_invite(admin: Identity, community: str, grid: str, agent: bytes) -> byt
 
 
 def invite_ok(membrane: Membrane, grid: str, agent: bytes, invite: bytes | None) -> bool:
-    if membrane.open:
+    """Open, or listed by the charter as a member, or invited by the admin to this grid."""
+    if membrane.open or agent in membrane.members:
         return True
     if invite is None or membrane.admin is None:
         return False

@@ -75,7 +75,9 @@ class Node:
 
     def membrane(self) -> Membrane:
         c = self.charter
-        return Membrane(self.cfg.community, self.admin, c.open if c else True)
+        if c is None:
+            return Membrane(self.cfg.community, self.admin, True)
+        return Membrane(self.cfg.community, self.admin, c.open, frozenset(c.members))
 
     def accept_charter(self, signed: bytes) -> Charter:
         """Take a newer charter signed by the pinned admin key; CharterError otherwise."""

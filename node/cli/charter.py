@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         signed = store.charters()
         current = parse_charter(signed[-1], admin.agent) if signed else None
+        held = set(store.heads())  # every chain this node admitted
     finally:
         store.close()
     if current is None:
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--set {key} needs an integer") from None
     if args.invite_only:
         m["open"] = False
+        if current.open:  # closing keeps the members: every one admitted so far is listed
+            m["members"] = sorted(held | set(current.members))
+            print(f"closing the community: {len(m['members'])} member(s) admitted so far "
+                  "stay members")
     if args.open:
         m["open"] = True
     grid_flags = {"mechanism": args.mechanism, "retail": args.retail, "feed_in": args.feed_in,
