@@ -238,7 +238,7 @@ async def _ingest_each(node: Node, batch: list[tuple[bytes, bytes]],
 async def gossip_get_peers(request: web.Request) -> web.Response:
     node: Node = request.app[NODE_KEY]
     now = now_us()
-    infos = [i.wire() for i in node.peers.infos.values() if i.expires_us >= now]
+    infos = [i.wire() for i in node.peers.member_infos(now)]
     if node.own_info is not None:
         infos.insert(0, node.own_info.wire())
     return msgpack_response(wire.pack(infos))

@@ -287,7 +287,7 @@ class Gossip:
         client = self.client(peer.url)
         mine = [self.node.own_info.wire()] if self.node.own_info else []
         now = now_us()
-        mine += [i.wire() for i in self.node.peers.infos.values() if i.expires_us >= now]
+        mine += [i.wire() for i in self.node.peers.member_infos(now)]
         await client.post_peers(mine[: wire.MAX_BATCH])
         known, new = set(self.node.peers.by_url), []
         for item in (await client.peers())[: wire.MAX_BATCH]:
