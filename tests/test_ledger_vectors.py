@@ -50,8 +50,10 @@ def test_the_vectors_cover_every_reason_and_enough_valid_cases():
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector(vector, tmp_path):
     admin = bytes.fromhex(vector["admin"]) if vector["admin"] else None
+    members = frozenset(bytes.fromhex(m) for m in vector.get("members", []))
     store = Store(
-        tmp_path / "vectors.sqlite3", Membrane(vector["community"], admin, vector["open"])
+        tmp_path / "vectors.sqlite3",
+        Membrane(vector["community"], admin, vector["open"], members),
     )
     try:
         for signed_hex in vector["context"]:

@@ -68,9 +68,11 @@ def vector(
     outcome: str | None = None,
     open_: bool = True,
     admin: Identity | None = None,
+    members: tuple[Identity, ...] = (),
     note: str = "",
 ) -> dict[str, Any]:
-    return {
+    extra = {"members": sorted(m.agent.hex() for m in members)} if members else {}
+    return extra | {
         "name": name,
         "note": note,
         "signed_hex": signed_hex,
@@ -267,6 +269,16 @@ def build() -> list[dict[str, Any]]:
             "genesis of another community",
             wire(ChainSigner(CAROL).genesis("elsewhere", "north")),
             "wrong-community",
+        ),
+        vector(
+            "closed community, a member the charter kept",
+            wire(c_g),
+            None,
+            open_=False,
+            admin=ADMIN,
+            members=(CAROL,),
+            note="docs/protocol.md, Membership: the closing charter lists carol, so her genesis "
+            "needs no invite",
         ),
         vector(
             "closed community, no invite",
