@@ -15,16 +15,7 @@ Placing an action (PROTOCOL section 2, rules 4, 5, 7 and 8):
   appended, and pending actions that now follow it are released;
 - further above: held as pending (see "Pending" below).
 
-Pending (docs/protocol.md, "Bounds"): an action above its author's head waits for its
-predecessor, bounded in count, bytes and age. A *member* (whose genesis we hold) may have
-`MAX_PENDING_PER_AUTHOR` actions waiting; a *stranger* (no genesis held yet: possibly a member
-whose genesis has not reached us, possibly anyone with a throwaway key) `MAX_PENDING_PER_STRANGER`,
-and all strangers together `MAX_STRANGER_PENDING_BYTES`. Everything waits at most
-`MAX_PENDING_AGE_US`, in `MAX_PENDING_BYTES` in total. When a member's action does not fit,
-strangers' actions are evicted first (oldest first); if it still does not fit it is refused as
-`pending-full`, which tells the sender to keep it and send it again: it is never answered
-`pending` and then dropped. An author whose genesis was refused (`wrong-community`) cannot become
-a member: its actions are refused, not held.
+Pending actions are bounded in count, bytes and age, strangers evicted first (`ledger.pending`).
 
 Durability: a transaction that wrote our own action commits with `synchronous=FULL` (the WAL is
 fsynced before `append_own` returns); foreign batches commit with `synchronous=NORMAL`, which
@@ -44,8 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.actions import Action, decode_action
-from ledger.errors import FORKED_AUTHOR, PENDING_FULL, WRONG_COMMUNITY, Invalid
+from ledger.errors import FORKED_AUTHOR, Invalid
 from ledger.membrane import Membrane
+from ledger.pending import (  # noqa: F401 (the bounds, re-exported for callers and tests)
+    MAX_PENDING_AGE_US,
+    MAX_PENDING_BYTES,
+    MAX_PENDING_PER_AUTHOR,
+    MAX_PENDING_PER_STRANGER,
+    MAX_STRANGER_PENDING_BYTES,
+    PENDING,
+    PURGE_EVERY_US,
+    PendingBounds,
+)
 from ledger.precheck import Checked, gather, precheck, submit_precheck
 from ledger.queries import Head, Queries
 from ledger.tables import StoreError, create_or_check
@@ -53,12 +54,6 @@ from ledger.validation import check_intrinsic, check_link, check_membrane, check
 
 __all__ = ["Head", "IngestResult", "Store", "StoreError", "gather", "precheck", "submit_precheck"]
 
-MAX_PENDING_PER_AUTHOR = 1000  # a member's actions waiting for their predecessor
-MAX_PENDING_PER_STRANGER = 64  # an author whose genesis we do not hold
-MAX_STRANGER_PENDING_BYTES = 4 * 2**20  # all strangers together
-MAX_PENDING_BYTES = 64 * 2**20  # everything pending
-MAX_PENDING_AGE_US = 3600 * 1_000_000  # then purged; gossip fetches it again in chain order
-PURGE_EVERY_US = 60 * 1_000_000
 HASH_MERGE = 8192  # actions written between two extensions of the hash index
 
 # The genesis fields `agents` keeps for the market.
@@ -68,7 +63,7 @@ GENESIS_FIELDS = ("community", "grid", "name", "role", "household", "capacity_wh
 _new_head = tuple.__new__
 
 # What `_place` did with an action.
-ACCEPTED, DUPLICATE, PENDING, FORK = "accepted", "duplicate", "pending", "fork"
+ACCEPTED, DUPLICATE, FORK = "accepted", "duplicate", "fork"
 
 
 @dataclass(slots=True)
@@ -98,7 +93,7 @@ class IngestResult:
         }
 
 
-class Store(Queries):
+class Store(PendingBounds, Queries):
     """A node's SQLite store. Thread-safe: one connection behind a lock.
 
     One process writes a store at a time as a rule; if another connection commits anyway, the
@@ -147,10 +142,6 @@ class Store(Queries):
         with self._lock:
             self._db.close()
 
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes of the actions held as pending (their action bytes and signatures)."""
-        return sum(self._pending_bytes.values())
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -302,79 +293,6 @@ class Store(Queries):
             self._db.execute("UPDATE hashed SET upto = (SELECT max(id) FROM actions)")
             self._unhashed = 0
 
-    def _hold_pending(self, action: Action) -> str:
-        """Keep an action that came before its predecessor, within the bounds, or refuse it."""
-        author = action.author
-        if author in self._refused:
-            raise Invalid(WRONG_COMMUNITY, "its author's genesis was refused")
-        size = len(action.action_bytes) + len(action.signature)
-        member = author in self._heads
-        if member:
-            if self._pending_by_author[author] >= MAX_PENDING_PER_AUTHOR:
-                raise Invalid(PENDING_FULL, "this author's pending actions are at their bound")
-        else:
-            if self._pending_by_author[author] >= MAX_PENDING_PER_STRANGER:
-                raise Invalid(PENDING_FULL, "an author without genesis here: bound reached")
-            if self._stranger_bytes() + size > MAX_STRANGER_PENDING_BYTES:
-                self._evict_strangers(self._stranger_bytes() + size - MAX_STRANGER_PENDING_BYTES)
-        if self.pending_bytes + size > MAX_PENDING_BYTES:
-            self._evict_strangers(self.pending_bytes + size - MAX_PENDING_BYTES)
-            if self.pending_bytes + size > MAX_PENDING_BYTES:
-                raise Invalid(PENDING_FULL, "pending space is full of members' actions")
-        added = self._db.execute(
-            "INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?, ?, ?)",
-            (action.hash, author, action.seq, action.action_bytes, action.signature,
-             self._now_us),
-        ).rowcount
-        if added:
-            self._pending_by_author[author] += 1
-            self._pending_bytes[author] += size
-        return PENDING
-
-    def _stranger_bytes(self) -> int:
-        heads = self._heads
-        return sum(n for a, n in self._pending_bytes.items() if a not in heads)
-
-    def _evict_strangers(self, need: int) -> None:
-        """Delete strangers' pending actions, oldest first, until `need` bytes are free."""
-        while need > 0:
-            rows = self._db.execute(
-                "SELECT p.hash, p.author, length(p.action_bytes) + length(p.signature)"
-                " FROM pending AS p WHERE NOT EXISTS"
-                " (SELECT 1 FROM agents AS g WHERE g.author = p.author)"
-                " ORDER BY p.received_us, p.hash LIMIT 256"
-            ).fetchall()
-            if not rows:
-                return
-            for hash_, author, size in rows:
-                self._db.execute("DELETE FROM pending WHERE hash = ?", (hash_,))
-                self._count_pending_removed(author, 1, size)
-                need -= size
-                if need <= 0:
-                    return
-
-    def _purge_old(self, now_us: int) -> None:
-        """Forget pending actions older than `MAX_PENDING_AGE_US`."""
-        self._purged_us = now_us
-        cutoff = now_us - MAX_PENDING_AGE_US
-        rows = self._db.execute(
-            "SELECT author, count(*), sum(length(action_bytes) + length(signature))"
-            " FROM pending WHERE received_us < ? GROUP BY author",
-            (cutoff,),
-        ).fetchall()
-        if rows:
-            self._db.execute("DELETE FROM pending WHERE received_us < ?", (cutoff,))
-            for author, n, size in rows:
-                self._count_pending_removed(author, n, size)
-
-    def _refuse_author(self, author: bytes) -> None:
-        """A refused genesis: its author cannot become a member; drop what it has pending."""
-        self._refused.add(author)
-        if self._pending_by_author.get(author):
-            self._db.execute("DELETE FROM pending WHERE author = ?", (author,))
-            self._count_pending_removed(author, self._pending_by_author[author],
-                                        self._pending_bytes[author])
-
     def _release(self, author: bytes, result: IngestResult) -> None:
         """Place the pending actions that now follow the author's head, one seq at a time."""
         while self._pending_by_author.get(author) and author not in self._forked:
@@ -403,13 +321,6 @@ class Store(Queries):
                     progressed = True
             if not progressed:
                 return
-
-    def _count_pending_removed(self, author: bytes, n: int, size: int) -> None:
-        self._pending_by_author[author] -= n
-        self._pending_bytes[author] -= size
-        if self._pending_by_author[author] <= 0:
-            del self._pending_by_author[author]
-            self._pending_bytes.pop(author, None)
 
     def _record_fork(self, first: Action, second: Action) -> None:
         """Keep both actions as evidence, mark the author forked, drop its pending actions."""

@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from ledger import store as store_module
+from ledger import pending as store_module
 from ledger.errors import PENDING_FULL, WRONG_COMMUNITY
 from ledger.keys import Identity
 from ledger.membrane import Membrane
