@@ -171,7 +171,8 @@ class Node:
         self.session = aiohttp.ClientSession()
         app = build_app(self)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                    logger=ServerLog(self.metrics))
+                                    logger=ServerLog(self.metrics),
+                                    auto_decompress=False)  # read_body inflates, bounded
         await self.runner.setup()
         host, port = self.cfg.listen_host_port()
         site = web.TCPSite(self.runner, host, port, reuse_address=True)
