@@ -157,7 +157,8 @@ class Node:
     async def _listen(self) -> None:
         app = build_app(self.http)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                    logger=ServerLog(self.metrics))
+                                    logger=ServerLog(self.metrics),
+                                    auto_decompress=False)  # read_body inflates, bounded
         await self.runner.setup()
         host, port = self.cfg.listen_host_port()
         site = web.TCPSite(self.runner, host, port, reuse_address=True)

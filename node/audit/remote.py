@@ -15,7 +15,6 @@ from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.charter import Charter, CharterError, parse_charter
 from ledger.errors import Invalid
-from ledger.membrane import Membrane
 from ledger.precheck import precheck
 from node.audit.chains import ChainReport, verify_chains
 from node.audit.market import audit_market
@@ -34,12 +33,13 @@ class AuditResult:
     chains: dict[bytes, list[Action]] = field(default_factory=dict)
     market: dict = field(default_factory=dict)  # filled by the market audit, when it runs
     error: str = ""
+    missing: list[bytes] = field(default_factory=list)  # charter members the node lacks
 
     @property
     def ok(self) -> bool:
-        """Nothing forked, invalid or wrongly settled (disputes alone are reported, not failed)."""
+        """Nothing forked, invalid, missing or wrongly settled (disputes alone do not fail)."""
         return not self.error and all(r.status == "valid" for r in self.reports.values()) and \
-            not self.market.get("problems")
+            not self.market.get("problems") and not self.missing
 
     def to_json(self) -> dict:
         """The whole audit as JSON: every chain's report, named, and the market's."""
@@ -59,6 +59,7 @@ class AuditResult:
             "forked": sum(r.status == "forked" for r in self.reports.values()),
             "invalid": sum(r.status == "invalid" for r in self.reports.values()),
             "market": self.market,
+            "missing_members": [m.hex() for m in self.missing],
             "error": self.error or None,
         }
 
@@ -73,9 +74,7 @@ async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tup
         page = await client.chain(author, len(items), PAGE)
         if not page:
             break
-        items += page
-        if len(page) < PAGE:
-            break
+        items += page  # a page may be short (bounded in bytes): go on up to the head
     return items
 
 
@@ -114,13 +113,15 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
             return result
         raw = {a: await fetch_chain(client, a, heads[a][0]) for a in authors}
     charter = result.charter
-    membrane = Membrane(charter.community, charter.admin, charter.open) if charter else None
+    membrane = charter.membrane() if charter else None
     claimed = {a: heads[a] for a in authors}
     now = now_us()
     # Each chain is decoded and its signatures checked once; the chain check, the market audit
     # and the report all use that one pass.
     checked = {a: precheck(list(items), now) for a, items in raw.items()}
     result.reports = verify_chains(raw, membrane, now, claimed=claimed, prechecked=checked)
+    if agent is None and charter is not None:  # a member the charter lists, but not served
+        result.missing = [m for m in charter.members if m not in heads]
     if agent is None and charter is not None:
         result.market = audit_market(raw, charters or [charter], membrane, now,
                                      prechecked=checked)

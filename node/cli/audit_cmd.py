@@ -58,6 +58,9 @@ def render(result: AuditResult) -> str:
              "; ".join(a["problems"])[:80]] for a in data["agents"]]
     if rows:
         lines.append(table(rows, ["agent", "id", "grid", "role", "length", "status", "problems"]))
+    for missing in data.get("missing_members", []):
+        lines.append(f"  ! member {missing} (listed by the charter) is not served by this node: "
+                     "not validated")
     market = data.get("market") or {}
     if market:
         lines.append(f"settlements recomputed: {market.get('settlements_checked', 0)}, "

@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     admin = load_admin(cfg.admin_key_path)
     if admin.agent.hex() != cfg.admin:
         raise UserError("admin.key is not the key this community pins")
-    current = _current_charter(cfg, admin.agent)
+    current, held = _current_charter(cfg, admin.agent)
     if args.invite_only and args.open:
         raise UserError("--invite-only and --open contradict each other")
-    m = _next_version_map(current, args)
+    m = _next_version_map(current, held, args)
     try:
         # Checked exactly as a peer will check it: from its canonical encoding.
         new = charter_from_map(codec.decode(codec.encode(m))).sign(admin)
@@ -71,19 +71,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_charter(cfg: NodeConfig, admin: bytes) -> Charter:
+def _current_charter(cfg: NodeConfig, admin: bytes) -> tuple[Charter, set[bytes]]:
+    """The newest charter this node holds, and every agent whose chain it holds."""
     store = Store(cfg.store_path, Membrane(cfg.community))
     try:
         signed = store.charters()
         current = parse_charter(signed[-1], admin) if signed else None
+        held = set(store.heads())  # every chain this node admitted
     finally:
         store.close()
     if current is None:
         raise UserError("this node holds no charter yet")
-    return current
+    return current, held
 
 
-def _next_version_map(current: Charter, args: argparse.Namespace) -> dict:
+def _next_version_map(current: Charter, held: set[bytes], args: argparse.Namespace) -> dict:
+    """The next charter version's map: the current one with the command's changes."""
     m = current.to_map()
     m["version"] = current.version + 1
     m["effective_from"] = max(0, interval_at(current, now_us())) + 2
@@ -97,6 +100,10 @@ def _next_version_map(current: Charter, args: argparse.Namespace) -> dict:
             raise UserError(f"--set {key} needs an integer") from None
     if args.invite_only:
         m["open"] = False
+        if current.open:  # closing keeps the members: every one admitted so far is listed
+            m["members"] = sorted(held | set(current.members))
+            print(f"closing the community: {len(m['members'])} member(s) admitted so far "
+                  "stay members")
     if args.open:
         m["open"] = True
     grid_flags = {"mechanism": args.mechanism, "retail": args.retail, "feed_in": args.feed_in,

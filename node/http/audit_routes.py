@@ -9,11 +9,15 @@ from aiohttp import web
 
 from ledger.chain import now_us
 from ledger.paging import chain_pages
+from ledger.queries import PAGE_BYTES
 from node.audit.chains import verify_chains
 from node.http.context import CONTEXT, HttpContext
 from node.http.jsonify import action_json, agent_json, charter_json
 from node.http.server import author_param, in_thread, int_param, json_error
 from node.version import VERSION
+
+# A JSON page holds a quarter of a gossip page's bytes: as JSON each byte takes several.
+JSON_PAGE_BYTES = PAGE_BYTES // 4
 
 MAX_AUDITS = 2
 AUDITS_KEY: web.AppKey = web.AppKey("audits", asyncio.Semaphore)
@@ -84,15 +88,15 @@ async def chain(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     if node.store.head(author) is None:
         return json_error(404, "no such agent here")
-    actions = node.store.chain(author, start, limit)
-    head = node.store.head(author)
-    nxt = start + len(actions) if head and start + len(actions) <= head.seq else None
-    return web.json_response({
-        "agent": author.hex(),
-        "from": start,
-        "actions": [action_json(a) for a in actions],
-        "next": nxt,
-    })
+
+    def page() -> dict:  # off the event loop: decoding and JSON of large actions take a while
+        actions = node.store.chain(author, start, limit, JSON_PAGE_BYTES)
+        head = node.store.head(author)
+        nxt = start + len(actions) if head and start + len(actions) <= head.seq else None
+        return {"agent": author.hex(), "from": start,
+                "actions": [action_json(a) for a in actions], "next": nxt}
+
+    return web.json_response(await in_thread(page))
 
 
 async def audit(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ledger.keys import parse_agent_hex
 from node.http.context import CONTEXT
+from node.http.inflate import BodyError, inflate
 from node.p2p import wire
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,17 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=wire.MAX_BODY,
                                             actual_size=request.content_length)
     try:
-        return await request.read()
-    except web.RequestPayloadError:
-        # aiohttp inflates a gzip or deflate body while it is read: one that does not inflate
-        # (or a broken chunk) fails here, and it is the sender's fault.
-        raise BadRequest("the request body cannot be read: its Content-Encoding or chunked "
-                         "framing is broken") from None
+        raw = await request.read()
+    except web.RequestPayloadError:  # a broken chunk: the sender's fault
+        raise BadRequest("the request body cannot be read: its chunked framing is broken") \
+            from None
+    try:  # the node inflates bodies itself (node.http.inflate says why)
+        return inflate(raw, request.headers.get("Content-Encoding", ""), wire.MAX_BODY)
+    except BodyError as exc:
+        if exc.too_large:
+            raise web.HTTPRequestEntityTooLarge(max_size=wire.MAX_BODY,
+                                                actual_size=wire.MAX_BODY + 1) from None
+        raise BadRequest(str(exc)) from None
 
 
 def msgpack_response(body: bytes, headers: dict | None = None) -> web.Response:

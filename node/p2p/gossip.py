@@ -247,9 +247,7 @@ class Gossip:
                         task, done = writes.popleft()
                         await task
                         in_flight -= done
-                    if len(page) < limit:
-                        break
-                    start += len(page)
+                    start += len(page)  # a page may be short: bounded in bytes too
         finally:
             results = await asyncio.gather(*(t for t, _ in writes), return_exceptions=True)
             for outcome in results:
@@ -286,9 +284,7 @@ class Gossip:
                     await client.push(batch)
                 pages += 1
                 self.metrics["gossip_pushed"] += len(items)
-                if len(items) < PAGE:
-                    break
-                start += len(items)
+                start += len(items)  # a page may be short (bounded in bytes); empty ends it
 
     async def _exchange_charter(self, client: PeerTransport, version: int) -> None:
         """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""

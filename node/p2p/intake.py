@@ -42,8 +42,9 @@ class PeerInfos:
         return self.own
 
     def shareable(self, now: int) -> list[list[bytes]]:
-        """Our own info first, then every unexpired info we hold, in wire form."""
-        infos = [i.wire() for i in self.peers.infos.values() if i.expires_us >= now]
+        """Our own info first, then every unexpired member's info (a stranger's is never
+        passed on), in wire form."""
+        infos = [i.wire() for i in self.peers.member_infos(now)]
         if self.own is not None:
             infos.insert(0, self.own.wire())
         return infos

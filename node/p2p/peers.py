@@ -55,8 +55,9 @@ class PeerTable:
 
     Anyone can sign an info for a community, so infos of agents whose chain we do not hold
     (`is_member` false: strangers, or members whose genesis has not reached us yet) are kept
-    only up to MAX_STRANGERS, oldest forgotten first with the URL they brought: a flood of
-    made-up peers cannot crowd the real ones out of our rounds.
+    only up to MAX_STRANGERS, oldest forgotten first, and are neither called nor served: an
+    info counts only once its author is a member (its genesis, invited when the community is
+    closed, is held), so a flood of made-up peers never enters our rounds.
     """
 
     own_url: str
@@ -88,11 +89,9 @@ class PeerTable:
         if old is not None and old.url != info.url:
             self._forget_url(old)  # the agent moved
         self.infos[info.agent] = info
-        if info.url:
-            peer = self.add_url(info.url)
-            if peer is not None:
-                peer.agent, peer.info = info.agent, info
-        if not self.is_member(info.agent):
+        if self.is_member(info.agent):
+            self._adopt(info)
+        else:  # held, not called: it becomes a peer only once its genesis is held (`live`)
             self.strangers[info.agent] = None
             self.strangers.move_to_end(info.agent)
             while len(self.strangers) > MAX_STRANGERS:
@@ -100,6 +99,17 @@ class PeerTable:
                 if not self.is_member(agent) and agent in self.infos:
                     self._forget_url(self.infos.pop(agent))
         return True
+
+    def _adopt(self, info: AgentInfo) -> None:
+        """A member's info: its URL becomes a gossip peer."""
+        if info.url:
+            peer = self.add_url(info.url)
+            if peer is not None:
+                peer.agent, peer.info = info.agent, info
+
+    def member_infos(self, now_us: int) -> list[AgentInfo]:
+        """The unexpired infos of members: what we pass on (a stranger's info is never served)."""
+        return [i for a, i in self.infos.items() if i.expires_us >= now_us and self.is_member(a)]
 
     def _forget_url(self, info: AgentInfo) -> None:
         peer = self.by_url.get(info.url.rstrip("/"))
@@ -113,7 +123,11 @@ class PeerTable:
             self.strangers.pop(agent, None)
 
     def live(self, now: float) -> list[Peer]:
-        """The peers that may be contacted now."""
+        """Peers to talk to now; infos of agents that became members since are adopted first."""
+        for agent in [a for a in self.strangers if self.is_member(a)]:
+            del self.strangers[agent]
+            if agent in self.infos:
+                self._adopt(self.infos[agent])
         return [p for p in self.by_url.values() if p.live(now)]
 
     def pick(self, now: float, k: int = 1) -> list[Peer]:
