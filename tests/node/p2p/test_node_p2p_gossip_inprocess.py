@@ -152,7 +152,9 @@ async def test_new_actions_are_pushed_at_once_to_live_peers(net):
 
 async def test_peer_exchange_goes_both_ways_through_one_intake(net):
     a, b, c = net(1), net(2), net(3)
-    for side in (a, b, c):
+    geneses = wire_items([ChainSigner(s.identity).genesis(COMMUNITY) for s in (a, b, c)])
+    for side in (a, b, c):  # infos count, and are passed on, only from members
+        await side.journal.ingest(geneses, forward=False)
         side.infos.refresh_own()
     b.peers.add_info(c.infos.own)  # b knows c; a knows only b
     a.peers.add_url(b.url)
