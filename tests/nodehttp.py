@@ -97,10 +97,18 @@ def post_msgpack(url: str, value: Any, timeout: float = 10.0) -> Response:
     return request("POST", url, body, {"Content-Type": "application/msgpack"}, timeout)
 
 
-def post_actions(url: str, actions: Iterable[Action | tuple[bytes, bytes]]) -> dict:
-    """POST signed actions to a node's gossip endpoint; its answer (accepted, rejected ...)."""
+def post_actions(url: str, actions: Iterable[Action | tuple[bytes, bytes]],
+                 signed_by: Identity | None = None, community: str = "c1") -> dict:
+    """POST signed actions to a node's gossip endpoint; its answer (accepted, rejected ...).
+
+    `signed_by` signs the request itself (a closed community's node takes no unsigned post)."""
     items = [a.wire() if isinstance(a, Action) else list(a) for a in actions]
-    resp = post_msgpack(f"{url}/v1/gossip/actions", items)
+    if signed_by is None:
+        resp = post_msgpack(f"{url}/v1/gossip/actions", items)
+    else:
+        body = msgpack.packb(items, use_bin_type=True)
+        resp = signed_request(signed_by, community, "POST", f"{url}/v1/gossip/actions", body,
+                              {"Content-Type": "application/msgpack"}, timeout=10.0)
     if resp.status != 200:
         raise AssertionError(f"POST actions to {url}: HTTP {resp.status} {resp.body[:300]!r}")
     return resp.msgpack()
