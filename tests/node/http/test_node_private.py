@@ -91,6 +91,10 @@ def test_a_closed_community_answers_members_and_auditors_only(tmp_path):
         assert answer.status == 200 and {x["id"] for x in answer.json()} >= {a.agent_hex}
         full = signed_request(member, "c1", "GET", f"{a.url}/v1/info").json()
         assert full["agent"] == a.agent_hex and "peers" in full
+        status = picogrid("status", a.url, check=False)
+        assert status.returncode == 2 and "--key" in status.stdout, status.stdout
+        status = picogrid("status", a.url, "--key", b.dir / "agent.key")
+        assert "in community 'c1'" in status.stdout
         mine = owner_headers(a.dir)
         for who in (a, b):
             wait_until(lambda w=who: settlements_after(a.url, w.agent_hex, closed_at, mine) >= 2,
