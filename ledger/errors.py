@@ -1,4 +1,4 @@
-"""The fixed reason codes of PROTOCOL section 2, and the exception that carries one."""
+"""The fixed reason codes of PROTOCOL section 2 (and `pending-full`), and their exception."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ TOO_LARGE = "too-large"
 WRONG_COMMUNITY = "wrong-community"
 FORKED_AUTHOR = "forked-author"
 OVER_LIMIT = "over-limit"  # protocol 2: an order or genesis beyond the charter's limits
+# Not a verdict on the action: the receiver cannot hold it now (its pending space for that author
+# or in total is full). It stored nothing; the sender keeps the action and sends it again once
+# the receiver holds its predecessors (anti-entropy does this by itself).
+PENDING_FULL = "pending-full"
 
 REASONS = (
     BAD_ENCODING,
@@ -24,6 +28,7 @@ REASONS = (
     WRONG_COMMUNITY,
     FORKED_AUTHOR,
     OVER_LIMIT,
+    PENDING_FULL,
 )
 
 

@@ -10,11 +10,13 @@ from ledger.keys import Identity, verify
 
 @dataclass(frozen=True, slots=True)
 class Membrane:
-    """What a node needs to admit a genesis: its community, the pinned admin key, openness."""
+    """What a node needs to admit a genesis: its community, the pinned admin key, openness, and
+    the members the charter that closed the community kept (admitted with no invite)."""
 
     community: str
     admin: bytes | None = None
     open: bool = True
+    members: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ def invite_ok(
     Given the `genesis` payload, a binding invite must match its declared attributes; a
     version-1 invite (grid only) binds nothing else.
     """
-    if membrane.open:
+    if membrane.open or agent in membrane.members:
         return True
     if invite is None or membrane.admin is None:
         return False

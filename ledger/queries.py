@@ -27,6 +27,11 @@ class Head(NamedTuple):
     grid: str
 
 
+# One page of a chain holds at most this many bytes of signed actions (docs/protocol.md, Bounds):
+# 1000 actions of 16 KB would be 16 MB to hold, encode and send per request.
+PAGE_BYTES = 2**20
+
+
 class Queries:
     """The read side of a store; `Store` fills in the connection and the caches."""
 
@@ -35,7 +40,7 @@ class Queries:
     _heads: dict[bytes, Head]
     _forked: set[bytes]
     _pending_by_author: Counter[bytes]
-    _pending_total: int
+    _pending_bytes: Counter[bytes]
 
     _ids: dict[bytes, int]
 
@@ -86,21 +91,33 @@ class Queries:
             return self._heads.get(author)
 
     def chain_range(
-        self, author: bytes, start: int = 0, limit: int = 1000
+        self, author: bytes, start: int = 0, limit: int = 1000, max_bytes: int = PAGE_BYTES
     ) -> list[tuple[bytes, bytes]]:
-        """`(action_bytes, signature)` from seq `start` upward, contiguous, at most `limit`."""
+        """`(action_bytes, signature)` from seq `start` upward, contiguous, at most `limit`
+        actions and at most `max_bytes` of them (but always the first one, if any)."""
+        out: list[tuple[bytes, bytes]] = []
+        size = 0
         with self._lock:
-            return self._db.execute(
+            rows = self._db.execute(
                 "SELECT action_bytes, signature FROM actions"
                 " WHERE agent = (SELECT id FROM agents WHERE author = ?) AND seq >= ?"
                 " ORDER BY seq LIMIT ?",
                 (author, start, limit),
-            ).fetchall()
+            )
+            for body, sig in rows:
+                size += len(body) + len(sig)
+                if out and size > max_bytes:
+                    break
+                out.append((body, sig))
+        return out
 
-    def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[Action]:
+    def chain(
+        self, author: bytes, start: int = 0, limit: int = 1000, max_bytes: int = PAGE_BYTES
+    ) -> list[Action]:
+        """Decoded `chain_range` (signatures were verified when stored)."""
         return [
             decode_action(b, s, check_signature=False)
-            for b, s in self.chain_range(author, start, limit)
+            for b, s in self.chain_range(author, start, limit, max_bytes)
         ]
 
     _AGENT_COLUMNS = ("author", "community", "grid", "name", "role", "household")
@@ -164,7 +181,7 @@ class Queries:
 
     def pending_count(self) -> int:
         with self._lock:
-            return self._pending_total
+            return sum(self._pending_by_author.values())
 
     def latest_rowid(self) -> int:
         """The newest stored action's row id (0 when empty): changes whenever an action is

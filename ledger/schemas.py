@@ -30,12 +30,23 @@ def _int_gt0(v: Any) -> bool:
     return type(v) is int and 0 < v <= INT64_MAX
 
 
-def _text(v: Any) -> bool:
-    return isinstance(v, str)
+# Every free-form field has a maximum (docs/protocol.md, "Bounds"); lengths count characters.
+MAX_NAME = 200  # community, grid, name, household
+MAX_MECHANISM = 32
+MAX_SENSOR = 64
+MAX_TRADES = 110  # 110 trades of the widest integers just fit in an action's 16,384 bytes
 
 
 def _name(v: Any) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= 200
+    return isinstance(v, str) and 0 < len(v) <= MAX_NAME
+
+
+def _mechanism(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= MAX_MECHANISM
+
+
+def _sensor(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= MAX_SENSOR
 
 
 def _bin32(v: Any) -> bool:
@@ -68,7 +79,7 @@ def _trade(t: Any) -> bool:
 
 
 def _trades(v: Any) -> bool:
-    return isinstance(v, list) and all(_trade(t) for t in v)
+    return isinstance(v, list) and len(v) <= MAX_TRADES and all(_trade(t) for t in v)
 
 
 def _hashes(v: Any) -> bool:
@@ -107,7 +118,7 @@ SCHEMAS: dict[str, dict[str, Check]] = {
     "bid": _ORDER,
     "settlement": {
         "interval": _int,
-        "mechanism": _text,
+        "mechanism": _mechanism,
         "book": _bin32,
         "trades": _trades,
         "grid_import_wh": _int_ge0,
@@ -122,7 +133,7 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "current_ua": _int,
         "power_uw": _int,
         "samples": _int_ge0,
-        "sensor": _text,
+        "sensor": _sensor,
     },
     "warrant": {"evidence": _evidence},
     "view": {"interval": _int, "page": _int_ge0, "pages": _int_gt0, "orders": _hashes},

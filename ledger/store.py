@@ -13,7 +13,9 @@ Placing an action (PROTOCOL section 2, rules 4, 5, 7 and 8):
 - a genesis: checked against the membrane, then it starts the chain;
 - exactly one above the head: its link and timestamp are checked against the head, then it is
   appended, and pending actions that now follow it are released;
-- further above: held as pending, bounded per author and in total.
+- further above: held as pending (see "Pending" below).
+
+Pending actions are bounded in count, bytes and age, strangers evicted first (`ledger.pending`).
 
 Durability: a transaction that wrote our own action commits with `synchronous=FULL` (the WAL is
 fsynced before `append_own` returns); foreign batches commit with `synchronous=NORMAL`, which
@@ -36,6 +38,16 @@ from ledger.actions import Action, decode_action
 from ledger.errors import FORKED_AUTHOR, Invalid
 from ledger.limits import RulesFor, check_limits
 from ledger.membrane import Membrane
+from ledger.pending import (  # noqa: F401 (the bounds, re-exported for callers and tests)
+    MAX_PENDING_AGE_US,
+    MAX_PENDING_BYTES,
+    MAX_PENDING_PER_AUTHOR,
+    MAX_PENDING_PER_STRANGER,
+    MAX_STRANGER_PENDING_BYTES,
+    PENDING,
+    PURGE_EVERY_US,
+    PendingBounds,
+)
 from ledger.precheck import Checked, gather, precheck, submit_precheck
 from ledger.queries import Head, Queries
 from ledger.tables import StoreError, create_or_check
@@ -43,8 +55,6 @@ from ledger.validation import check_intrinsic, check_link, check_membrane, check
 
 __all__ = ["Head", "IngestResult", "Store", "StoreError", "gather", "precheck", "submit_precheck"]
 
-MAX_PENDING_PER_AUTHOR = 1000
-MAX_PENDING_TOTAL = 50_000
 HASH_MERGE = 8192  # actions written between two extensions of the hash index
 
 # The genesis fields `agents` keeps for the market.
@@ -54,7 +64,7 @@ GENESIS_FIELDS = ("community", "grid", "name", "role", "household", "capacity_wh
 _new_head = tuple.__new__
 
 # What `_place` did with an action.
-ACCEPTED, DUPLICATE, PENDING, FORK = "accepted", "duplicate", "pending", "fork"
+ACCEPTED, DUPLICATE, FORK = "accepted", "duplicate", "fork"
 
 
 @dataclass(slots=True)
@@ -84,7 +94,7 @@ class IngestResult:
         }
 
 
-class Store(Queries):
+class Store(PendingBounds, Queries):
     """A node's SQLite store. Thread-safe: one connection behind a lock.
 
     One process writes a store at a time as a rule; if another connection commits anyway, the
@@ -95,7 +105,7 @@ class Store(Queries):
         self, path: str | Path, membrane: Membrane | None = None, limits: RulesFor | None = None
     ) -> None:
         self.path = Path(path)
-        self.membrane = membrane
+        self._membrane = membrane
         self.limits = limits  # protocol 2: charter limits on orders and genesis claims
         self.rejected_by_reason: Counter[str] = Counter()
         self._lock = threading.RLock()
@@ -113,14 +123,29 @@ class Store(Queries):
         self._ids: dict[bytes, int] = {}
         self._forked: set[bytes] = set()
         self._pending_by_author: Counter[bytes] = Counter()
-        self._pending_total = 0
+        self._pending_bytes: Counter[bytes] = Counter()
+        self._refused: set[bytes] = set()  # genesis refused by the membrane: never a member
+        self._purged_us = 0
+        self._now_us = 0
         self._rows: list[tuple] = []
         self._unhashed = 0  # actions the hash index does not cover yet
         self._load_cache()
 
+    @property
+    def membrane(self) -> Membrane | None:
+        """Who may join; a new membrane (a new charter) forgets which geneses it refused."""
+        return self._membrane
+
+    @membrane.setter
+    def membrane(self, membrane: Membrane | None) -> None:
+        with self._lock:
+            self._membrane = membrane
+            self._refused = set()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -148,6 +173,9 @@ class Store(Queries):
         if valid:
             valid.sort()  # chain order; the batch index breaks ties, so actions are never compared
             with self._lock, self._transaction(durable=False):
+                self._now_us = now_us
+                if now_us - self._purged_us >= PURGE_EVERY_US:
+                    self._purge_old(now_us)
                 pending = self._pending_by_author
                 for _, _, index, action in valid:
                     try:
@@ -217,8 +245,12 @@ class Store(Queries):
         if head is None:
             if action.seq != 0:
                 return self._hold_pending(action)
-            if self.membrane is not None:
-                check_membrane(action, self.membrane)
+            if self._membrane is not None:
+                try:
+                    check_membrane(action, self._membrane)
+                except Invalid:
+                    self._refuse_author(author)
+                    raise
             grid = action.payload["grid"]
             if self.limits is not None:
                 check_limits(action, grid, self.limits)
@@ -269,19 +301,6 @@ class Store(Queries):
             self._db.execute("UPDATE hashed SET upto = (SELECT max(id) FROM actions)")
             self._unhashed = 0
 
-    def _hold_pending(self, action: Action) -> str:
-        held = self._pending_by_author[action.author]
-        if held < MAX_PENDING_PER_AUTHOR and self._pending_total < MAX_PENDING_TOTAL:
-            added = self._db.execute(
-                "INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?, ?)",
-                (action.hash, action.author, action.seq, action.action_bytes, action.signature),
-            ).rowcount
-            if added:
-                self._pending_total += added
-                self._pending_by_author[action.author] += added
-        # Over the bound it is dropped: anti-entropy fetches it again once its predecessor is here.
-        return PENDING
-
     def _release(self, author: bytes, result: IngestResult) -> None:
         """Place the pending actions that now follow the author's head, one seq at a time."""
         while self._pending_by_author.get(author) and author not in self._forked:
@@ -294,7 +313,7 @@ class Store(Queries):
             if not rows:
                 return
             self._db.execute("DELETE FROM pending WHERE author = ? AND seq <= ?", (author, limit))
-            self._count_pending_removed(author, len(rows))
+            self._count_pending_removed(author, len(rows), sum(len(b) + len(s) for b, s in rows))
             progressed = False
             for action_bytes, signature in rows:
                 # Fully checked when it was held; decoding again needs no second verification.
@@ -311,12 +330,6 @@ class Store(Queries):
             if not progressed:
                 return
 
-    def _count_pending_removed(self, author: bytes, n: int) -> None:
-        self._pending_total -= n
-        self._pending_by_author[author] -= n
-        if self._pending_by_author[author] <= 0:
-            del self._pending_by_author[author]
-
     def _record_fork(self, first: Action, second: Action) -> None:
         """Keep both actions as evidence, mark the author forked, drop its pending actions."""
         self._db.executemany(
@@ -326,8 +339,11 @@ class Store(Queries):
         self._db.execute("INSERT OR IGNORE INTO forked VALUES (?, ?)", (first.author, first.seq))
         self._forked.add(first.author)
         if self._pending_by_author.get(first.author):
-            n = self._db.execute("DELETE FROM pending WHERE author = ?", (first.author,)).rowcount
-            self._count_pending_removed(first.author, n)
+            self._db.execute("DELETE FROM pending WHERE author = ?", (first.author,))
+            self._count_pending_removed(
+                first.author, self._pending_by_author[first.author],
+                self._pending_bytes[first.author],
+            )
 
     def save_charter(self, version: int, signed: bytes) -> None:
         with self._lock, self._transaction(durable=True):
@@ -366,10 +382,12 @@ class Store(Queries):
         self._heads, self._ids, self._rows = {}, {}, []
         self._load_heads("", ())
         self._forked = {a for (a,) in self._db.execute("SELECT author FROM forked")}
-        self._pending_by_author = Counter(
-            dict(self._db.execute("SELECT author, count(*) FROM pending GROUP BY author"))
-        )
-        self._pending_total = sum(self._pending_by_author.values())
+        rows = self._db.execute(
+            "SELECT author, count(*), sum(length(action_bytes) + length(signature))"
+            " FROM pending GROUP BY author"
+        ).fetchall()
+        self._pending_by_author = Counter({a: n for a, n, _ in rows})
+        self._pending_bytes = Counter({a: b for a, _, b in rows})
         self._unhashed = self._db.execute(
             "SELECT count(*) FROM actions WHERE id > (SELECT upto FROM hashed)"
         ).fetchone()[0]

@@ -13,7 +13,8 @@
   index page per action; merged thousands at a time in hash order, a page is written once per
   merge.
 - `forks`: the signed actions that prove a fork (evidence); `forked`: authors marked forked.
-- `pending`: intrinsically valid actions waiting for their predecessor, bounded.
+- `pending`: intrinsically valid actions waiting for their predecessor, bounded in count, bytes
+  and age (`received_us`, when it arrived by the receiver's clock; layout 5).
 - `charters`: signed community charters by version; `meta`: small node settings.
 
 Actions hold the author as an integer id rather than its 32-byte key, so the index every insert
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE agents (
@@ -71,9 +72,11 @@ CREATE TABLE pending (
     author BLOB NOT NULL,
     seq INTEGER NOT NULL,
     action_bytes BLOB NOT NULL,
-    signature BLOB NOT NULL
+    signature BLOB NOT NULL,
+    received_us INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX pending_by_author ON pending (author, seq);
+CREATE INDEX pending_by_age ON pending (received_us);
 CREATE TABLE charters (version INTEGER PRIMARY KEY, signed BLOB NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
@@ -86,18 +89,34 @@ JOIN actions AS a ON a.agent = g.id AND a.seq = (SELECT max(seq) FROM actions WH
 """
 
 
+# Layout version -> the statements that bring a file of that version to the next one.
+MIGRATIONS = {
+    # 4 -> 5: pending rows get their arrival time, so old ones are purged; rows held by an older
+    # version count as received at 0 and go at the first purge (gossip fetches them again).
+    4: (
+        "ALTER TABLE pending ADD COLUMN received_us INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX pending_by_age ON pending (received_us)",
+    ),
+}
+
+
 class StoreError(Exception):
     """The file is not a PicoGrid store this code can open."""
 
 
 def create_or_check(db: sqlite3.Connection) -> None:
-    """Create the tables in an empty file; refuse a file laid out by other code.
+    """Create the tables in an empty file, migrate an older layout; refuse other files.
 
     Runs in an IMMEDIATE transaction, so two processes opening a new file at once create it once.
     """
     db.execute("BEGIN IMMEDIATE")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
+        while version in MIGRATIONS and version < LAYOUT_VERSION:
+            for statement in MIGRATIONS[version]:
+                db.execute(statement)
+            version += 1
+            db.execute(f"PRAGMA user_version = {version}")
         if version != LAYOUT_VERSION:
             tables = db.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"

@@ -39,7 +39,9 @@ class CharterBook:
     def membrane(self) -> Membrane:
         """Who may join, by the newest charter (open when there is none yet)."""
         c = self.charter
-        return Membrane(self.community, self.admin, c.open if c else True)
+        if c is None:
+            return Membrane(self.community, self.admin, True)
+        return Membrane(self.community, self.admin, c.open, frozenset(c.members))
 
     def accept(self, signed: bytes) -> Charter:
         """Take a newer charter signed by the pinned admin key; CharterError otherwise."""

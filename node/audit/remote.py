@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.charter import Charter, CharterError, parse_charter
 from ledger.errors import Invalid
-from ledger.membrane import Membrane
 from ledger.precheck import precheck
 from node.audit.chains import ChainReport, verify_chains
 from node.audit.market import audit_market
 from node.p2p.client import PeerClient, PeerError
+from node.p2p.session import RequestSigner, open_session
 
 PAGE = 1000
 
@@ -34,12 +32,13 @@ class AuditResult:
     chains: dict[bytes, list[Action]] = field(default_factory=dict)
     market: dict = field(default_factory=dict)  # filled by the market audit, when it runs
     error: str = ""
+    missing: list[bytes] = field(default_factory=list)  # charter members the node lacks
 
     @property
     def ok(self) -> bool:
-        """Nothing forked, invalid or wrongly settled (disputes alone are reported, not failed)."""
+        """Nothing forked, invalid, missing or wrongly settled (disputes alone do not fail)."""
         return not self.error and all(r.status == "valid" for r in self.reports.values()) and \
-            not self.market.get("problems")
+            not self.market.get("problems") and not self.missing
 
     def to_json(self) -> dict:
         """The whole audit as JSON: every chain's report, named, and the market's."""
@@ -59,6 +58,7 @@ class AuditResult:
             "forked": sum(r.status == "forked" for r in self.reports.values()),
             "invalid": sum(r.status == "invalid" for r in self.reports.values()),
             "market": self.market,
+            "missing_members": [m.hex() for m in self.missing],
             "error": self.error or None,
         }
 
@@ -73,9 +73,7 @@ async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tup
         page = await client.chain(author, len(items), PAGE)
         if not page:
             break
-        items += page
-        if len(page) < PAGE:
-            break
+        items += page  # a page may be short (bounded in bytes): go on up to the head
     return items
 
 
@@ -95,18 +93,25 @@ async def fetch_charters(client: PeerClient, newest: Charter) -> list[Charter]:
 
 
 async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = None,
-                    timeout: float = 10.0) -> AuditResult:
-    """Raises PeerError when the node cannot be reached at all."""
+                    timeout: float = 10.0, signer: RequestSigner | None = None,
+                    ca_file: str | None = None) -> AuditResult:
+    """Raises PeerError when the node cannot be reached at all (or refuses to answer).
+
+    With `signer` (a member's or an auditor's key) every request is signed for the community
+    the charter names, so a closed community's node answers; the charter itself is public.
+    """
     result = AuditResult(url=url.rstrip("/"), admin_pinned=admin is not None)
-    async with aiohttp.ClientSession() as session:
+    async with open_session(signer, ca_file) as session:
         client = PeerClient(session, url, timeout=timeout)
-        heads, _ = await client.heads()
         try:
             result.charter = await client.charter(admin)
         except PeerError as exc:
-            if "HTTP" in str(exc) and admin is None:
+            if exc.unreachable or (exc.status is not None and admin is None):
                 raise
             result.error = f"charter refused: {exc}"
+        if signer is not None and signer.community is None and result.charter is not None:
+            signer.community = result.charter.community
+        heads, _ = await client.heads()
         charters = await fetch_charters(client, result.charter) if result.charter else []
         authors = [agent] if agent is not None else sorted(heads)
         if agent is not None and agent not in heads:
@@ -114,13 +119,15 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
             return result
         raw = {a: await fetch_chain(client, a, heads[a][0]) for a in authors}
     charter = result.charter
-    membrane = Membrane(charter.community, charter.admin, charter.open) if charter else None
+    membrane = charter.membrane() if charter else None
     claimed = {a: heads[a] for a in authors}
     now = now_us()
     # Each chain is decoded and its signatures checked once; the chain check, the market audit
     # and the report all use that one pass.
     checked = {a: precheck(list(items), now) for a, items in raw.items()}
     result.reports = verify_chains(raw, membrane, now, claimed=claimed, prechecked=checked)
+    if agent is None and charter is not None:  # a member the charter lists, but not served
+        result.missing = [m for m in charter.members if m not in heads]
     if agent is None and charter is not None:
         result.market = audit_market(raw, charters or [charter], membrane, now,
                                      prechecked=checked)
@@ -133,9 +140,15 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     return result
 
 
-async def safe_audit(url: str, agent: bytes | None, admin: bytes | None) -> AuditResult:
-    """Audit `url`; an unreachable node is a result with an error, not an exception."""
+async def safe_audit(url: str, agent: bytes | None, admin: bytes | None,
+                     signer: RequestSigner | None = None,
+                     ca_file: str | None = None) -> AuditResult:
+    """Audit `url`; an unreachable or refusing node is a result with an error, not an exception."""
     try:
-        return await audit_url(url, agent, admin)
+        return await audit_url(url, agent, admin, signer=signer, ca_file=ca_file)
     except PeerError as exc:
+        if exc.status in (401, 403):
+            hint = ("pass --key FILE with a member's or an auditor's key" if signer is None
+                    else "this key is not a member's or an auditor's of this community")
+            return AuditResult(url=url, error=f"refused: {exc}: the community is closed; {hint}")
         return AuditResult(url=url, error=f"unreachable: {exc}")

@@ -8,7 +8,6 @@ from pathlib import Path
 from ledger.chain import SourceChain
 from ledger.charter import Charter, GridRules
 from ledger.keys import Identity, KeyFileError, load_identity, save_identity
-from ledger.membrane import Membrane
 from ledger.store import Store
 from node.config import NodeConfig
 from node.errors import UserError
@@ -72,7 +71,7 @@ def load_admin(path: Path) -> Identity:
 def write_genesis(cfg: NodeConfig, identity: Identity, charter: Charter,
                   invite: bytes | None) -> bytes:
     """Store the charter, then sign our genesis; returns the genesis hash."""
-    store = Store(cfg.store_path, Membrane(cfg.community, charter.admin, charter.open))
+    store = Store(cfg.store_path, charter.membrane())
     try:
         assert charter.signed is not None
         store.save_charter(charter.version, charter.signed)

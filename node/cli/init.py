@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--join", metavar="URL", help="URL of a member node of the community")
     p.add_argument("--admin", metavar="HEX", help="expected admin key of the community (pins it)")
     p.add_argument("--yes", action="store_true", help="accept the fetched charter without asking")
+    p.add_argument("--new-grid", action="store_true",
+                   help="joining only: start a grid the charter does not have yet (it has no "
+                        "market until the admin adds it to the charter)")
     p.add_argument("--capacity-wh", type=int, default=0, help="storage capacity (storage only)")
     p.add_argument("--max-power-w", type=int, default=0, help="largest power in or out")
     p.add_argument("--invite", metavar="HEX", help="admin invite (closed communities)")
@@ -94,6 +97,18 @@ def fetch_charter(url: str, community: str, admin_hex: str | None, yes: bool) ->
     return charter
 
 
+def _check_grid(charter: Charter, grid: str, new_grid: bool) -> None:
+    """A grid the charter lacks is a typo unless `--new-grid` says a new grid starts here."""
+    if grid in charter.grids or new_grid:
+        return
+    have = ", ".join(sorted(charter.grids)) or "(none)"
+    raise UserError(
+        f"the community's charter has no grid {grid!r}; its grids are: {have}. "
+        "Check the spelling, or pass --new-grid to start a new grid (it has no market "
+        "until the admin adds it with `picogrid charter --grid`)"
+    )
+
+
 def _key_for_join(directory: Path) -> Identity:
     """A key left by an earlier attempt (waiting for an invite) is reused, never replaced."""
     if (directory / "agent.key").exists():
@@ -115,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         announced = args.public_url if args.public_url is not None else f"http://{args.listen}"
         join_url.check_announced(announced, args.join, args.listen)
         charter = fetch_charter(args.join, args.community, args.admin, args.yes)
+        _check_grid(charter, args.grid, args.new_grid)
         identity = _key_for_join(directory)
         if not charter.open and invite is None:
             raise UserError(

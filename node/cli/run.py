@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from ledger.keys import KeyFileError
+from node.cli.dirlock import DirLock
 from node.config import load_config, parse_host_port
 from node.errors import UserError
 
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.rate_limit = args.rate_limit
     if args.hardware:
         cfg.hardware = True
-    return asyncio.run(serve(cfg))
+    with DirLock(args.dir):  # before the store opens: one node per data directory
+        return asyncio.run(serve(cfg))
 
 
 async def serve(cfg) -> int:
@@ -67,6 +69,9 @@ async def serve(cfg) -> int:
         loop.add_signal_handler(sig, node.request_stop)
     try:
         await node.start()
+    except UserError:  # a [tls] table that cannot serve
+        await node.stop()
+        raise
     except OSError as exc:
         await node.stop()
         raise UserError(f"cannot listen on {cfg.listen}: {exc.strerror or exc}") from None

@@ -10,12 +10,17 @@ from aiohttp import web
 from hardware.led_map import kit_shaped
 from ledger.chain import now_us
 from ledger.paging import chain_pages
+from ledger.queries import PAGE_BYTES
 from market.participants import Participant, labels
 from node.audit.chains import verify_chains
+from node.http.auth import READER
 from node.http.context import CONTEXT, HttpContext
 from node.http.jsonify import action_json, agent_json, charter_json
 from node.http.server import author_param, in_thread, int_param, json_error
 from node.version import VERSION
+
+# A JSON page holds a quarter of a gossip page's bytes: as JSON each byte takes several.
+JSON_PAGE_BYTES = PAGE_BYTES // 4
 
 MAX_AUDITS = 2
 AUDITS_KEY: web.AppKey = web.AppKey("audits", asyncio.Semaphore)
@@ -34,8 +39,10 @@ def _urls(node: HttpContext) -> dict[bytes, str]:
 async def info(request: web.Request) -> web.Response:
     """GET /v1/info: who this node is, what it holds, its peers and counters."""
     node = _node(request)
-    head = node.store.head(node.identity.agent)
     charter = node.charter
+    if request.get(READER) == "public" and charter is not None and not charter.open:
+        return web.json_response(private_info(node))
+    head = node.store.head(node.identity.agent)
     return web.json_response({
         "agent": node.identity.agent_hex,
         "name": node.cfg.name,
@@ -55,6 +62,14 @@ async def info(request: web.Request) -> web.Response:
         # What this node did and refused: "rejected:<reason>", "http_429", "gossip_pulled", ...
         "counters": dict(sorted(node.metrics.items())),
     })
+
+
+def private_info(node: HttpContext) -> dict:
+    """What /v1/info tells a stranger about a closed community's node: nothing private."""
+    return {"community": node.cfg.community, "open": False, "protocol": 2, "version": VERSION,
+            "charter_version": node.charter.version if node.charter else None,
+            "private": "this community is closed: sign requests with a member's or an "
+                       "auditor's key to read more"}
 
 
 def _mono() -> float:
@@ -86,15 +101,15 @@ async def chain(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     if node.store.head(author) is None:
         return json_error(404, "no such agent here")
-    actions = node.store.chain(author, start, limit)
-    head = node.store.head(author)
-    nxt = start + len(actions) if head and start + len(actions) <= head.seq else None
-    return web.json_response({
-        "agent": author.hex(),
-        "from": start,
-        "actions": [action_json(a) for a in actions],
-        "next": nxt,
-    })
+
+    def page() -> dict:  # off the event loop: decoding and JSON of large actions take a while
+        actions = node.store.chain(author, start, limit, JSON_PAGE_BYTES)
+        head = node.store.head(author)
+        nxt = start + len(actions) if head and start + len(actions) <= head.seq else None
+        return {"agent": author.hex(), "from": start,
+                "actions": [action_json(a) for a in actions], "next": nxt}
+
+    return web.json_response(await in_thread(page))
 
 
 async def audit(request: web.Request) -> web.Response:

@@ -19,7 +19,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ledger.keys import parse_agent_hex
+from node.http.connections import BODY_TIMEOUT_S, GUARD_KEY
 from node.http.context import CONTEXT
+from node.http.inflate import BodyError, inflate
 from node.p2p import wire
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,14 @@ async def errors_and_limits(request: web.Request, handler) -> web.StreamResponse
     """Rate limit, turn bad input into 4xx JSON, count gossip bytes, allow CORS reads."""
     metrics = request.app[CONTEXT].metrics
     limiter = request.app[LIMITER_KEY]
-    response = await _answer(metrics, limiter, request, handler)
+    guard = request.app.get(GUARD_KEY)
+    if guard is not None:
+        guard.enter(request.protocol)
+    try:
+        response = await _answer(metrics, limiter, request, handler)
+    finally:
+        if guard is not None:
+            guard.leave(request.protocol)
     if request.path.startswith("/v1/gossip/"):  # gossip bodies both ways, for /metrics
         _count_gossip_bytes(metrics, request, response)
     if request.method in ("GET", "HEAD"):  # the read-only API is public, also from browsers
@@ -134,12 +143,20 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=wire.MAX_BODY,
                                             actual_size=request.content_length)
     try:
-        return await request.read()
-    except web.RequestPayloadError:
-        # aiohttp inflates a gzip or deflate body while it is read: one that does not inflate
-        # (or a broken chunk) fails here, and it is the sender's fault.
-        raise BadRequest("the request body cannot be read: its Content-Encoding or chunked "
-                         "framing is broken") from None
+        async with asyncio.timeout(BODY_TIMEOUT_S):  # a slow body holds its connection no longer
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
+    except web.RequestPayloadError:  # a broken chunk: the sender's fault
+        raise BadRequest("the request body cannot be read: its chunked framing is broken") \
+            from None
+    try:  # the node inflates bodies itself (node.http.inflate says why)
+        return inflate(raw, request.headers.get("Content-Encoding", ""), wire.MAX_BODY)
+    except BodyError as exc:
+        if exc.too_large:
+            raise web.HTTPRequestEntityTooLarge(max_size=wire.MAX_BODY,
+                                                actual_size=wire.MAX_BODY + 1) from None
+        raise BadRequest(str(exc)) from None
 
 
 def msgpack_response(body: bytes, headers: dict | None = None) -> web.Response:

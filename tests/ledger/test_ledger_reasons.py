@@ -29,6 +29,9 @@ def scenarios() -> dict[str, tuple[list, list]]:
     mallory = ChainSigner(identity(2))
     m = [mallory.genesis(), mallory.next()]
     m_rival = mallory.at(m[0])
+    stranger = ChainSigner(identity(5))
+    stranger.genesis()  # signed, never sent: 64 of its actions wait, the next ones are not held
+    early = [stranger.next() for _ in range(66)]
     return {
         "bad-encoding": ([], [(bad_bytes, a1.signature), (six, alice.identity.sign(six))]),
         "bad-signature": ([], [(g.action_bytes, identity(3).sign(g.action_bytes))]),
@@ -62,6 +65,7 @@ def scenarios() -> dict[str, tuple[list, list]]:
                 ]
             ),
         ),
+        "pending-full": (early[:64], wire_items(early[64:])),
     }
 
 

@@ -52,9 +52,10 @@ def test_the_vectors_cover_every_reason_and_enough_valid_cases():
 def test_vector(vector, tmp_path):
     admin = bytes.fromhex(vector["admin"]) if vector["admin"] else None
     limits = GridRules(**vector["limits"]) if vector.get("limits") else None
+    members = frozenset(bytes.fromhex(m) for m in vector.get("members", []))
     store = Store(
         tmp_path / "vectors.sqlite3",
-        Membrane(vector["community"], admin, vector["open"]),
+        Membrane(vector["community"], admin, vector["open"], members),
         (lambda grid, k: limits) if limits else None,
     )
     try:

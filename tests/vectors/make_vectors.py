@@ -76,9 +76,11 @@ def vector(
     outcome: str | None = None,
     open_: bool = True,
     admin: Identity | None = None,
+    members: tuple[Identity, ...] = (),
     note: str = "",
 ) -> dict[str, Any]:
-    return {
+    extra = {"members": sorted(m.agent.hex() for m in members)} if members else {}
+    return extra | {
         "name": name,
         "note": note,
         "signed_hex": signed_hex,
@@ -115,6 +117,9 @@ def build() -> list[dict[str, Any]]:
         CAROL, 0, None, T0, "genesis", genesis_payload(COMMUNITY, "north", invite=invite)
     )
     a1 = offer  # alice's seq 1
+    carol_early_signer = ChainSigner(CAROL)
+    carol_early_signer.genesis(COMMUNITY, "north", name="Carol")  # signed, never sent
+    carol_early = [carol_early_signer.next("bid", order_payload(i)) for i in range(1, 66)]
     ok = [
         vector("genesis", wire(g), None, note="a genesis of an open community"),
         vector("offer after genesis", wire(a1), None, [g]),
@@ -275,6 +280,16 @@ def build() -> list[dict[str, Any]]:
             "wrong-community",
         ),
         vector(
+            "closed community, a member the charter kept",
+            wire(c_g),
+            None,
+            open_=False,
+            admin=ADMIN,
+            members=(CAROL,),
+            note="docs/protocol.md, Membership: the closing charter lists carol, so her genesis "
+            "needs no invite",
+        ),
+        vector(
             "closed community, no invite",
             wire(c_g),
             "wrong-community",
@@ -298,6 +313,36 @@ def build() -> list[dict[str, Any]]:
             "wrong-community",
             open_=False,
             admin=ADMIN,
+        ),
+        vector(
+            "sensor longer than 64 characters",
+            wire(sign_action(ALICE, 2, a1.hash, a1.ts + 5, "reading",
+                             reading_payload(10, sensor="s" * 65))),
+            "bad-payload",
+            [g, a1],
+            note="docs/protocol.md, Bounds: a reading's sensor is at most 64 characters",
+        ),
+        vector(
+            "mechanism longer than 32 characters",
+            wire(bob.at(bob_g, "settlement", settlement_payload(10, mechanism="m" * 33))),
+            "bad-payload",
+            [bob_g],
+            note="docs/protocol.md, Bounds: a settlement's mechanism is 1 to 32 characters",
+        ),
+        vector(
+            "settlement of 111 trades",
+            wire(bob.at(bob_g, "settlement", settlement_payload(10, _trades(111)))),
+            "bad-payload",
+            [bob_g],
+            note="docs/protocol.md, Bounds: at most 110 trades, though 111 fit in 16,384 bytes",
+        ),
+        vector(
+            "a stranger past its pending bound",
+            wire(carol_early[64]),
+            "pending-full",
+            carol_early[:64],
+            note="carol's genesis never came: 64 of her actions wait, the 65th is not held; "
+            "not a verdict on the action: send it again once its predecessors are held",
         ),
         vector(
             "new action of a forked author",
@@ -430,17 +475,37 @@ def _swap_first_keys(body: bytes) -> bytes:
     return body.replace(energy + interval, interval + energy)
 
 
+def _trades(n: int, widths: list[int] | None = None) -> list[list]:
+    """`n` trades Alice to Bob; `widths[i]` picks how wide trade i's two integers encode."""
+    values = (1, 200, 1000, 2**20, 2**40)  # 1, 2, 3, 5 and 9 bytes in msgpack
+    widths = widths or [0] * (2 * n)
+    return [
+        [ALICE.agent, BOB.agent, values[widths[2 * i]], values[widths[2 * i + 1]], bytes(32),
+         bytes(32)]
+        for i in range(n)
+    ]
+
+
 def _sized(size: int) -> str:
-    """Alice's seq 2 reading, padded so its action bytes are exactly `size` long."""
+    """Alice's seq 2 settlement of 110 trades (the most allowed), its integers widened so its
+    action bytes are exactly `size` long."""
     alice = ChainSigner(ALICE)
     alice.genesis(COMMUNITY, "north", name="Home 1", household="home1")
     a1 = alice.next("offer", order_payload(10, 400, 15000))
-    for pad in range(size - 400, size):
-        payload = reading_payload(10, sensor="x" * pad)
-        body = codec.encode([1, ALICE.agent, 2, a1.hash, a1.ts + 1, "reading", payload])
-        if len(body) == size:
-            return codec.encode([body, ALICE.sign(body)]).hex()
-    raise AssertionError(f"no padding gives {size} bytes")
+    widths = [0] * 220
+    extra = (0, 1, 2, 4, 8)  # bytes each width adds to the narrowest
+
+    def body() -> bytes:
+        payload = settlement_payload(10, _trades(110, widths))
+        return codec.encode([1, ALICE.agent, 2, a1.hash, a1.ts + 1, "settlement", payload])
+
+    missing = size - len(body())
+    for i in range(220):
+        widths[i] = max(w for w in range(5) if extra[w] <= missing)
+        missing -= extra[widths[i]]
+    data = body()
+    assert len(data) == size, (len(data), size)
+    return codec.encode([data, ALICE.sign(data)]).hex()
 
 
 def render() -> str:

@@ -159,8 +159,25 @@
     }
   }
 
+  // A closed community's node answers its owner's dashboard when the page is opened once as
+  // http://NODE/#token=TOKEN (the node's dashboard.token): the token is kept in this browser and
+  // sent with every request; it never goes into a URL the node sees.
+  const TOKEN_KEY = "picogrid-token";
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    localStorage.setItem(TOKEN_KEY, fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  function apiHeaders() {
+    const token = localStorage.getItem(TOKEN_KEY);
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return headers;
+  }
+
   async function api(path) {
-    const resp = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" } });
+    const resp = await fetch(path, { cache: "no-store", headers: apiHeaders() });
     let body = null;
     try {
       body = await resp.json();

@@ -157,6 +157,9 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
         "not a pair",  # 10 bad-encoding
         raw_action(linked, 2, last.hash, last.ts - 1, "bid", bid),  # 11 bad-time
     ]
+    early = Author(name="early")  # its genesis never comes: 64 actions wait, the 65th cannot
+    early.genesis()
+    batch += [early.next().wire() for _ in range(65)]  # 12..75 pending, 76 pending-full
     resp = post_msgpack(f"{node.url}/v1/gossip/actions", batch)
     assert resp.status == 200
     answer = resp.msgpack()
@@ -172,8 +175,9 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
         [9, "forked-author"],
         [10, "bad-encoding"],
         [11, "bad-time"],
+        [76, "pending-full"],
     ]
-    assert answer == {"accepted": 1, "duplicate": 0, "pending": 0, "rejected": expected}
+    assert answer == {"accepted": 1, "duplicate": 0, "pending": 64, "rejected": expected}
     assert {reason for _, reason in expected} == set(REASONS)
     after = counters(node.url)
     for reason in REASONS:

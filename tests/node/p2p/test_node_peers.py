@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from nodeproc import Cluster, get_json, get_msgpack, head_seq, post_msgpack, wait_until
+from nodeproc import (
+    Author,
+    Cluster,
+    get_json,
+    get_msgpack,
+    head_seq,
+    post_actions,
+    post_msgpack,
+    wait_until,
+)
 
 from ledger import codec
 from ledger.agentinfo import make_agent_info, parse_agent_info
@@ -28,6 +37,11 @@ def signed_info(ident: Identity, community: str, url: str, created: int, expires
     return [body, ident.sign(body)]
 
 
+def make_member(node, ident: Identity) -> None:
+    """Its genesis, held by the node: only a member's info counts."""
+    assert post_actions(node.url, [Author(identity=ident).genesis()])["accepted"] == 1
+
+
 def peers_of(url: str) -> list:
     return get_msgpack(f"{url}/v1/gossip/peers")
 
@@ -43,6 +57,7 @@ def test_a_node_serves_its_own_signed_info_first(node):
 def test_bad_infos_are_refused_and_never_served(node):
     now = now_us()
     good_id = Identity.generate()
+    make_member(node, good_id)
     good = make_agent_info(good_id, "c1", "", now).wire()
     someone = Identity.generate()
     flipped = signed_info(someone, "c1", "", now, now + MINUTE)
@@ -66,11 +81,20 @@ def test_bad_infos_are_refused_and_never_served(node):
     assert good in served
     agents = {codec.decode(body)[1] for body, _ in served}
     assert someone.agent not in agents and good_id.agent in agents
+    # a well-formed info of an agent whose genesis the node lacks: held, never served or called
+    stranger = Identity.generate()
+    answer = post_msgpack(f"{node.url}/v1/gossip/peers",
+                          [make_agent_info(stranger, "c1", "http://127.0.0.1:9/x", now).wire()])
+    assert answer.msgpack() == {"accepted": 1, "rejected": 0}
+    assert stranger.agent not in {codec.decode(body)[1] for body, _ in peers_of(node.url)}
+    assert "http://127.0.0.1:9/x" not in {p["url"] for p in get_json(f"{node.url}/v1/info")["peers"]}
 
 
 def test_expired_infos_are_dropped_and_newer_ones_replace_older(node):
     now = now_us()
     brief_id, moving_id = Identity.generate(), Identity.generate()
+    make_member(node, brief_id)
+    make_member(node, moving_id)
     brief = signed_info(brief_id, "c1", "", now, now + 1_000_000)  # expires in one second
     old = signed_info(moving_id, "c1", "", now - 10_000_000, now + MINUTE)
     new = signed_info(moving_id, "c1", "", now, now + MINUTE)
@@ -143,9 +167,9 @@ def test_a_flood_of_made_up_peers_cannot_crowd_out_real_ones(tmp_path):
             assert answer == {"accepted": 100, "rejected": 0}
         info = get_json(f"{x.url}/v1/info")
         urls = [p["url"] for p in info["peers"]]
-        assert a.url in urls and len(urls) <= 64 + 1
+        assert urls == [a.url]  # an info counts only when its author is a member
         served = {codec.decode(body)[1] for body, _ in peers_of(x.url)}
-        assert a.agent in served and len(served) <= 64 + 2
+        assert served == {a.agent, x.agent}
         late = c.join("Late")  # a real member that joins after the flood
         c.start(late, peers=[x])
         wait_until(
