@@ -29,6 +29,7 @@ from ledger.store import IngestResult, Store
 from node.charters import CharterBook
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue
+from node.http.connections import GUARD_KEY, KEEPALIVE_S, ConnectionGuard, serve, throttle_logs
 from node.http.context import HttpContext
 from node.http.routes import build_app
 from node.http.server import ServerLog
@@ -75,6 +76,7 @@ class Node:
                                 self.infos, self.metrics, self.journal, self.gossip,
                                 self.services, self.started)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
         self.tasks: list[asyncio.Task] = []
         self.stop_event = asyncio.Event()  # set by signals (picogrid run) or a critical error
         self.stop_reason = ""
@@ -164,13 +166,15 @@ class Node:
 
     async def _listen(self, tls: ssl.SSLContext | None = None) -> None:
         app = build_app(self.http)
+        guard = app[GUARD_KEY] = ConnectionGuard(self.metrics)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                     logger=ServerLog(self.metrics),
+                                    keepalive_timeout=KEEPALIVE_S,  # header and idle limit
                                     auto_decompress=False)  # read_body inflates, bounded
         await self.runner.setup()
+        throttle_logs()
         host, port = self.cfg.listen_host_port()
-        site = web.TCPSite(self.runner, host, port, reuse_address=True, ssl_context=tls)
-        await site.start()
+        self.listener = await serve(self.runner, guard, host, port, ssl=tls)
         log.info("node %s (%s) listening on %s://%s:%d", self.cfg.name,
                  self.identity.agent_hex[:12], "https" if tls else "http", host, port)
 
@@ -238,6 +242,8 @@ class Node:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.gossip.close()
+        if self.listener is not None:
+            self.listener.close()  # no new connections; cleanup closes the open ones
         if self.runner is not None:
             await self.runner.cleanup()
         if self.services.session is not None:

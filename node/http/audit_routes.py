@@ -7,9 +7,11 @@ import time
 
 from aiohttp import web
 
+from hardware.led_map import kit_shaped
 from ledger.chain import now_us
 from ledger.paging import chain_pages
 from ledger.queries import PAGE_BYTES
+from market.participants import Participant, labels
 from node.audit.chains import verify_chains
 from node.http.auth import READER
 from node.http.context import CONTEXT, HttpContext
@@ -133,24 +135,41 @@ async def audit(request: web.Request) -> web.Response:
         return web.json_response(await in_thread(run))
 
 
-async def community(request: web.Request) -> web.Response:
-    """GET /v1/community: the charter and every grid's agents."""
-    node = _node(request)
+def community_json(node: HttpContext) -> dict:
+    """The charter and every grid with its agents, how the dashboard draws it, and `names`
+    (agent id -> display name, equal names within a grid told apart as in the market views)."""
     charter = node.charter
     urls = _urls(node)
     grids: dict[str, dict] = {}
     if charter:
         for name, rules in charter.grids.items():
             grids[name] = {"rules": rules.to_map(), "agents": []}
+    rows: dict[str, list[dict]] = {}
     for row in node.store.agents():
-        g = grids.setdefault(row["grid"], {"rules": None, "agents": []})
-        g["agents"].append(agent_json(row, urls.get(row["author"])))
-    return web.json_response({
+        grids.setdefault(row["grid"], {"rules": None, "agents": []})
+        grids[row["grid"]]["agents"].append(agent_json(row, urls.get(row["author"])))
+        rows.setdefault(row["grid"], []).append(row)
+    names: dict[str, str] = {}
+    for name, grid in grids.items():
+        members = rows.get(name, [])
+        grid["drawing"] = "kit" if kit_shaped(members) else "generic"
+        grid["households"] = sorted({r["household"] for r in members})
+        people = {r["author"]: Participant(r["author"], r["name"], r["role"], r["household"])
+                  for r in members}
+        names.update((a.hex(), label) for a, label in labels(people).items())
+    return {
         "community": node.cfg.community,
         "admin": node.admin.hex(),
+        "grid": node.cfg.grid,
         "charter": charter_json(charter) if charter else None,
         "grids": grids,
-    })
+        "names": names,
+    }
+
+
+async def community(request: web.Request) -> web.Response:
+    """GET /v1/community: the charter and every grid's agents, households and drawing."""
+    return web.json_response(community_json(_node(request)))
 
 
 def set_up_audits(app: web.Application) -> None:

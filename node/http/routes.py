@@ -25,6 +25,7 @@ def add_routes(app: web.Application, ctx: HttpContext) -> None:
         web.post("/v1/gossip/actions", gossip.post_actions),
         web.get("/v1/gossip/peers", gossip.get_peers),
         web.post("/v1/gossip/peers", gossip.post_peers),
+        web.get("/v1/gossip/proof", gossip.proof),
         # the community's charter (PROTOCOL section 6)
         web.get("/v1/community/charter", charter_routes.get_charter),
         web.post("/v1/community/charter", charter_routes.post_charter),

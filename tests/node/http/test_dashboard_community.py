@@ -1,0 +1,129 @@
+"""The dashboard of a community that is not the kit, as a user sees it in headless Chromium.
+
+Nine real node processes (`picogrid init` / `init --join` / `run`, as users start them) in two
+grids: "riverside", whose founder serves the page (three homes, a battery and two solar systems
+in four households: not the kit's shape, so it is drawn by household), and "hilltop", a second
+PicoGrid that joined (the admin added its grid to the charter). Every agent has its own name.
+Intervals last two days from last midnight, so the first settlement is always more than a day
+away: the page must say what happens and when (a countdown), never "(none)", draw every agent of
+its grid by household and list both grids by household, with nothing cut off at 1280x900 or at a
+phone's 390x844. Screenshots of both sizes go to the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from nodebrowser import Console, chromium, get_json, overflowing, page_text, shot, size, wait_for
+from nodeproc import Cluster, picogrid, wait_until
+from selenium.webdriver.common.by import By
+
+TWO_DAYS_S = 2 * 86_400
+RIVERSIDE = [  # name, role, household (the founder first)
+    ("Ana's house", "consumer", "ana"),
+    ("Ben's flat", "consumer", "ben"),
+    ("Ben's battery", "storage", "ben"),
+    ("Rooftop 12", "generator", "ana"),
+    ("Cora & Dan", "consumer", "cora"),
+    ("School solar", "generator", "community"),
+]
+HILLTOP = [
+    ("Eli's cottage", "consumer", "eli"),
+    ("Farm barn solar", "generator", "farm"),
+    ("Hill battery", "storage", "community"),
+]
+SIZES = [(1280, 900), (390, 844)]
+
+
+@pytest.fixture(scope="module")
+def community(tmp_path_factory):
+    root = tmp_path_factory.mktemp("community")
+    with Cluster(root, community="valley") as c:
+        name, role, household = RIVERSIDE[0]
+        founder = c.found(name, grid="riverside", role=role, household=household,
+                          extra=["--interval-seconds", str(TWO_DAYS_S)])
+        c.start(founder)
+        picogrid("charter", "--dir", founder.dir, "--grid", "hilltop")
+        others = [c.join(n, grid=g, role=r, household=h)
+                  for g, members in (("riverside", RIVERSIDE[1:]), ("hilltop", HILLTOP))
+                  for n, r, h in members]
+        c.start_many(others, peers=[founder])
+        everyone = [founder, *others]
+        wait_until(lambda: len(get_json(f"{founder.url}/v1/agents")) == len(everyone), 60,
+                   "the founder holds all nine chains", logs=c.logs)
+        yield founder, everyone, root
+
+
+def test_community_api_says_how_to_draw_each_grid(community):
+    founder, everyone, _ = community
+    body = get_json(f"{founder.url}/v1/community")
+    assert body["grid"] == "riverside"
+    assert body["grids"]["riverside"]["drawing"] == "generic"  # 3 homes, 1 battery: not the kit
+    assert body["grids"]["riverside"]["households"] == ["ana", "ben", "community", "cora"]
+    assert body["grids"]["hilltop"]["rules"] is not None  # the admin added the grid
+    assert body["names"] == {a.agent_hex: a.name for a in everyone}
+
+
+def test_the_page_of_a_two_grid_community_before_its_first_interval(community, tmp_path):
+    founder, everyone, _ = community
+    assert get_json(f"{founder.url}/v1/summary")["series"] == []  # nothing settled: days away
+    with chromium() as driver:
+        console = Console(driver)
+        driver.get(founder.url + "/")
+        for width, height in SIZES:
+            size(driver, width, height)
+            # the countdown: which interval comes first, and when its orders close
+            panel = wait_for(
+                lambda: (p := driver.find_element(By.ID, "first-interval")).is_displayed() and p,
+                20, "the first-interval countdown")
+            assert "Nothing has settled yet" in panel.text
+            first = int(driver.find_element(By.ID, "first-clock").get_attribute(
+                "data-first-interval"))
+            assert f"interval {first}" in panel.text and "orders close" in panel.text
+            assert re.search(r"\d+ (d|h|min|s)\b", driver.find_element(By.ID, "first-clock").text)
+            header = driver.find_element(By.ID, "countdown")
+            assert header.get_attribute("data-countdown") == str(first)
+            assert re.search(rf"orders for {first} close in \d", header.text)
+            head = driver.find_element(By.ID, "current-interval").get_attribute(
+                "data-header-interval")
+            assert head == str(first)
+
+            # this grid drawn by household, every one of its agents by its own name
+            wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "[data-member]")) == 6,
+                     10, "the six riverside agents drawn")
+            assert driver.find_element(By.ID, "board-card").get_attribute("data-drawing") == \
+                "generic"
+            assert not driver.find_element(By.ID, "board").is_displayed()
+            drawn = {e.get_attribute("data-member"): e.text for e in
+                     driver.find_elements(By.CSS_SELECTOR, "#households [data-member]")}
+            for agent in everyone[:6]:
+                assert agent.name in drawn[agent.agent_hex]
+            houses = [e.get_attribute("data-household") for e in
+                      driver.find_elements(By.CSS_SELECTOR, "#households [data-household]")]
+            assert houses == ["ana", "ben", "cora", "community"]  # homes first, shared last
+
+            # both grids, by household, the joined one marked; agents table; all 9 names
+            wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#grids .chip")) == 9,
+                     10, "nine agents in the community card")
+            joined = driver.find_element(By.CSS_SELECTOR, '#grids [data-grid="hilltop"]')
+            assert "joined PicoGrid" in joined.text
+            for agent in everyone:
+                chip = driver.find_element(By.CSS_SELECTOR, f'#grids [data-agent="{agent.agent_hex}"]')
+                assert agent.name in chip.text
+                row = driver.find_element(By.CSS_SELECTOR, f'#agents tr[data-agent="{agent.agent_hex}"]')
+                assert agent.name in row.text
+            text = page_text(driver)
+            assert "(none)" not in text and "undefined" not in text and "NaN" not in text
+            # trade statuses are explained even before there are trades
+            for status in ("pending", "disputed", "failed"):
+                assert driver.find_element(
+                    By.CSS_SELECTOR, f'[data-status-help="{status}"]').text.startswith(status)
+
+            assert overflowing(driver) == [], f"cut off at {width} px"
+            w, h = shot(driver, tmp_path / f"community-{width}.png")
+            assert (w, h) == (width, height)
+            shot(driver, tmp_path / f"community-{width}-full.png", full=True)
+            size(driver, width, height)
+        assert not console.errors(), console.errors()
+    print(f"screenshots in {tmp_path}")
