@@ -5,8 +5,9 @@ says `open = false`):
 
 - a few endpoints stay public because they hold nothing private and a joiner needs them:
   `GET /v1/info` (reduced to the community's name and versions), `GET` and `POST
-  /v1/community/charter` (the admin-signed rules), `GET /v1/openapi.json`, the dashboard's page
-  and static files;
+  /v1/community/charter` (the admin-signed rules), `GET /v1/gossip/proof` (a peer proves its
+  key to members that may not hold its genesis yet), `GET /v1/openapi.json`, the dashboard's
+  page and static files;
 - every other read needs a request signed by a member (an agent whose genesis this node holds,
   or whom the charter lists) or an auditor the charter lists, or the owner's dashboard token
   (`DIR/dashboard.token`, sent as `Authorization: Bearer TOKEN`);
@@ -49,7 +50,8 @@ from node.p2p import wire
 log = logging.getLogger(__name__)
 
 PUBLIC_READS = frozenset(
-    {"/", "/favicon.ico", "/v1/info", "/v1/community/charter", "/v1/openapi.json"}
+    {"/", "/favicon.ico", "/v1/info", "/v1/community/charter", "/v1/openapi.json",
+     "/v1/gossip/proof"}  # a peer proof: which agent answers at this URL, nothing else
 )
 PUBLIC_WRITES = frozenset({"/v1/community/charter"})  # only the admin's signature counts there
 OPEN_WRITES = frozenset({"/v1/gossip/actions"})  # any signer but an auditor: how a genesis arrives
