@@ -61,6 +61,9 @@ TOKEN_FILE = "dashboard.token"
 # endpoint), "owner" (the dashboard token), "member", "auditor", or "signer" (a key that is
 # neither, posting actions).
 READER = "picogrid_reader"
+# The key whose signature on this request verified (closed communities only), under
+# request[SIGNER]: what a limit per author may count by, since the header alone is a claim.
+SIGNER = "picogrid_signer"
 
 
 def load_or_make_token(directory: Path) -> str:
@@ -142,6 +145,7 @@ class AuthGate:
                 "replayed",
                 "this signed request was used already (a replay): sign every request afresh",
             )
+        request[SIGNER] = claim.agent
         return role
 
     def _allowed(self, claim: Claim, method: str, path: str) -> str:
