@@ -60,10 +60,10 @@ TOKEN_FILE = "dashboard.token"
 # Who a request was admitted as, under request[READER]: "public" (open community or a public
 # endpoint), "owner" (the dashboard token), "member", "auditor", or "signer" (a key that is
 # neither, posting actions).
-READER = "picogrid_reader"
+READER: web.RequestKey[str] = web.RequestKey("picogrid_reader", str)
 # The key whose signature on this request verified (closed communities only), under
 # request[SIGNER]: what a limit per author may count by, since the header alone is a claim.
-SIGNER = "picogrid_signer"
+SIGNER: web.RequestKey[bytes] = web.RequestKey("picogrid_signer", bytes)
 
 
 def load_or_make_token(directory: Path) -> str:
