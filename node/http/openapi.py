@@ -88,6 +88,14 @@ ROUTES: dict[tuple[str, str], dict] = {
         arr(pair(BIN, BIN)),
         content=MSGPACK,
     ),
+    ("GET", "/v1/gossip/proof"): op(
+        "This node's proof that it holds its agent's key (docs/protocol.md, Peer proofs)",
+        {"type": "array", "prefixItems": [BIN, STR, BIN], "minItems": 3, "maxItems": 3},
+        content=MSGPACK,
+        params=(query("nonce", HEX32, "the challenger's 32 random bytes, 64 hex digits"),),
+        description="[agent (bin 32), url, signature (bin 64)] over the challenge; public even "
+        "in a closed community",
+    ),
     ("POST", "/v1/gossip/peers"): op(
         "Offer signed agent infos",
         obj({"accepted": INT, "rejected": INT}),
