@@ -220,21 +220,21 @@ class Node:
             self.peers.drop_expired(now_us())
 
     async def _introduce(self) -> None:
-        """Hand our genesis to the configured peers until one takes it: in a closed community a
-        node reads only from members, and a newly invited agent becomes one there this way."""
+        """Hand our genesis to each configured peer until it takes it: in a closed community a
+        node answers only members, and a newly invited agent becomes one there this way."""
         first = self.store.chain_range(self.identity.agent, 0, 1)
-        if not first or not self.cfg.peers:
-            return
+        waiting = list(self.cfg.peers) if first else []
         delay = 1.0
-        while True:
-            for url in self.cfg.peers:
+        while waiting:
+            for url in list(waiting):
                 try:
                     await PeerClient(self.services.session, url).push(first)
-                    return
+                    waiting.remove(url)
                 except PeerError as exc:
                     log.debug("could not hand our genesis to %s: %s", url, exc)
-            await asyncio.sleep(delay)
-            delay = min(60.0, 2 * delay)
+            if waiting:
+                await asyncio.sleep(delay)
+                delay = min(60.0, 2 * delay)
 
     async def stop(self) -> None:
         """Cancel the tasks, close the server and the session; writes finish, the store closes."""

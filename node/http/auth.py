@@ -5,8 +5,9 @@ says `open = false`):
 
 - a few endpoints stay public because they hold nothing private and a joiner needs them:
   `GET /v1/info` (reduced to the community's name and versions), `GET` and `POST
-  /v1/community/charter` (the admin-signed rules), `GET /v1/openapi.json`, the dashboard's page
-  and static files;
+  /v1/community/charter` (the admin-signed rules), `GET /v1/gossip/proof` (a peer proves its
+  key to members that may not hold its genesis yet), `GET /v1/openapi.json`, the dashboard's
+  page and static files;
 - every other read needs a request signed by a member (an agent whose genesis this node holds,
   or whom the charter lists) or an auditor the charter lists, or the owner's dashboard token
   (`DIR/dashboard.token`, sent as `Authorization: Bearer TOKEN`);
@@ -49,7 +50,8 @@ from node.p2p import wire
 log = logging.getLogger(__name__)
 
 PUBLIC_READS = frozenset(
-    {"/", "/favicon.ico", "/v1/info", "/v1/community/charter", "/v1/openapi.json"}
+    {"/", "/favicon.ico", "/v1/info", "/v1/community/charter", "/v1/openapi.json",
+     "/v1/gossip/proof"}  # a peer proof: which agent answers at this URL, nothing else
 )
 PUBLIC_WRITES = frozenset({"/v1/community/charter"})  # only the admin's signature counts there
 OPEN_WRITES = frozenset({"/v1/gossip/actions"})  # any signer but an auditor: how a genesis arrives
@@ -58,7 +60,10 @@ TOKEN_FILE = "dashboard.token"
 # Who a request was admitted as, under request[READER]: "public" (open community or a public
 # endpoint), "owner" (the dashboard token), "member", "auditor", or "signer" (a key that is
 # neither, posting actions).
-READER = "picogrid_reader"
+READER: web.RequestKey[str] = web.RequestKey("picogrid_reader", str)
+# The key whose signature on this request verified (closed communities only), under
+# request[SIGNER]: what a limit per author may count by, since the header alone is a claim.
+SIGNER: web.RequestKey[bytes] = web.RequestKey("picogrid_signer", bytes)
 
 
 def load_or_make_token(directory: Path) -> str:
@@ -140,6 +145,7 @@ class AuthGate:
                 "replayed",
                 "this signed request was used already (a replay): sign every request afresh",
             )
+        request[SIGNER] = claim.agent
         return role
 
     def _allowed(self, claim: Claim, method: str, path: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.charter import Charter, CharterError, charter_from_map, parse_charter
 from ledger.keys import Identity
 from ledger.requestauth import (
     HEADER_AGENT,
@@ -166,3 +167,15 @@ def test_every_request_vector_gets_its_verdict():
             == v["request_bytes_hex"] or v["verdict"] != "accepted", v["name"]
         got = verdict(v["community"], v["method"], v["path"], body, v["headers"], v["now_us"])
         assert got == v["verdict"], v["name"]
+
+
+def test_a_charter_lists_auditors_sorted_and_once_and_encodes_as_before_without_them():
+    admin = Identity.from_seed(b"admin".ljust(32, b"\0"))
+    plain = Charter(community="c", admin=admin.agent).sign(admin)
+    assert b"auditors" not in plain.charter_bytes()
+    keys = sorted([ALICE.agent, Identity.from_seed(b"bob".ljust(32, b"\0")).agent])
+    listed = Charter(community="c", admin=admin.agent, auditors=tuple(keys)).sign(admin)
+    assert parse_charter(listed.signed, admin.agent).auditors == tuple(keys)
+    for bad in (list(reversed(keys)), [keys[0], keys[0]], [], [b"short"]):
+        with pytest.raises(CharterError):
+            charter_from_map(plain.to_map() | {"auditors": bad})

@@ -147,6 +147,43 @@ def test_an_auditor_key_reads_and_audits_but_cannot_post(tmp_path):
         assert signed_request(auditor, "c1", "GET", f"{a.url}/v1/trades").status == 403
 
 
+def proven_peers(url: str, headers: dict) -> set[str]:
+    return {p["url"] for p in get_json(f"{url}/v1/info", headers=headers)["peers"]
+            if p["proven"] and p["live"]}
+
+
+def test_members_of_a_closed_community_find_and_prove_each_other(tmp_path):
+    """B and C know only A; in a closed community they still learn each other's URL from A,
+    prove their keys to each other and gossip directly (the proof is public: it shows who
+    answers at a URL, nothing of the community)."""
+    with Cluster(tmp_path) as c:
+        a = c.found("A")
+        c.start(a)
+        picogrid("charter", "--dir", a.dir, "--invite-only")
+        admin = a.dir / "admin.key"
+        members = []
+        for name in ("B", "C"):
+            probe = picogrid("init", "--dir", tmp_path / name.lower(), "--name", name, "--role",
+                             "consumer", "--household", name.lower(), "--grid", "g1",
+                             "--community", "c1", "--join", a.url, "--admin", a.admin_hex,
+                             check=False)
+            assert probe.returncode == 2, probe.stderr
+            agent_hex = load_identity(tmp_path / name.lower() / "agent.key").agent_hex
+            invite = picogrid("invite", "--admin-key", admin, "--community", "c1", "--grid",
+                              "g1", agent_hex).stdout.strip()
+            members.append(init_agent(tmp_path, name, join=a, admin=a.admin_hex,
+                                      invite=invite))
+        b, d = members
+        c.start_many([b, d], peers=[a])
+        wait_until(lambda: d.url in proven_peers(b.url, owner_headers(b.dir))
+                   and b.url in proven_peers(d.url, owner_headers(d.dir)), 90,
+                   "B and C prove themselves to each other", logs=c.logs)
+        wait_until(lambda: head_seq(d.url, b.agent, owner_headers(d.dir)) >= 0, 30,
+                   "C holds B", logs=c.logs)
+        proof = request("GET", f"{b.url}/v1/gossip/proof?nonce={'00' * 32}")
+        assert proof.status == 200
+
+
 def make_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (the system's openssl), and its key."""
     openssl = shutil.which("openssl")
