@@ -25,11 +25,13 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ledger.actions import Action
+from ledger.actions import Action, decode_action
 from ledger.chain import now_us
 from ledger.charter import CharterError
+from ledger.errors import Invalid
 from ledger.store import Store
 from node.charters import CharterBook
+from node.errors import NotSigned
 from node.journal import Journal
 from node.p2p import wire
 from node.p2p.client import PeerClient, PeerError, PeerTransport
@@ -77,6 +79,8 @@ class Gossip:
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
+        # Told of each of our own actions a peer rejected, with its reason (the clock watch).
+        self.on_own_rejected: Callable[[str, int], None] | None = None
         peers.is_member = lambda agent: store.head(agent) is not None
 
     def open(self, session: aiohttp.ClientSession) -> None:
@@ -114,11 +118,12 @@ class Gossip:
     async def _push(self, peer: Peer, items: list[list[bytes]], reached_all: bool = False) -> None:
         for batch in wire.batches(items):
             try:
-                await self.client(peer.url).push(batch, reached_all)
+                answer = await self.client(peer.url).push(batch, reached_all)
             except PeerError as exc:
                 self.peers.failed(peer, time.monotonic(), str(exc))
                 return
             self.metrics["gossip_pushed"] += len(batch)
+            self._own_rejected(batch, answer)
         self.peers.ok(peer, time.monotonic())
 
     # -- anti-entropy ----------------------------------------------------------------------
@@ -176,6 +181,9 @@ class Gossip:
         except PeerError as exc:
             self.peers.failed(peer, time.monotonic(), str(exc))
             log.debug("peer %s failed: %s", peer.url, exc)
+            return
+        except NotSigned as exc:  # our disk is full: reported (bounded) by the disk watch
+            log.debug("round with %s stopped: %s", peer.url, exc)
             return
         except Exception:  # a round must never kill the node
             log.exception("gossip round with %s failed", peer.url)
@@ -281,10 +289,29 @@ class Gossip:
                 if not items:
                     break
                 for batch in wire.batches([list(i) for i in items]):
-                    await client.push(batch)
+                    self._own_rejected(batch, await client.push(batch))
                 pages += 1
                 self.metrics["gossip_pushed"] += len(items)
                 start += len(items)  # a page may be short (bounded in bytes); empty ends it
+
+    def _own_rejected(self, batch: list[list[bytes]], answer: dict) -> None:
+        """Count our own actions the peer rejected, by reason (a clock ahead shows here)."""
+        rejected = answer.get("rejected")
+        if self.on_own_rejected is None or not isinstance(rejected, list):
+            return
+        reasons: Counter[str] = Counter()
+        for entry in rejected[: len(batch)]:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)
+                    and 0 <= entry[0] < len(batch) and isinstance(entry[1], str)):
+                continue
+            try:
+                author = decode_action(*batch[entry[0]], check_signature=False).author
+            except Invalid:
+                continue
+            if author == self.peers.own_agent and len(entry[1]) <= 40:
+                reasons[entry[1]] += 1
+        for reason, count in reasons.items():
+            self.on_own_rejected(reason, count)
 
     async def _exchange_charter(self, client: PeerTransport, version: int) -> None:
         """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""

@@ -29,6 +29,8 @@ class Peer:
     lag: int | None = None  # actions the peer holds that we lack (last comparison)
     behind: int | None = None  # actions we hold that the peer lacked
     bootstrap: bool = False
+    clock_offset_us: int | None = None  # the peer's clock minus ours (node.p2p.clock)
+    clock_tolerance_us: int = 30_000_000  # beyond it the peer's clock shows as off
 
     def live(self, now: float) -> bool:
         """Whether the peer may be contacted now (reachable and not backing off)."""
@@ -46,7 +48,19 @@ class Peer:
             "lag": self.lag,
             "behind": self.behind,
             "last_error": self.last_error or None,
+            "clock_offset_s": None if self.clock_offset_us is None
+            else round(self.clock_offset_us / 1e6, 3),
+            "clock": self.clock_state(),
         }
+
+    def clock_state(self) -> str:
+        """The peer's clock against ours: "ok", "ahead", "behind" or "unknown"."""
+        offset = self.clock_offset_us
+        if offset is None:
+            return "unknown"
+        if abs(offset) <= self.clock_tolerance_us:
+            return "ok"
+        return "ahead" if offset > 0 else "behind"
 
 
 @dataclass
