@@ -8,8 +8,10 @@ midpoint of the round trip:
     offset of our clock against that peer = (sent + received) / 2 - peer's time
 
 Our offset is the median of the latest sample of each peer heard from in the last
-`SAMPLE_TTL_S` (samples of round trips over `MAX_RTT_US` are dropped): one peer with a wrong clock,
-or one that lies, cannot move it while most peers are right. Positive means our clock is ahead.
+`SAMPLE_TTL_S` (samples of round trips over `MAX_RTT_US` are dropped); positive means our clock is
+ahead. Our clock counts as off only once at least half the peers we know were compared and more
+than half of those find it off the same way: one peer with a wrong clock, or one that lies,
+cannot make a right clock look off.
 
 Beyond `tolerance_s` (config `[node] clock_tolerance_s`, default 30 s, well below the 120 s a
 receiver allows ahead) the node refuses to sign orders, which its peers would reject (ahead) or
@@ -86,6 +88,7 @@ class ClockWatch:
         self.bad_time_by_author: OrderedDict[str, int] = OrderedDict()
         self.chain_ahead_us = 0  # our head's ts beyond the clock, when the last append was refused
         self._throttle = Throttle(REPORT_EVERY_S, mono)
+        self._peer_throttle = Throttle(REPORT_EVERY_S, mono)
         self._state = "unknown"
 
     @staticmethod
@@ -124,16 +127,21 @@ class ClockWatch:
     def offset_us(self) -> int | None:
         """Our clock minus the median of the peers' (None before any peer answered)."""
         fresh = self.fresh()
-        return int(statistics.median(s.offset_us for s in fresh)) if fresh else None
+        return int(statistics.median_low(s.offset_us for s in fresh)) if fresh else None
 
     def state(self) -> str:
-        """"unknown" (no peer yet), "ok", "ahead" or "behind" (beyond the tolerance)."""
-        offset = self.offset_us()
-        if offset is None:
+        """"unknown" (fewer than half the known peers compared yet), "ahead" or "behind" (more
+        than half of those compared find our clock off that way beyond the tolerance), or "ok"."""
+        fresh = self.fresh()
+        if not fresh or 2 * len(fresh) < len(self.peers.by_url):
             return "unknown"
-        if abs(offset) <= self.tolerance_us:
-            return "ok"
-        return "ahead" if offset > 0 else "behind"
+        ahead = sum(1 for s in fresh if s.offset_us > self.tolerance_us)
+        behind = sum(1 for s in fresh if s.offset_us < -self.tolerance_us)
+        if 2 * ahead > len(fresh):
+            return "ahead"
+        if 2 * behind > len(fresh):
+            return "behind"
+        return "ok"
 
     def _update(self) -> None:
         state = self.state()
@@ -141,10 +149,10 @@ class ClockWatch:
             if state in ("ahead", "behind"):
                 self._report()
             return
-        self._state = state
+        was, self._state = self._state, state
         if state in ("ahead", "behind"):
             self._report(changed=True)
-        elif state == "ok":
+        elif state == "ok" and was in ("ahead", "behind"):
             log.info("clock: within %.0f s of the peers' again (offset %+.1f s)",
                      self.tolerance_us / 1e6, (self.offset_us() or 0) / 1e6)
 
@@ -153,7 +161,8 @@ class ClockWatch:
         if not (ok or changed):
             return
         offset = self.offset_us() or 0
-        message = (f"clock is {abs(offset) / 1e6:.1f} s {self._state} of the median of "
+        way = "ahead of" if self._state == "ahead" else "behind"
+        message = (f"clock is {abs(offset) / 1e6:.1f} s {way} the median of "
                    f"{len(self.fresh())} peer(s) (tolerance {self.tolerance_us / 1e6:.0f} s): "
                    "orders are not signed until it is set right")
         self._say(message, held)
@@ -195,14 +204,26 @@ class ClockWatch:
 
     # -- bad-time, both ways ------------------------------------------------------------------
 
-    def own_rejected(self, reason: str, count: int = 1) -> None:
-        """A peer rejected `count` of our own actions with `reason`."""
+    def own_rejected(self, reason: str, count: int, url: str) -> None:
+        """The peer at `url` rejected `count` of our own actions with `reason`."""
         self.metrics[f"own_rejected:{reason}"] += count
-        if reason == "bad-time":
-            ok, held = self._throttle.allow()
+        if reason != "bad-time":
+            return
+        state = self.state()
+        if state == "unknown":
+            return  # too early to tell whose clock is off; counted all the same
+        total = self.metrics["own_rejected:bad-time"]
+        if state != "ahead":
+            ok, _ = self._peer_throttle.allow()
             if ok:
-                self._say(f"peers reject our actions as bad-time (stamped too far ahead of their "
-                          f"clocks; {self.metrics['own_rejected:bad-time']} so far)", held)
+                log.warning("peer %s rejects our actions as bad-time although our clock agrees "
+                            "with most peers': its own clock is likely behind (%d so far)",
+                            url, total)
+            return
+        ok, held = self._throttle.allow()
+        if ok:
+            self._say(f"peers reject our actions as bad-time, stamped too far ahead of their "
+                      f"clocks ({url}; {total} so far)", held)
 
     def peer_bad_time(self, author: bytes) -> None:
         """We rejected an action of `author` as `bad-time`: counted by name (a few authors)."""

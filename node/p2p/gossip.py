@@ -80,7 +80,7 @@ class Gossip:
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
         # Told of each of our own actions a peer rejected, with its reason (the clock watch).
-        self.on_own_rejected: Callable[[str, int], None] | None = None
+        self.on_own_rejected: Callable[[str, int, str], None] | None = None
         peers.is_member = lambda agent: store.head(agent) is not None
 
     def open(self, session: aiohttp.ClientSession) -> None:
@@ -123,7 +123,7 @@ class Gossip:
                 self.peers.failed(peer, time.monotonic(), str(exc))
                 return
             self.metrics["gossip_pushed"] += len(batch)
-            self._own_rejected(batch, answer)
+            self._own_rejected(peer.url, batch, answer)
         self.peers.ok(peer, time.monotonic())
 
     # -- anti-entropy ----------------------------------------------------------------------
@@ -289,12 +289,12 @@ class Gossip:
                 if not items:
                     break
                 for batch in wire.batches([list(i) for i in items]):
-                    self._own_rejected(batch, await client.push(batch))
+                    self._own_rejected(client.base, batch, await client.push(batch))
                 pages += 1
                 self.metrics["gossip_pushed"] += len(items)
                 start += len(items)  # a page may be short (bounded in bytes); empty ends it
 
-    def _own_rejected(self, batch: list[list[bytes]], answer: dict) -> None:
+    def _own_rejected(self, url: str, batch: list[list[bytes]], answer: dict) -> None:
         """Count our own actions the peer rejected, by reason (a clock ahead shows here)."""
         rejected = answer.get("rejected")
         if self.on_own_rejected is None or not isinstance(rejected, list):
@@ -311,7 +311,7 @@ class Gossip:
             if author == self.peers.own_agent and len(entry[1]) <= 40:
                 reasons[entry[1]] += 1
         for reason, count in reasons.items():
-            self.on_own_rejected(reason, count)
+            self.on_own_rejected(reason, count, url)
 
     async def _exchange_charter(self, client: PeerTransport, version: int) -> None:
         """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""
