@@ -114,7 +114,7 @@ class GossipHandlers:
     def _refused(self, exc: NotSigned) -> web.Response:
         """503 with a JSON body: this node cannot store now; no action of the batch was judged."""
         self.metrics["http_503"] += 1
-        message = (f"this node's disk is full: {exc}" if exc.reason == DISK_FULL else str(exc))
+        message = ("this node's disk is full" if exc.reason == DISK_FULL else str(exc))
         return web.json_response(
             {"error": exc.reason, "message": f"{message}; no action of the batch was judged or "
              "stored: send it again later", "retry_after_s": RETRY_AFTER_S},
