@@ -158,6 +158,8 @@ class Journal:
             return  # we do not warrant ourselves; the evidence is stored
         try:
             await self.append("warrant", {"evidence": [first.wire(), second.wire()]})
+        except NotSigned as exc:  # reported where it was seen; a warrant refused for a full
+            log.debug("warrant not signed now: %s", exc)  # disk is kept and signed later
         except Exception:  # a warrant is best effort: the evidence is already stored
             log.exception("could not publish a warrant")
 
