@@ -151,14 +151,14 @@ class ClockWatch:
             return
         was, self._state = self._state, state
         if state in ("ahead", "behind"):
-            self._report(changed=True)
+            self._report()  # throttled too: a state that flaps is not a log line a round
         elif state == "ok" and was in ("ahead", "behind"):
             log.info("clock: within %.0f s of the peers' again (offset %+.1f s)",
                      self.tolerance_us / 1e6, (self.offset_us() or 0) / 1e6)
 
-    def _report(self, changed: bool = False) -> None:
+    def _report(self) -> None:
         ok, held = self._throttle.allow()
-        if not (ok or changed):
+        if not ok:
             return
         offset = self.offset_us() or 0
         way = "ahead of" if self._state == "ahead" else "behind"
