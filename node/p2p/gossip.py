@@ -8,6 +8,8 @@
   lacks, and hand our charter to it when it holds an older version. A node with no reachable
   URL takes part the same way: it only ever initiates.
 - Every 10th round with a peer, and at first contact, we exchange signed agent infos.
+- An author whose pulled actions we rejected as `bad-time` (its clock is ahead of ours) is not
+  pulled again for BAD_TIME_PAUSE_S: the same actions would only be rejected again.
 
 A round runs as its own task: the loop starts the next round on time whatever the last one is
 doing, so a dead or slow peer costs one short timeout (in its own task) and then back-off, and
@@ -48,6 +50,9 @@ MAX_PAGES_PER_ROUND = 40
 PEER_EXCHANGE_EVERY = 10
 MAX_ROUNDS = 16
 MAX_REFUSED = 10_000
+# An author whose actions we just rejected as bad-time (its clock is ahead of ours) is not pulled
+# again for this long: the same actions would be rejected again, a thousand at a time.
+BAD_TIME_PAUSE_S = 10.0
 PIPELINE = 6  # pages of a pull in flight (written, verified, on the wire) ...
 PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
 
@@ -77,6 +82,7 @@ class Gossip:
         self._pulling: set[bytes] = set()  # authors a round is pulling
         self._refused: set[bytes] = set()  # authors whose genesis we refused (other community)
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
+        self._too_early: dict[bytes, float] = {}  # author -> when to pull it again (bad-time)
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
         # Told of each of our own actions a peer rejected, with its reason (the clock watch).
@@ -203,12 +209,13 @@ class Gossip:
         lag = behind = 0
         pulls: list[tuple[bytes, int, int]] = []  # author, from seq, to seq (their head)
         pushes: list[tuple[bytes, int]] = []
+        now = time.monotonic()
         for author, (seq, h) in theirs.items():
             mine = ours.get(author)
             if mine is None or mine[0] < seq:
                 start = 0 if mine is None else mine[0] + 1
                 lag += seq - start + 1
-                if author not in self._refused:
+                if author not in self._refused and self._too_early.get(author, 0) <= now:
                     pulls.append((author, start, seq))
             elif mine[0] == seq and mine[1] != h:
                 pulls.append((author, seq, seq))  # same seq, other hash: the fork evidence
@@ -274,6 +281,10 @@ class Gossip:
         if previous is not None:
             await asyncio.wait([previous])  # its failure is reported by its own task
         result = await self.journal.ingest(page, forward=False, checked=checked)
+        if any(reason == "bad-time" for _, reason in result.rejected):
+            if len(self._too_early) >= MAX_REFUSED:
+                self._too_early.clear()
+            self._too_early[author] = time.monotonic() + BAD_TIME_PAUSE_S
         if start == 0 and (0, "wrong-community") in result.rejected:
             # Its genesis names another community: do not fetch that chain again and again.
             if len(self._refused) < MAX_REFUSED:

@@ -23,7 +23,8 @@ import pytest
 
 from market.scenario import default_scenario
 from node.cli import launcher
-from node.cli.processes import get_json, run_argv, spawn, stop_processes
+from node.cli.processes import get_json as try_get_json
+from node.cli.processes import run_argv, spawn, stop_processes
 
 INTERVAL_S = 2
 OFF_S = 600
@@ -44,9 +45,14 @@ def faked(offset: str) -> dict[str, str]:
             "FAKETIME_DONT_FAKE_MONOTONIC": "1"}  # asyncio's timers keep their pace
 
 
+def get_json(url: str):
+    """A JSON answer; a node slow to answer under load is asked again (for up to 30 s)."""
+    return wait_for(lambda: try_get_json(url, timeout=10), 30, f"GET {url}")
+
+
 def metrics(url: str) -> dict[str, float]:
     """The samples of /metrics by `name{labels}`."""
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
     out = {}
     for line in text.splitlines():
@@ -140,9 +146,13 @@ def test_each_node_knows_its_offset_and_the_off_ones_refuse_orders(grid):
         time.sleep(3 * INTERVAL_S)  # three more intervals: no order is signed in any of them
         again = [a for a in own_actions(url, agent) if a["type"] in ("offer", "bid")]
         assert len(again) == len(orders), f"{name} signed orders with its clock {state}"
-        status = subprocess.run([sys.executable, "-m", "node.cli", "status", url],
-                                capture_output=True, text=True, timeout=30)
-        assert "CLOCK OFF" in status.stdout and f"({state}," in status.stdout, status.stdout
+        def status(u=url) -> str:  # `picogrid status` waits 2 s for an answer: asked again
+            out = subprocess.run([sys.executable, "-m", "node.cli", "status", u],
+                                 capture_output=True, text=True, timeout=30).stdout
+            return out if "cannot reach" not in out else ""
+
+        shown = wait_for(status, 60, f"`picogrid status` of {name}", lambda: logs(grid))
+        assert "CLOCK OFF" in shown and f"({state}," in shown, shown
     for name in ("Home 1", "Home solar"):
         m = metrics(grid[name].url)
         assert m["picogrid_clock_off"] == 0
