@@ -90,6 +90,7 @@ class ClockWatch:
         self._throttle = Throttle(REPORT_EVERY_S, mono)
         self._peer_throttle = Throttle(REPORT_EVERY_S, mono)
         self._state = "unknown"
+        self._told = False  # whether the log heard of our clock yet
 
     @staticmethod
     def tolerance_from(extra: dict) -> float:
@@ -152,9 +153,11 @@ class ClockWatch:
         was, self._state = self._state, state
         if state in ("ahead", "behind"):
             self._report()  # throttled too: a state that flaps is not a log line a round
-        elif state == "ok" and was in ("ahead", "behind"):
-            log.info("clock: within %.0f s of the peers' again (offset %+.1f s)",
-                     self.tolerance_us / 1e6, (self.offset_us() or 0) / 1e6)
+        elif state == "ok" and (was in ("ahead", "behind") or not self._told):
+            log.info("clock: within %.0f s of the peers'%s (offset %+.1f s, %d peer(s))",
+                     self.tolerance_us / 1e6, " again" if self._told else "",
+                     (self.offset_us() or 0) / 1e6, len(self.fresh()))
+        self._told = self._told or state != "unknown"
 
     def _report(self) -> None:
         ok, held = self._throttle.allow()
