@@ -119,7 +119,9 @@ class StatusReporter:
     def report(self, level: ErrorLevel | str, message: str) -> None:
         level = ErrorLevel(level)
         self._counts[level] += 1
-        log.log(_LOG_LEVEL[level], "%s error: %s", level.value, message)
+        # One template per level: a log filter that groups records by template (the node's
+        # LogThrottle) then holds back repeats of one level, never another level's first report.
+        log.log(_LOG_LEVEL[level], f"{level.value} error: %s", message)
         self._blink(level)
         if level is ErrorLevel.CRITICAL:
             if self.on_critical is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter
 
@@ -29,16 +30,19 @@ from node.charters import CharterBook
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue
 from node.disk import DiskWatch
+from node.http.connections import GUARD_KEY, KEEPALIVE_S, ConnectionGuard, serve, throttle_logs
 from node.http.context import HttpContext
 from node.http.routes import build_app
 from node.http.server import ServerLog
+from node.http.tls import server_tls, tls_files
 from node.journal import Journal
 from node.observability.influx import InfluxExporter
-from node.p2p.client import watch_clock
+from node.p2p.client import PeerClient, PeerError, watch_clock
 from node.p2p.clock import ClockWatch
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import PeerTable
+from node.p2p.session import RequestSigner, open_session
 from node.services import Services
 from node.trading.agent import AgentLoop
 from node.version import VERSION
@@ -78,6 +82,7 @@ class Node:
                                 self.infos, self.metrics, self.journal, self.gossip,
                                 self.services, self.started)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
         self.tasks: list[asyncio.Task] = []
         self.stop_event = asyncio.Event()  # set by signals (picogrid run) or a critical error
         self.stop_reason = ""
@@ -151,28 +156,34 @@ class Node:
     async def start(self) -> None:
         """Listen, then start the hardware, gossip, the agent loop and the exporter."""
         self.infos.refresh_own()
-        self.services.session = aiohttp.ClientSession()
+        tls = tls_files(self.cfg)
+        # Every request to a peer is signed, so a closed community's nodes answer it.
+        signer = RequestSigner(self.identity, self.cfg.community)
+        self.services.session = open_session(signer, tls.ca)
         watch_clock(self.services.session, self.clock.sample)
         self.gossip.open(self.services.session)
-        await self._listen()
+        await self._listen(server_tls(tls))
         self._start_hardware()
         self.spawn(self.gossip.run(), "gossip")
         self._start_agent()
         self.spawn(self._republish(), "republish")
+        self.spawn(self._introduce(), "introduce")
         if self.cfg.influx_url:
             self._start_influx()
 
-    async def _listen(self) -> None:
+    async def _listen(self, tls: ssl.SSLContext | None = None) -> None:
         app = build_app(self.http)
+        guard = app[GUARD_KEY] = ConnectionGuard(self.metrics)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                     logger=ServerLog(self.metrics),
+                                    keepalive_timeout=KEEPALIVE_S,  # header and idle limit
                                     auto_decompress=False)  # read_body inflates, bounded
         await self.runner.setup()
+        throttle_logs()
         host, port = self.cfg.listen_host_port()
-        site = web.TCPSite(self.runner, host, port, reuse_address=True)
-        await site.start()
-        log.info("node %s (%s) listening on http://%s:%d", self.cfg.name,
-                 self.identity.agent_hex[:12], host, port)
+        self.listener = await serve(self.runner, guard, host, port, ssl=tls)
+        log.info("node %s (%s) listening on %s://%s:%d", self.cfg.name,
+                 self.identity.agent_hex[:12], "https" if tls else "http", host, port)
 
     def _start_hardware(self) -> None:
         glue = HardwareGlue(self.cfg, self.store, self.charters, self.identity.agent, self.peers,
@@ -216,12 +227,31 @@ class Node:
             self.infos.refresh_own()
             self.peers.drop_expired(now_us())
 
+    async def _introduce(self) -> None:
+        """Hand our genesis to the configured peers until one takes it: in a closed community a
+        node reads only from members, and a newly invited agent becomes one there this way."""
+        first = self.store.chain_range(self.identity.agent, 0, 1)
+        if not first or not self.cfg.peers:
+            return
+        delay = 1.0
+        while True:
+            for url in self.cfg.peers:
+                try:
+                    await PeerClient(self.services.session, url).push(first)
+                    return
+                except PeerError as exc:
+                    log.debug("could not hand our genesis to %s: %s", url, exc)
+            await asyncio.sleep(delay)
+            delay = min(60.0, 2 * delay)
+
     async def stop(self) -> None:
         """Cancel the tasks, close the server and the session; writes finish, the store closes."""
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.gossip.close()
+        if self.listener is not None:
+            self.listener.close()  # no new connections; cleanup closes the open ones
         if self.runner is not None:
             await self.runner.cleanup()
         if self.services.session is not None:

@@ -83,6 +83,15 @@ ROUTES: dict[tuple[str, str], dict] = {
         body=arr(SIGNED, maxItems=1000),
         errors=(400, 413, 429, 503),
     ),
+    ("GET", "/v1/gossip/proof"): op(
+        "Prove that this URL holds the node's agent key: it signs the nonce, the community and "
+        "its URL",
+        {**arr({}), "prefixItems": [BIN, STR, BIN], "minItems": 3, "maxItems": 3},
+        content=MSGPACK,
+        params=(query("nonce", {**HEX, "minLength": 64, "maxLength": 64},
+                      "32 random bytes, hex (required)"),),
+        description="[agent (bin 32), url, signature (bin 64)]",
+    ),
     ("GET", "/v1/gossip/peers"): op(
         "Signed agent infos: this node's first, then every unexpired one it knows",
         arr(pair(BIN, BIN)),

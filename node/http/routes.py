@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.http import action_routes, audit_routes, charter_routes, dashboard, market_routes
+from node.http.auth import GATE_KEY, AuthGate, load_or_make_token, require_signature
 from node.http.context import CONTEXT, HttpContext
 from node.http.openapi import openapi_json
 from node.http.server import LIMITER_KEY, RateLimiter, errors_and_limits
@@ -24,6 +25,7 @@ def add_routes(app: web.Application, ctx: HttpContext) -> None:
         web.post("/v1/gossip/actions", gossip.post_actions),
         web.get("/v1/gossip/peers", gossip.get_peers),
         web.post("/v1/gossip/peers", gossip.post_peers),
+        web.get("/v1/gossip/proof", gossip.proof),
         # the community's charter (PROTOCOL section 6)
         web.get("/v1/community/charter", charter_routes.get_charter),
         web.post("/v1/community/charter", charter_routes.post_charter),
@@ -51,8 +53,12 @@ def add_routes(app: web.Application, ctx: HttpContext) -> None:
 
 def build_app(ctx: HttpContext) -> web.Application:
     """The aiohttp app of one node: middleware, limits, every route."""
-    app = web.Application(middlewares=[errors_and_limits], client_max_size=wire.MAX_BODY)
+    app = web.Application(middlewares=[errors_and_limits, require_signature],
+                          client_max_size=wire.MAX_BODY)
     app[CONTEXT] = ctx
+    app[GATE_KEY] = AuthGate(ctx.cfg.community, lambda: ctx.book.charter,
+                             lambda agent: ctx.store.head(agent) is not None,
+                             load_or_make_token(ctx.cfg.dir), ctx.metrics)
     app[market_routes.SUMMARY_CACHE] = {}
     app[LIMITER_KEY] = RateLimiter(rate=ctx.cfg.rate_limit, burst=2 * ctx.cfg.rate_limit)
     audit_routes.set_up_audits(app)

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ledger.keys import parse_agent_hex
+from node.http.connections import BODY_TIMEOUT_S, GUARD_KEY
 from node.http.context import CONTEXT
 from node.http.inflate import BodyError, inflate
 from node.p2p import wire
@@ -95,7 +96,14 @@ async def errors_and_limits(request: web.Request, handler) -> web.StreamResponse
     """Rate limit, turn bad input into 4xx JSON, count gossip bytes, allow CORS reads."""
     metrics = request.app[CONTEXT].metrics
     limiter = request.app[LIMITER_KEY]
-    response = await _answer(metrics, limiter, request, handler)
+    guard = request.app.get(GUARD_KEY)
+    if guard is not None:
+        guard.enter(request.protocol)
+    try:
+        response = await _answer(metrics, limiter, request, handler)
+    finally:
+        if guard is not None:
+            guard.leave(request.protocol)
     if request.path.startswith("/v1/gossip/"):  # gossip bodies both ways, for /metrics
         _count_gossip_bytes(metrics, request, response)
     if request.method in ("GET", "HEAD"):  # the read-only API is public, also from browsers
@@ -135,7 +143,10 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=wire.MAX_BODY,
                                             actual_size=request.content_length)
     try:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT_S):  # a slow body holds its connection no longer
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
     except web.RequestPayloadError:  # a broken chunk: the sender's fault
         raise BadRequest("the request body cannot be read: its chunked framing is broken") \
             from None

@@ -70,11 +70,12 @@ class PeerTransport(Protocol):
 
     async def peers(self) -> list:
         """The peer's signed agent infos (not yet checked)."""
-        """The peer's signed agent infos."""
 
     async def post_peers(self, infos: list[list[bytes]]) -> dict:
         """Hand our agent infos to the peer; its count of those it took."""
-        """Hand our agent infos to the peer."""
+
+    async def prove(self, nonce: bytes) -> object:
+        """The peer's answer to a challenge (not yet checked: `ledger.peerproof`)."""
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         """The peer's newest charter, checked against the pinned admin key."""
@@ -198,6 +199,11 @@ class PeerClient:
         """Hand our agent infos to the peer; its count of those it took."""
         return self._decode_map(await self._post("/v1/gossip/peers", wire.pack(infos)),
                                 "peers answer")
+
+    async def prove(self, nonce: bytes) -> object:
+        """GET /v1/gossip/proof: the peer's answer to our nonce (checked by the caller)."""
+        body, _ = await self._get("/v1/gossip/proof", {"nonce": nonce.hex()})
+        return self._decode(body, "proof answer")
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         """The peer's newest charter, parsed (and checked against `pinned_admin` if given)."""

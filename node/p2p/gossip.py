@@ -8,6 +8,8 @@
   lacks, and hand our charter to it when it holds an older version. A node with no reachable
   URL takes part the same way: it only ever initiates.
 - Every 10th round with a peer, and at first contact, we exchange signed agent infos.
+- A URL learned from an info is called only once it proved the info's key (`Prover`); the
+  infos one peer hands us are bounded by `PeerTable` as that peer's share.
 - An author whose pulled actions we rejected as `bad-time` (its clock is ahead of ours) is not
   pulled again for BAD_TIME_PAUSE_S: the same actions would only be rejected again.
 
@@ -39,6 +41,7 @@ from node.p2p import wire
 from node.p2p.client import PeerClient, PeerError, PeerTransport
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import Peer, PeerTable
+from node.p2p.prover import Prover
 
 log = logging.getLogger(__name__)
 FANOUT = 3
@@ -88,6 +91,7 @@ class Gossip:
         # Told of each of our own actions a peer rejected, with its reason (the clock watch).
         self.on_own_rejected: Callable[[str, int, str], None] | None = None
         peers.is_member = lambda agent: store.head(agent) is not None
+        self.prover = Prover(peers, infos.community, metrics, self._proven)
 
     def open(self, session: aiohttp.ClientSession) -> None:
         """Talk to peers over HTTP with this session from now on."""
@@ -141,6 +145,7 @@ class Gossip:
             started = time.monotonic()
             try:
                 self.start_round()
+                self.prover.prove_some(self.client)
             except Exception:  # the loop must never stop
                 log.exception("could not start a gossip round")
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -161,13 +166,19 @@ class Gossip:
         return self._spawn(self._round_with(peer), self._round_tasks)
 
     def first_contact(self, urls: list[str]) -> None:
-        """Peers we just heard of get a round now rather than when chance picks them."""
+        """Peers we just heard of are asked for their proof now (and get a round once they
+        give it) rather than when chance picks them."""
         if self.connect is None:
             return
         for url in urls:
             peer = self.peers.by_url.get(url.rstrip("/"))
-            if peer is not None:
+            if peer is not None and peer.live(time.monotonic()):
                 self.start_round(peer)
+        self.prover.prove_some(self.client)
+
+    def _proven(self, peer: Peer) -> None:
+        """A candidate proved its key: its first round starts now."""
+        self.start_round(peer)
 
     async def round(self) -> None:
         """One round, awaited (for tests and tools); the loop runs rounds as tasks."""
@@ -352,7 +363,8 @@ class Gossip:
         client = self.client(peer.url)
         now = now_us()
         await client.post_peers(self.infos.shareable(now)[: wire.MAX_BATCH])
-        intake = self.infos.take((await client.peers())[: wire.MAX_BATCH], now)
+        intake = self.infos.take((await client.peers())[: wire.MAX_BATCH], now,
+                                 source=f"peer {peer.url}")
         self.first_contact(intake.new_urls)
 
     async def close(self) -> None:
@@ -361,3 +373,4 @@ class Gossip:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.prover.close()

@@ -13,11 +13,20 @@ from aiohttp import web
 
 from ledger.chain import now_us
 from ledger.errors import BAD_ENCODING
+from ledger.peerproof import NONCE_BYTES
 from ledger.store import IngestResult, Store
 from node.charters import CharterBook
 from node.disk import DISK_FULL
 from node.errors import NotSigned
-from node.http.server import author_param, in_thread, int_param, msgpack_response, read_body
+from node.http.limits import address_block
+from node.http.server import (
+    BadRequest,
+    author_param,
+    in_thread,
+    int_param,
+    msgpack_response,
+    read_body,
+)
 from node.journal import Journal
 from node.p2p import wire
 from node.p2p.clock import TIME_HEADER
@@ -127,7 +136,17 @@ class GossipHandlers:
     async def post_peers(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/peers: take a peer's agent infos; new peers get a round at once."""
         items = wire.signed_list(wire.unpack(await read_body(request)), "agent infos")
-        intake = self.infos.take(items, now_us())
+        intake = self.infos.take(items, now_us(), source=f"address {address_block(request.remote)}")
         self.gossip.first_contact(intake.new_urls)
         return msgpack_response(wire.pack({"accepted": intake.accepted,
                                            "rejected": intake.rejected}))
+
+    async def proof(self, request: web.Request) -> web.Response:
+        """GET /v1/gossip/proof?nonce=HEX: prove that this URL holds our agent's key."""
+        try:
+            nonce = bytes.fromhex(request.query.get("nonce", ""))
+        except ValueError:
+            nonce = b""
+        if len(nonce) != NONCE_BYTES:
+            raise BadRequest(f"nonce must be {2 * NONCE_BYTES} hex characters")
+        return msgpack_response(wire.pack(self.infos.prove(nonce).wire()))

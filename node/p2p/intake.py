@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ledger.agentinfo import AgentInfo, AgentInfoError, make_agent_info, parse_agent_info
 from ledger.chain import now_us
 from ledger.keys import Identity
+from ledger.peerproof import PeerProof, make_proof
 from node.p2p.peers import PeerTable
 
 INFO_LIFETIME_US = 30 * 60 * 1_000_000
@@ -49,8 +50,14 @@ class PeerInfos:
             infos.insert(0, self.own.wire())
         return infos
 
-    def take(self, items: list, now: int) -> Intake:
-        """Parse and keep every valid info of our community; the rest are counted, dropped."""
+    def prove(self, nonce: bytes) -> PeerProof:
+        """Answer a peer's challenge: our key signs the nonce, our community and our URL."""
+        return make_proof(self.identity, nonce, self.community, self.url)
+
+    def take(self, items: list, now: int, source: str = "") -> Intake:
+        """Parse and keep every valid info of our community; the rest are counted, dropped.
+        `source` (a peer's URL, or the address block that posted them) bounds what one source
+        can add to the peer table."""
         accepted = rejected = 0
         known, new = set(self.peers.by_url), []
         for item in items:
@@ -59,7 +66,7 @@ class PeerInfos:
             except AgentInfoError:
                 rejected += 1
                 continue
-            if self.peers.add_info(info) and info.url:
+            if self.peers.add_info(info, source) and info.url:
                 new.append(info.url)
             accepted += 1
         return Intake(accepted, rejected, [u for u in new if u.rstrip("/") not in known])

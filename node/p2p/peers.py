@@ -1,5 +1,14 @@
 """The peer table: who we know, where they listen, how well they answer, how far behind they are.
 
+A URL learned from an agent info is only a *candidate* until it proves that it holds that
+agent's key (`ledger.peerproof`): rounds and pushes go to proven peers and to the URLs the
+operator gave (`--peer`, config), never to a candidate. The table is bounded (MAX_PEERS), one
+source (a peer we pulled infos from, or an address block that posted them) may hold at most
+SOURCE_SHARE unproven candidates at once, a candidate that fails PROOF_ATTEMPTS proofs is
+forgotten, and a peer that fails DEMOTE_AFTER times in a row is demoted (called again only after
+DEMOTED_S, and the first to be evicted when a new member needs room). So a flood of infos can
+neither reach our rounds nor crowd out members that answer.
+
 A dead peer costs one short timeout, then exponential back-off (1 s, 2 s, 4 s ... 60 s): it is
 never chosen again before its back-off ends, so it never delays rounds with live peers.
 """
@@ -15,6 +24,13 @@ from ledger.agentinfo import AgentInfo
 
 MAX_BACKOFF_S = 60.0
 MAX_STRANGERS = 64
+MAX_PEERS = 256  # peers learned from infos (the URLs given by the operator come on top)
+SOURCE_SHARE = MAX_PEERS // 8  # unproven candidates one source may hold at once
+DEMOTE_AFTER = 8  # failures in a row (about two minutes of back-off) ...
+DEMOTED_S = 300.0  # ... then the peer is called only every five minutes
+PROOF_ATTEMPTS = 3
+PROOF_BACKOFF_S = 5.0
+MAX_DISPROVED = 4096
 
 
 @dataclass(slots=True)
@@ -29,12 +45,27 @@ class Peer:
     lag: int | None = None  # actions the peer holds that we lack (last comparison)
     behind: int | None = None  # actions we hold that the peer lacked
     bootstrap: bool = False
+    given: bool = False  # given by the operator (config, --peer): called without a proof
+    proven: bool = False  # answered a challenge with the key of `agent`
+    proof_failures: int = 0
+    proof_retry_at: float = 0.0
+    source: str = ""  # where its info came from (counted while unproven)
     clock_offset_us: int | None = None  # the peer's clock minus ours (node.p2p.clock)
     clock_tolerance_us: int = 30_000_000  # beyond it the peer's clock shows as off
 
     def live(self, now: float) -> bool:
-        """Whether the peer may be contacted now (reachable and not backing off)."""
-        return bool(self.url) and now >= self.retry_at
+        """Whether the peer may be contacted now (given or proven, and not backing off)."""
+        return bool(self.url) and (self.given or self.proven) and now >= self.retry_at
+
+    def needs_proof(self, now: float) -> bool:
+        """Whether the peer is a candidate whose proof may be asked for now."""
+        return (bool(self.url) and not self.proven and self.agent is not None
+                and now >= self.proof_retry_at)
+
+    @property
+    def demoted(self) -> bool:
+        """Failed DEMOTE_AFTER times in a row."""
+        return self.failures >= DEMOTE_AFTER
 
     def to_json(self, now: float) -> dict:
         """The peer as /v1/info shows it."""
@@ -43,6 +74,8 @@ class Peer:
             "agent": self.agent.hex() if self.agent else None,
             "reachable": bool(self.url),
             "live": self.failures == 0 and self.last_ok > 0,
+            "proven": self.proven or self.given,
+            "demoted": self.demoted,
             "failures": self.failures,
             "seconds_since_ok": round(now - self.last_ok, 1) if self.last_ok else None,
             "lag": self.lag,
@@ -71,7 +104,7 @@ class PeerTable:
     (`is_member` false: strangers, or members whose genesis has not reached us yet) are kept
     only up to MAX_STRANGERS, oldest forgotten first, and are neither called nor served: an
     info counts only once its author is a member (its genesis, invited when the community is
-    closed, is held), so a flood of made-up peers never enters our rounds.
+    closed, is held), and its URL is called only once it proved the author's key.
     """
 
     own_url: str
@@ -80,33 +113,46 @@ class PeerTable:
     by_url: dict[str, Peer] = field(default_factory=dict)
     infos: dict[bytes, AgentInfo] = field(default_factory=dict)
     is_member: Callable[[bytes], bool] = lambda agent: True
-    strangers: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
+    strangers: OrderedDict[bytes, str] = field(default_factory=OrderedDict)
+    disproved: OrderedDict[tuple[bytes, str], None] = field(default_factory=OrderedDict)
 
     def add_url(self, url: str, bootstrap: bool = False) -> Peer | None:
-        """Know a peer by URL (not ourselves); the peer, or None."""
+        """Know a peer by a URL the operator gave (not ourselves); the peer, or None."""
+        peer = self._peer_at(url)
+        if peer is not None:
+            peer.given = True
+            peer.bootstrap = peer.bootstrap or bootstrap
+        return peer
+
+    def _peer_at(self, url: str) -> Peer | None:
         url = url.rstrip("/")
         if not url or url == self.own_url.rstrip("/"):
             return None
         peer = self.by_url.get(url)
         if peer is None:
-            peer = self.by_url[url] = Peer(url=url, bootstrap=bootstrap)
-        peer.bootstrap = peer.bootstrap or bootstrap
+            peer = self.by_url[url] = Peer(url=url)
         return peer
 
-    def add_info(self, info: AgentInfo) -> bool:
-        """Keep the newest info per agent; returns True when it told us something new."""
+    def add_info(self, info: AgentInfo, source: str = "") -> bool:
+        """Keep the newest info per agent; returns True when it told us something new.
+
+        `source` names where it came from; a member's new URL is refused when that source
+        already holds SOURCE_SHARE unproven candidates, or the table has no room for it."""
         if info.agent == self.own_agent:
             return False
         old = self.infos.get(info.agent)
         if old is not None and old.created_us >= info.created_us:
             return False
+        member = self.is_member(info.agent)
+        if member and info.url and not self._room_for(info, source):
+            return False
         if old is not None and old.url != info.url:
             self._forget_url(old)  # the agent moved
         self.infos[info.agent] = info
-        if self.is_member(info.agent):
-            self._adopt(info)
-        else:  # held, not called: it becomes a peer only once its genesis is held (`live`)
-            self.strangers[info.agent] = None
+        if member:
+            self._adopt(info, source)
+        else:  # held, not called: it becomes a candidate only once its genesis is held (`live`)
+            self.strangers[info.agent] = source
             self.strangers.move_to_end(info.agent)
             while len(self.strangers) > MAX_STRANGERS:
                 agent, _ = self.strangers.popitem(last=False)
@@ -114,24 +160,56 @@ class PeerTable:
                     self._forget_url(self.infos.pop(agent))
         return True
 
-    def _adopt(self, info: AgentInfo) -> None:
-        """A member's info: its URL becomes a gossip peer."""
-        if info.url:
-            peer = self.add_url(info.url)
-            if peer is not None:
-                peer.agent, peer.info = info.agent, info
+    def _room_for(self, info: AgentInfo, source: str) -> bool:
+        """Whether a member's info may add its URL: not disproved, within its source's share,
+        and within MAX_PEERS (evicting the worst candidate or demoted peer when full)."""
+        url = info.url.rstrip("/")
+        if (info.agent, url) in self.disproved:
+            return False
+        if url in self.by_url:
+            return True
+        learned = [p for p in self.by_url.values() if not p.given]
+        if source and sum(1 for p in learned if not p.proven and p.source == source) \
+                >= SOURCE_SHARE:
+            return False
+        if len(learned) < MAX_PEERS:
+            return True
+        worst = [p for p in learned if not p.proven or p.demoted]
+        if not worst:
+            return False  # every peer proved itself and answers: keep them
+        victim = max(worst, key=lambda p: (not p.proven, p.failures + p.proof_failures))
+        del self.by_url[victim.url]
+        return True
+
+    def _adopt(self, info: AgentInfo, source: str) -> None:
+        """A member's info: its URL becomes a candidate (a peer once it proves the key)."""
+        if not info.url:
+            return
+        peer = self._peer_at(info.url)
+        if peer is None or (peer.proven and peer.agent not in (None, info.agent)):
+            return  # ourselves, or a URL that proved another agent's key
+        if peer.agent != info.agent:
+            peer.proven, peer.proof_failures, peer.proof_retry_at = False, 0, 0.0
+        peer.agent, peer.info = info.agent, info
+        peer.source = peer.source or source
 
     def member_infos(self, now_us: int) -> list[AgentInfo]:
-        """The unexpired infos of members: what we pass on (a stranger's info is never served)."""
-        return [i for a, i in self.infos.items() if i.expires_us >= now_us and self.is_member(a)]
+        """The unexpired infos of members whose URL proved their key (or who have none): what
+        we pass on. A stranger's info, or a candidate's, is never served."""
+        return [i for a, i in self.infos.items()
+                if i.expires_us >= now_us and self.is_member(a) and self._vouched(i)]
+
+    def _vouched(self, info: AgentInfo) -> bool:
+        peer = self.by_url.get(info.url.rstrip("/"))
+        return not info.url or (peer is not None and peer.agent == info.agent and peer.proven)
 
     def _forget_url(self, info: AgentInfo) -> None:
         peer = self.by_url.get(info.url.rstrip("/"))
-        if peer is not None and not peer.bootstrap and peer.agent == info.agent:
+        if peer is not None and not peer.given and peer.agent == info.agent:
             del self.by_url[peer.url]
 
     def drop_expired(self, now_us: int) -> None:
-        """Forget expired infos, and the URLs only they told us about (bootstrap peers stay)."""
+        """Forget expired infos, and the URLs only they told us about (given peers stay)."""
         for agent in [a for a, i in self.infos.items() if i.expires_us < now_us]:
             self._forget_url(self.infos.pop(agent))
             self.strangers.pop(agent, None)
@@ -139,10 +217,39 @@ class PeerTable:
     def live(self, now: float) -> list[Peer]:
         """Peers to talk to now; infos of agents that became members since are adopted first."""
         for agent in [a for a in self.strangers if self.is_member(a)]:
-            del self.strangers[agent]
-            if agent in self.infos:
-                self._adopt(self.infos[agent])
+            source = self.strangers.pop(agent)
+            info = self.infos.get(agent)
+            if info is not None and (not info.url or self._room_for(info, source)):
+                self._adopt(info, source)
         return [p for p in self.by_url.values() if p.live(now)]
+
+    def to_prove(self, now: float) -> list[Peer]:
+        """Candidates whose proof may be asked for now, fewest failed proofs first."""
+        self.live(now)  # adopt new members first
+        waiting = [p for p in self.by_url.values() if p.needs_proof(now)]
+        return sorted(waiting, key=lambda p: p.proof_failures)
+
+    def proved(self, peer: Peer) -> None:
+        """The peer answered a challenge with its agent's key: it may be called from now on."""
+        peer.proven, peer.proof_failures, peer.proof_retry_at = True, 0, 0.0
+        peer.last_error = ""
+
+    def proof_failed(self, peer: Peer, now: float, error: str) -> None:
+        """A failed proof: retry later; after PROOF_ATTEMPTS the URL and its info are dropped."""
+        peer.proof_failures += 1
+        peer.last_error = f"no proof: {error}"[:200]
+        peer.proof_retry_at = now + PROOF_BACKOFF_S * 2.0 ** (peer.proof_failures - 1)
+        if peer.proof_failures < PROOF_ATTEMPTS or peer.agent is None:
+            return
+        self.disproved[(peer.agent, peer.url)] = None
+        while len(self.disproved) > MAX_DISPROVED:
+            self.disproved.popitem(last=False)
+        if peer.info is not None and self.infos.get(peer.agent) is peer.info:
+            del self.infos[peer.agent]  # never passed on with a URL that did not prove it
+        if peer.given:  # a URL the operator gave stays; only the claim on it is dropped
+            peer.agent, peer.info, peer.proof_failures = None, None, 0
+        elif self.by_url.get(peer.url) is peer:
+            del self.by_url[peer.url]
 
     def pick(self, now: float, k: int = 1) -> list[Peer]:
         """Up to `k` live peers at random."""
@@ -157,11 +264,13 @@ class PeerTable:
         peer.last_error = ""
 
     def failed(self, peer: Peer, now: float, error: str) -> None:
-        """The peer failed: back off, doubling up to MAX_BACKOFF_S."""
+        """The peer failed: back off, doubling up to MAX_BACKOFF_S; demoted after DEMOTE_AFTER
+        failures in a row (then called every DEMOTED_S)."""
         peer.failures += 1
         peer.last_error = error[:200]
-        peer.retry_at = now + min(MAX_BACKOFF_S, 2.0 ** (peer.failures - 1))
+        wait = DEMOTED_S if peer.demoted else min(MAX_BACKOFF_S, 2.0 ** (peer.failures - 1))
+        peer.retry_at = now + wait
 
     def all(self) -> list[Peer]:
-        """Every peer, by URL."""
+        """Every peer and candidate, by URL."""
         return sorted(self.by_url.values(), key=lambda p: p.url)

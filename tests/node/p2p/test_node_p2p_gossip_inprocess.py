@@ -78,6 +78,9 @@ class Direct:
         intake = self.side.infos.take(infos, now_us())
         return {"accepted": intake.accepted, "rejected": intake.rejected}
 
+    async def prove(self, nonce: bytes) -> object:
+        return self.side.infos.prove(nonce).wire()
+
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         current = self.side.book.charter
         if current is None or current.signed is None:
@@ -150,16 +153,56 @@ async def test_new_actions_are_pushed_at_once_to_live_peers(net):
     assert a.metrics["gossip_pushed"] == 4
 
 
+async def proven(peer) -> None:
+    for _ in range(100):
+        if peer.proven:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{peer.url} never proved its key: {peer.last_error}")
+
+
 async def test_peer_exchange_goes_both_ways_through_one_intake(net):
     a, b, c = net(1), net(2), net(3)
-    for side in (a, b, c):
+    geneses = wire_items([ChainSigner(s.identity).genesis(COMMUNITY) for s in (a, b, c)])
+    for side in (a, b, c):  # infos count, and are passed on, only from members
+        await side.journal.ingest(geneses, forward=False)
         side.infos.refresh_own()
+        for other in (a, b, c):  # every side holds every genesis: all three are members
+            genesis = ChainSigner(other.identity).genesis(COMMUNITY)
+            await side.journal.ingest(wire_items([genesis]), forward=False)
     b.peers.add_info(c.infos.own)  # b knows c; a knows only b
+    b.gossip.prover.prove_some(b.gossip.client)  # b passes c on once c proved its key
+    await proven(b.peers.by_url[c.url])
     a.peers.add_url(b.url)
     await a.gossip.exchange_peers(a.peers.all()[0])
     assert a.identity.agent in b.peers.infos  # a's own info reached b
     assert c.identity.agent in a.peers.infos  # b's infos reached a ...
-    assert c.url in a.peers.by_url  # ... and c became a peer of a
+    candidate = a.peers.by_url[c.url]  # ... and c became a candidate of a ...
+    assert not candidate.live(time.monotonic())
+    await proven(candidate)  # ... and a peer once it proved c's key
+    assert candidate.live(time.monotonic()) and a.metrics["peer_proofs_ok"] >= 1
+
+
+async def test_a_candidate_that_cannot_prove_the_key_is_never_called_and_is_forgotten(net):
+    a, b = net(1), net(2)
+    impostor = identity(5)  # signs an info for b's URL; b's node holds another key
+    await a.journal.ingest(wire_items([ChainSigner(impostor).genesis(COMMUNITY)]), forward=False)
+    info = PeerInfos(impostor, COMMUNITY, b.url, PeerTable("", b"")).refresh_own()
+    assert a.peers.add_info(info, "address 127.0.0.0/24")
+    peer = a.peers.by_url[b.url]
+    assert a.peers.live(time.monotonic()) == []
+    for attempt in range(3):
+        peer.proof_retry_at = 0.0  # no waiting for the back-off in a test
+        a.gossip.prover.prove_some(a.gossip.client)
+        for _ in range(100):
+            if peer.proof_failures > attempt:
+                break
+            await asyncio.sleep(0.01)
+        assert peer.proof_failures == attempt + 1 and "another agent" in peer.last_error
+    assert b.url not in a.peers.by_url and impostor.agent not in a.peers.infos
+    assert not a.peers.add_info(
+        PeerInfos(impostor, COMMUNITY, b.url, PeerTable("", b"")).refresh_own())
+    assert a.metrics["gossip_pushed"] == 0 and b.metrics["gossip_rounds"] == 0
 
 
 async def test_a_foreign_info_is_refused_and_counted(net):
