@@ -6,9 +6,9 @@ new to us) is handed to `push` (gossip's eager push) and to every listener's `on
 Before signing, `clock` (a `ClockWatch`) may refuse an order while our clock is off from the
 peers', and an append waits up to CATCH_UP_S for the clock to pass our head's timestamp (it was
 set back a little); beyond that it is refused, never stamped ahead of the clock. A full disk
-(`disk`, a `DiskWatch`) refuses the append or the batch with `NotSigned("disk-full")`; the
-readings and warrants it refused are kept (up to MAX_UNSIGNED) and signed first, in order, by
-the next append that finds space.
+(`disk`, a `DiskWatch`) refuses the append or the batch with `NotSigned("disk-full")`. The
+readings and warrants refused either way are kept (up to MAX_UNSIGNED) and signed first, in
+order, by the next append that succeeds.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from node.p2p.clock import CLOCK_BEHIND_CHAIN, ClockWatch
 
 log = logging.getLogger(__name__)
 CATCH_UP_S = 2.0  # how long an append waits for the clock to pass our head's timestamp
-KEPT_TYPES = ("reading", "warrant")  # signed later when the disk refused them (the agent
-MAX_UNSIGNED = 256  # retries its settlements itself; orders are stale by then)
+KEPT_TYPES = ("reading", "warrant")  # signed later when refused for the disk or the clock (the
+MAX_UNSIGNED = 256  # agent retries its settlements itself; orders are stale by then)
 
 
 class Listener(Protocol):
@@ -67,7 +67,7 @@ class Journal:
             kept_type, kept = self.unsigned[0]
             await self._sign(kept_type, kept, keep=False)
             self.unsigned.pop(0)
-            self.metrics["signed_after_disk_full"] += 1
+            self.metrics["signed_late"] += 1
         return await self._sign(type_, payload, keep=True)
 
     async def _sign(self, type_: str, payload: dict, keep: bool) -> Action:
@@ -78,6 +78,7 @@ class Journal:
         try:
             action = await loop.run_in_executor(self.writer, self.chain.append, type_, payload)
         except ClockBehindChain as exc:
+            self._keep(type_, payload, keep)
             if self.clock is None:
                 raise NotSigned(CLOCK_BEHIND_CHAIN, str(exc)) from None
             raise self.clock.behind_chain(exc.ahead_us) from None
@@ -85,8 +86,7 @@ class Journal:
             refused = self.disk.failed(exc, f"signing a {type_}") if self.disk else None
             if refused is None:
                 raise
-            if keep and type_ in KEPT_TYPES and len(self.unsigned) < MAX_UNSIGNED:
-                self.unsigned.append((type_, payload))
+            self._keep(type_, payload, keep)
             raise refused from None
         if self.disk is not None:
             self.disk.wrote()
@@ -96,6 +96,11 @@ class Journal:
         self.push([action])
         await self._notify([action])
         return action
+
+    def _keep(self, type_: str, payload: dict, keep: bool) -> None:
+        """Keep a reading or warrant that could not be signed now, to be signed first later."""
+        if keep and type_ in KEPT_TYPES and len(self.unsigned) < MAX_UNSIGNED:
+            self.unsigned.append((type_, payload))
 
     async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> list:
         """The intrinsic checks of a batch (signatures included), spread over the verify pool."""

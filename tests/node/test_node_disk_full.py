@@ -160,6 +160,9 @@ def test_a_full_disk_is_named_and_the_settlement_is_signed_once_space_returns(ki
     wait_for(lambda: not get_json(node.url + "/v1/info")["disk"]["full"], 10,
              "the flag going down", logs)
     assert metric(node.url, "picogrid_disk_full") == 0
+    # Nor is the reading of interval k lost (kept by the journal, or signed after the settlement).
+    wait_for(lambda: k in {a["payload"]["interval"] for a in chain(node.url, agent)
+                           if a["type"] == "reading"}, 20, f"the reading of interval {k}", logs)
     # The peer gets what the node signed meanwhile, and the node what the peer signed.
     me = bytes.fromhex(agent)
     wait_for(lambda: heads(other.url).get(me) == heads(node.url).get(me), 60,

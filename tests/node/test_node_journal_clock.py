@@ -58,7 +58,7 @@ def test_a_small_step_back_is_waited_out_and_nothing_is_stamped_ahead(parts):
     assert genesis.ts <= bid.ts <= after
 
 
-def test_a_large_step_back_is_refused_and_named(parts):
+def test_a_large_step_back_is_refused_and_named_and_the_reading_kept(parts):
     journal, clock, watch, _ = parts
 
     async def run():
@@ -67,13 +67,19 @@ def test_a_large_step_back_is_refused_and_named(parts):
         clock.offset_us = 0
         with pytest.raises(NotSigned) as refused:
             await journal.append("reading", reading_payload(1))
-        return refused.value
+        assert journal.chain.head().seq == 0  # nothing signed, nothing stamped in the future
+        assert 590 < watch.to_json()["chain_ahead_of_clock_s"] <= 600
+        clock.offset_us = 600_100_000  # the clock passes the head (here: as if time went by)
+        bid = await journal.append("bid", order_payload(2))
+        return refused.value, bid
 
-    refused = asyncio.run(run())
+    refused, bid = asyncio.run(run())
     assert refused.reason == "clock-behind-chain"
-    assert 590 < watch.to_json()["chain_ahead_of_clock_s"] <= 600
     assert watch.metrics["not_signed:clock-behind-chain"] == 1
-    assert journal.chain.head().seq == 0
+    assert watch.to_json()["chain_ahead_of_clock_s"] == 0
+    kept = journal.store.chain(journal.chain.agent)[1]
+    assert (kept.type, bid.seq) == ("reading", 2)  # the kept reading first, then the bid
+    assert journal.metrics["signed_late"] == 1
 
 
 def test_orders_are_refused_while_the_peers_find_our_clock_off(parts):
