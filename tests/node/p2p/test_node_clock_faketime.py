@@ -123,15 +123,15 @@ def logs(grid) -> str:
 
 
 def test_each_node_knows_its_offset_and_the_off_ones_refuse_orders(grid):
-    def offset(name: str) -> float | None:
-        clock = get_json(grid[name].url + "/v1/info")["clock"]
-        return clock["offset_s"] if clock["peers_compared"] >= 3 else None
+    # Under load a peer may time out and be backed off for a while: the wait is generous.
+    expected = {AHEAD: ("ahead", OFF_S), BEHIND: ("behind", -OFF_S), "Home 1": ("ok", 0),
+                "Home solar": ("ok", 0)}
+    for name, (state, off) in expected.items():
+        def judged(n=name, state=state, off=off) -> bool:
+            clock = get_json(grid[n].url + "/v1/info")["clock"]
+            return clock["state"] == state and abs(clock["offset_s"] - off) < 5
 
-    for name, expected in ((AHEAD, OFF_S), (BEHIND, -OFF_S), ("Home 1", 0), ("Home solar", 0)):
-        wait_for(lambda n=name: offset(n) is not None, 30, f"{name} comparing 3 peers' clocks",
-                 lambda: logs(grid))
-        got = offset(name)
-        assert abs(got - expected) < 5, f"{name}: offset {got} s, expected about {expected} s"
+        wait_for(judged, 90, f"{name}'s clock judged {state}, {off:+} s", lambda: logs(grid))
     for name, state in ((AHEAD, "ahead"), (BEHIND, "behind")):
         url = grid[name].url
         info = get_json(url + "/v1/info")["clock"]
@@ -146,6 +146,7 @@ def test_each_node_knows_its_offset_and_the_off_ones_refuse_orders(grid):
         time.sleep(3 * INTERVAL_S)  # three more intervals: no order is signed in any of them
         again = [a for a in own_actions(url, agent) if a["type"] in ("offer", "bid")]
         assert len(again) == len(orders), f"{name} signed orders with its clock {state}"
+
         def status(u=url) -> str:  # `picogrid status` waits 2 s for an answer: asked again
             out = subprocess.run([sys.executable, "-m", "node.cli", "status", u],
                                  capture_output=True, text=True, timeout=30).stdout
@@ -167,18 +168,23 @@ def test_the_right_clocks_name_the_node_whose_actions_they_reject(grid):
             return get_json(u + "/v1/info")["clock"]["bad_time_by_author"].get(
                 ahead["agent"], 0) > 0
 
-        wait_for(named, 30, f"{name} naming {AHEAD}'s bad-time actions", lambda: logs(grid))
+        wait_for(named, 90, f"{name} naming {AHEAD}'s bad-time actions", lambda: logs(grid))
         info = get_json(url + "/v1/info")
         assert info["counters"]["rejected:bad-time"] > 0
-        peers = {p["url"]: p for p in info["peers"]}
-        assert peers[grid[AHEAD].url]["clock"] == "ahead"
-        assert abs(peers[grid[AHEAD].url]["clock_offset_s"] - OFF_S) < 5
-        assert peers[grid[BEHIND].url]["clock"] == "behind"
+
+        def peer_clocks(u=url) -> dict[str, tuple[str, float]]:
+            peers = get_json(u + "/v1/info")["peers"]
+            return {p["url"]: (p["clock"], p["clock_offset_s"]) for p in peers}
+
+        wait_for(lambda u=url: peer_clocks(u)[grid[AHEAD].url][0] == "ahead"
+                 and peer_clocks(u)[grid[BEHIND].url][0] == "behind", 90,
+                 f"{name} showing the peers' clocks off", lambda: logs(grid))
+        assert abs(peer_clocks(url)[grid[AHEAD].url][1] - OFF_S) < 5
         assert metrics(url)[f'picogrid_peer_clock_offset_seconds{{peer="{grid[AHEAD].url}"}}'] \
             > OFF_S - 5
     # The node ahead hears that its own actions are rejected, and counts them by reason.
     wait_for(lambda: metrics(grid[AHEAD].url)['picogrid_own_rejected_total{reason="bad-time"}']
-             > 0, 30, "the node ahead counting its rejected actions", lambda: logs(grid))
+             > 0, 90, "the node ahead counting its rejected actions", lambda: logs(grid))
     assert get_json(grid[AHEAD].url + "/v1/info")["clock"]["own_rejected_bad_time"] > 0
 
 
