@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := chromium chromium-driver influxdb
+APT_PACKAGES := chromium chromium-driver influxdb faketime
 
 .PHONY: demo test lint bench venv system-deps clean
 
@@ -21,8 +21,9 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Debian packages the real-parts tests use (headless Chromium, InfluxDB). Installed only when we
-# are root and apt is available; otherwise the tests that need them say what is missing.
+# Debian packages the real-parts tests use (headless Chromium, InfluxDB, faketime for nodes whose
+# clock is set off). Installed only when we are root and apt is available; otherwise the tests
+# that need them say what is missing.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -6,13 +6,17 @@
 | connection | 1 long blink (1.5 s)          | no peer or network reachable                        |
 | sending    | 2 blinks                      | an action or reading could not be sent              |
 | measuring  | 3 blinks                      | a sensor gave no reading or an untrustworthy one    |
+| disk       | 3 long blinks (1.5 s)         | the disk is full: nothing new can be stored         |
+| clock      | 2 long blinks (1.5 s)         | the clock is off from the peers' beyond tolerance   |
 | short      | 1 short blink (0.1 s)         | a minor fault worth a glance                        |
 | silent     | none                          | only logged                                         |
 
 The kit's own code had no connection error; PicoGrid gives it one long blink, unlike any other
-code. Every report is logged (logger "picogrid.hardware") and counted. Blinking never blocks:
+code; a full disk and a clock set off (PicoGrid's too) get three and two long blinks.
+Every report is logged (logger "picogrid.hardware") and counted. Blinking never blocks:
 gpiozero blinks in a background thread. A code already blinking is not cut short by a less
-severe one (critical, connection, measuring, sending, short: most severe first). Only CRITICAL stops the node: `report` raises `CriticalError`, or calls
+severe one (critical, disk, connection, clock, measuring, sending, short: most severe first).
+Only CRITICAL stops the node: `report` raises `CriticalError`, or calls
 `on_critical(message)` if one was given (for an event loop that stops itself).
 """
 
@@ -33,6 +37,8 @@ class ErrorLevel(enum.Enum):
     CONNECTION = "connection"
     SENDING = "sending"
     MEASURING = "measuring"
+    DISK = "disk"
+    CLOCK = "clock"
     SHORT = "short"
     SILENT = "silent"
 
@@ -53,14 +59,18 @@ BLINK_CODES: dict[ErrorLevel, BlinkCode] = {
     ErrorLevel.CONNECTION: BlinkCode(1, 1.5, 0.5),
     ErrorLevel.SENDING: BlinkCode(2, 0.4, 0.4),
     ErrorLevel.MEASURING: BlinkCode(3, 0.4, 0.4),
+    ErrorLevel.DISK: BlinkCode(3, 1.5, 0.5),
+    ErrorLevel.CLOCK: BlinkCode(2, 1.5, 0.5),
     ErrorLevel.SHORT: BlinkCode(1, 0.1, 0.1),
 }
 
 # Which code may cut another short: a failed measurement is lost for good, a failed send is
 # retried, so measuring ranks above sending.
 _SEVERITY = {
-    ErrorLevel.CRITICAL: 5,
-    ErrorLevel.CONNECTION: 4,
+    ErrorLevel.CRITICAL: 7,
+    ErrorLevel.DISK: 6,
+    ErrorLevel.CONNECTION: 5,
+    ErrorLevel.CLOCK: 4,
     ErrorLevel.MEASURING: 3,
     ErrorLevel.SENDING: 2,
     ErrorLevel.SHORT: 1,
@@ -71,6 +81,8 @@ _LOG_LEVEL = {
     ErrorLevel.CONNECTION: logging.ERROR,
     ErrorLevel.SENDING: logging.ERROR,
     ErrorLevel.MEASURING: logging.ERROR,
+    ErrorLevel.DISK: logging.ERROR,
+    ErrorLevel.CLOCK: logging.ERROR,
     ErrorLevel.SHORT: logging.WARNING,
     ErrorLevel.SILENT: logging.WARNING,
 }
@@ -107,7 +119,9 @@ class StatusReporter:
     def report(self, level: ErrorLevel | str, message: str) -> None:
         level = ErrorLevel(level)
         self._counts[level] += 1
-        log.log(_LOG_LEVEL[level], "%s error: %s", level.value, message)
+        # One template per level: a log filter that groups records by template (the node's
+        # LogThrottle) then holds back repeats of one level, never another level's first report.
+        log.log(_LOG_LEVEL[level], f"{level.value} error: %s", message)
         self._blink(level)
         if level is ErrorLevel.CRITICAL:
             if self.on_critical is None:

@@ -2,6 +2,13 @@
 
 Verification runs on a pool of threads, every write on one store thread; a new action (ours or
 new to us) is handed to `push` (gossip's eager push) and to every listener's `on_new`.
+
+Before signing, `clock` (a `ClockWatch`) may refuse an order while our clock is off from the
+peers', and an append waits up to CATCH_UP_S for the clock to pass our head's timestamp (it was
+set back a little); beyond that it is refused, never stamped ahead of the clock. A full disk
+(`disk`, a `DiskWatch`) refuses the append or the batch with `NotSigned("disk-full")`. The
+readings and warrants refused either way are kept (up to MAX_UNSIGNED) and signed first, in
+order, by the next append that succeeds.
 """
 
 from __future__ import annotations
@@ -13,11 +20,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from ledger.actions import Action
-from ledger.chain import SourceChain, now_us
+from ledger.actions import Action, decode_action
+from ledger.chain import ClockBehindChain, SourceChain, now_us
+from ledger.errors import BAD_TIME, Invalid
 from ledger.store import IngestResult, Store, gather, submit_precheck
+from node.disk import DiskWatch
+from node.errors import NotSigned
+from node.p2p.clock import CLOCK_BEHIND_CHAIN, ClockWatch
 
 log = logging.getLogger(__name__)
+CATCH_UP_S = 2.0  # how long an append waits for the clock to pass our head's timestamp
+KEPT_TYPES = ("reading", "warrant")  # signed later when refused for the disk or the clock (the
+MAX_UNSIGNED = 256  # agent retries its settlements itself; orders are stale by then)
 
 
 class Listener(Protocol):
@@ -31,23 +45,62 @@ class Journal:
     """Appends this node's actions and ingests peers' batches (`push` passes new ones on)."""
 
     def __init__(self, store: Store, chain: SourceChain, metrics: Counter[str],
-                 push: Callable[[list[Action]], None]) -> None:
+                 push: Callable[[list[Action]], None], clock: ClockWatch | None = None,
+                 disk: DiskWatch | None = None) -> None:
         self.store = store
         self.chain = chain
         self.metrics = metrics
         self.push = push
+        self.clock = clock
+        self.disk = disk
+        self.unsigned: list[tuple[str, dict]] = []  # refused for a full disk, signed later
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="store")
         self.listeners: list[Listener] = []
 
     async def append(self, type_: str, payload: dict) -> Action:
-        """Sign and store our next action, then push it to a few peers at once."""
+        """Sign and store our next action, then push it to a few peers at once; NotSigned when
+        the clock or the disk does not allow it (see the module docstring)."""
+        if self.clock is not None:
+            self.clock.check_sign(type_)
+        while self.unsigned:  # kept from a full disk: first, in order
+            kept_type, kept = self.unsigned[0]
+            await self._sign(kept_type, kept, keep=False)
+            self.unsigned.pop(0)
+            self.metrics["signed_late"] += 1
+        return await self._sign(type_, payload, keep=True)
+
+    async def _sign(self, type_: str, payload: dict, keep: bool) -> Action:
         loop = asyncio.get_running_loop()
-        action = await loop.run_in_executor(self.writer, self.chain.append, type_, payload)
+        head = self.chain.head()
+        if head is not None and 0 < head.ts - now_us() <= CATCH_UP_S * 1e6:
+            await asyncio.sleep((head.ts - now_us()) / 1e6 + 0.001)  # never stamp ahead
+        try:
+            action = await loop.run_in_executor(self.writer, self.chain.append, type_, payload)
+        except ClockBehindChain as exc:
+            self._keep(type_, payload, keep)
+            if self.clock is None:
+                raise NotSigned(CLOCK_BEHIND_CHAIN, str(exc)) from None
+            raise self.clock.behind_chain(exc.ahead_us) from None
+        except Exception as exc:
+            refused = self.disk.failed(exc, f"signing a {type_}") if self.disk else None
+            if refused is None:
+                raise
+            self._keep(type_, payload, keep)
+            raise refused from None
+        if self.disk is not None:
+            self.disk.wrote()
+        if self.clock is not None:
+            self.clock.signed()
         self.metrics["own_actions"] += 1
         self.push([action])
         await self._notify([action])
         return action
+
+    def _keep(self, type_: str, payload: dict, keep: bool) -> None:
+        """Keep a reading or warrant that could not be signed now, to be signed first later."""
+        if keep and type_ in KEPT_TYPES and len(self.unsigned) < MAX_UNSIGNED:
+            self.unsigned.append((type_, payload))
 
     async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> list:
         """The intrinsic checks of a batch (signatures included), spread over the verify pool."""
@@ -63,9 +116,19 @@ class Journal:
         now = now_us()
         if checked is None:
             checked = await self.verify(items, now)
-        result = await loop.run_in_executor(
-            self.writer, lambda: self.store.ingest(items, now, prechecked=checked)
-        )
+        try:
+            result = await loop.run_in_executor(
+                self.writer, lambda: self.store.ingest(items, now, prechecked=checked)
+            )
+        except Exception as exc:
+            refused = self.disk.failed(exc, f"storing {len(items)} action(s)") if self.disk \
+                else None
+            if refused is None:
+                raise
+            raise refused from None
+        if self.disk is not None and (result.accepted or result.pending):
+            self.disk.wrote()
+        self._count_bad_time(items, result)
         self.metrics["actions_received"] += len(items)
         self.metrics["actions_accepted"] += result.accepted
         self.metrics["actions_duplicate"] += result.duplicate
@@ -79,6 +142,19 @@ class Journal:
             await self._notify(result.new)
         return result
 
+    def _count_bad_time(self, items: list[tuple[bytes, bytes]], result: IngestResult) -> None:
+        """Name the authors of the actions we rejected as bad-time (their clocks are ahead)."""
+        if self.clock is None:
+            return
+        for index, reason in result.rejected:
+            if reason != BAD_TIME:
+                continue
+            try:  # its signature was verified before its time was judged
+                author = decode_action(*items[index], check_signature=False).author
+            except Invalid:
+                continue  # a ts that is no 64-bit integer: no author to name
+            self.clock.peer_bad_time(author)
+
     async def _publish_warrant(self, first: Action, second: Action) -> None:
         self.metrics["forks_detected"] += 1
         log.warning("fork: agent %s signed two actions at seq %d; publishing a warrant",
@@ -87,6 +163,8 @@ class Journal:
             return  # we do not warrant ourselves; the evidence is stored
         try:
             await self.append("warrant", {"evidence": [first.wire(), second.wire()]})
+        except NotSigned as exc:  # reported where it was seen; a warrant refused for a full
+            log.debug("warrant not signed now: %s", exc)  # disk is kept and signed later
         except Exception:  # a warrant is best effort: the evidence is already stored
             log.exception("could not publish a warrant")
 

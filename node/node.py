@@ -29,6 +29,7 @@ from ledger.store import IngestResult, Store
 from node.charters import CharterBook
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue
+from node.disk import DiskWatch
 from node.http.connections import GUARD_KEY, KEEPALIVE_S, ConnectionGuard, serve, throttle_logs
 from node.http.context import HttpContext
 from node.http.routes import build_app
@@ -36,7 +37,8 @@ from node.http.server import ServerLog
 from node.http.tls import server_tls, tls_files
 from node.journal import Journal
 from node.observability.influx import InfluxExporter
-from node.p2p.client import PeerClient, PeerError
+from node.p2p.client import PeerClient, PeerError, watch_clock
+from node.p2p.clock import ClockWatch
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import PeerTable
@@ -66,11 +68,15 @@ class Node:
         for url in cfg.peers:
             self.peers.add_url(url, bootstrap=True)
         self.infos = PeerInfos(self.identity, cfg.community, cfg.url, self.peers)
+        self.clock = ClockWatch(self.peers, self.metrics, ClockWatch.tolerance_from(cfg.extra))
+        self.disk = DiskWatch(cfg.dir, self.metrics)
         self.journal = Journal(self.store, self.chain, self.metrics,
-                               push=lambda actions: self.gossip.eager_push(actions))
+                               push=lambda actions: self.gossip.eager_push(actions),
+                               clock=self.clock, disk=self.disk)
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
                              self.metrics, cfg.round_ms)
-        self.services = Services()
+        self.gossip.on_own_rejected = self.clock.own_rejected
+        self.services = Services(clock=self.clock, disk=self.disk)
         self.started = time.monotonic()
         self.http = HttpContext(cfg, self.identity, self.store, self.book, self.peers,
                                 self.infos, self.metrics, self.journal, self.gossip,
@@ -154,6 +160,7 @@ class Node:
         # Every request to a peer is signed, so a closed community's nodes answer it.
         signer = RequestSigner(self.identity, self.cfg.community)
         self.services.session = open_session(signer, tls.ca)
+        watch_clock(self.services.session, self.clock.sample)
         self.gossip.open(self.services.session)
         await self._listen(server_tls(tls))
         self._start_hardware()
@@ -182,6 +189,7 @@ class Node:
         glue = HardwareGlue(self.cfg, self.store, self.charters, self.identity.agent, self.peers,
                             self.metrics, self.uptime, self)
         self.services.hardware, self.services.status = glue, glue.status
+        self.clock.status = self.disk.status = glue.status
         self.journal.listeners.append(glue)
         self.spawn(glue.run(), "hardware")
 

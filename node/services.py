@@ -10,7 +10,9 @@ if TYPE_CHECKING:
 
     from hardware.status import StatusReporter
     from node.devices.hardware import HardwareGlue
+    from node.disk import DiskWatch
     from node.observability.influx import InfluxExporter
+    from node.p2p.clock import ClockWatch
     from node.trading.agent import AgentLoop
 
 
@@ -23,3 +25,5 @@ class Services:
     status: StatusReporter | None = None
     influx: InfluxExporter | None = None
     session: aiohttp.ClientSession | None = None
+    clock: ClockWatch | None = None  # the clock's offset from the peers' (set from the start)
+    disk: DiskWatch | None = None  # whether the disk is full (set from the start)

@@ -50,14 +50,53 @@ def run(args: argparse.Namespace) -> int:
           f"{info['community']!r}, agent {info['agent'][:16]}, up {info['uptime_s']} s")
     print(f"{info['actions_stored']} actions stored, {info['pending']} pending, charter version "
           f"{info['charter_version']}")
+    for line in health_lines(info):
+        print(line)
     print()
     peers = [[p["url"] or "(unreachable)", (p["agent"] or "")[:16],
               "yes" if p["live"] else "no", p["lag"], p["behind"],
-              p["seconds_since_ok"], p["last_error"] or ""] for p in info["peers"]]
+              p["seconds_since_ok"], _peer_clock(p), p["last_error"] or ""]
+             for p in info["peers"]]
     print(table(peers, ["peer", "agent", "live", "we lack", "they lack", "last ok (s)",
-                        "last error"]) if peers else "no peers known")
+                        "clock (s)", "last error"]) if peers else "no peers known")
     print()
     rows = [[a["name"], a["id"][:16], a["grid"], a["role"], a["length"],
              "FORKED" if a["forked"] else "", a["url"] or ""] for a in agents]
     print(table(rows, ["agent", "id", "grid", "role", "height", "", "url"]))
     return 0
+
+
+def health_lines(info: dict) -> list[str]:
+    """The clock and disk lines of `picogrid status` (what /v1/info says of them)."""
+    lines = []
+    clock = info.get("clock")
+    if clock:
+        if clock["offset_s"] is None:
+            lines.append("clock: not compared with any peer yet")
+        else:
+            lines.append(f"clock: {clock['offset_s']:+.1f} s against the median of "
+                         f"{clock['peers_compared']} peer(s) ({clock['state']}, tolerance "
+                         f"{clock['tolerance_s']:.0f} s)")
+        if not clock["signing_orders"]:
+            lines.append("  CLOCK OFF: no orders are signed until the clock is set right")
+        if clock["chain_ahead_of_clock_s"]:
+            lines.append(f"  our last action is stamped {clock['chain_ahead_of_clock_s']:.0f} s "
+                         "ahead of the clock: nothing is signed until the clock passes it")
+        if clock["own_rejected_bad_time"]:
+            lines.append(f"  peers rejected {clock['own_rejected_bad_time']} of our actions as "
+                         "bad-time")
+        for agent, count in sorted(clock["bad_time_by_author"].items()):
+            lines.append(f"  we rejected {count} action(s) of {agent[:16]} as bad-time")
+    disk = info.get("disk")
+    if disk and disk["full"]:
+        lines.append(f"DISK FULL for {disk['full_for_s']} s ({disk['refused_writes']} writes "
+                     f"refused): {disk['last_error']}")
+    return lines
+
+
+def _peer_clock(peer: dict) -> str:
+    offset = peer.get("clock_offset_s")
+    if offset is None:
+        return ""
+    state = peer.get("clock", "ok")
+    return f"{offset:+.1f}" + ("" if state == "ok" else f" {state.upper()}")

@@ -59,6 +59,9 @@ async def info(request: web.Request) -> web.Response:
         "pending": node.store.pending_count(),
         "uptime_s": round(node.uptime(), 1),
         "peers": [p.to_json(_mono()) for p in node.peers.all()],
+        # Our clock against the peers' and the disk (docs/troubleshooting.md, "Clock", "Disk").
+        "clock": node.services.clock.to_json() if node.services.clock else None,
+        "disk": node.services.disk.to_json() if node.services.disk else None,
         # What this node did and refused: "rejected:<reason>", "http_429", "gossip_pulled", ...
         "counters": dict(sorted(node.metrics.items())),
     })

@@ -81,7 +81,7 @@ ROUTES: dict[tuple[str, str], dict] = {
         ),
         content=MSGPACK,
         body=arr(SIGNED, maxItems=1000),
-        errors=(400, 413, 429),
+        errors=(400, 413, 429, 503),
     ),
     ("GET", "/v1/gossip/peers"): op(
         "Signed agent infos: this node's first, then every unexpired one it knows",
@@ -210,11 +210,14 @@ ROUTES: dict[tuple[str, str], dict] = {
 }
 
 ERROR = obj({"error": STR})
+# 503: the node cannot store now (error "disk-full"); nothing of the batch was judged.
+UNAVAILABLE = obj({"error": enum("disk-full"), "message": STR, "retry_after_s": INT})
 REASONS = {
     400: "undecodable or wrongly shaped input",
     404: "not held here",
     413: "body over 4 MiB",
     429: "too many requests from this address",
+    503: "this node's disk is full: nothing of the batch was judged or stored; send it again later",
 }
 
 
@@ -232,7 +235,8 @@ def _operation(method: str, path: str, entry: dict) -> dict:
     content.update({k: {"schema": v} for k, v in entry["alternatives"].items()})
     responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
     for code in (*entry["errors"], 429):
-        responses[str(code)] = {"description": REASONS[code], "content": {JSON: {"schema": ERROR}}}
+        schema = UNAVAILABLE if code == 503 else ERROR
+        responses[str(code)] = {"description": REASONS[code], "content": {JSON: {"schema": schema}}}
     out: dict[str, Any] = {
         "summary": entry["summary"],
         "operationId": f"{method.lower()}{re.sub(r'[^a-z0-9]+', '_', path)}",

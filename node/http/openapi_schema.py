@@ -142,6 +142,29 @@ PEER = obj(
         "lag": null(INT),
         "behind": null(INT),
         "last_error": null(STR),
+        "clock_offset_s": null({**NUM, "description": "the peer's clock minus ours"}),
+        "clock": enum("ok", "ahead", "behind", "unknown"),
+    }
+)
+CLOCK = obj(
+    {
+        "offset_s": null({**NUM, "description": "our clock minus the median of the peers'"}),
+        "state": enum("ok", "ahead", "behind", "unknown"),
+        "peers_compared": INT,
+        "tolerance_s": NUM,
+        "signing_orders": BOOL,
+        "chain_ahead_of_clock_s": NUM,
+        "own_rejected_bad_time": INT,
+        "bad_time_by_author": mapping(INT),
+    }
+)
+DISK = obj(
+    {
+        "full": BOOL,
+        "full_for_s": null(NUM),
+        "free_bytes": null(INT),
+        "refused_writes": INT,
+        "last_error": null(STR),
     }
 )
 ROLE = enum("consumer", "generator", "storage")
@@ -162,6 +185,8 @@ INFO = obj(
         "pending": INT,
         "uptime_s": NUM,
         "peers": arr(PEER, description="with their sync lag: actions we lack / they lack"),
+        "clock": null(CLOCK),
+        "disk": null(DISK),
         "counters": mapping(INT),
     }
 )

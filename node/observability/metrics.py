@@ -26,6 +26,7 @@ from hardware.status import ErrorLevel
 from ledger.errors import REASONS
 from node.http.context import CONTEXT, HttpContext
 from node.http.server import in_thread
+from node.observability.health_metrics import clock_and_disk
 from node.trading.interval_view import interval_state
 from node.version import VERSION
 
@@ -325,7 +326,7 @@ def _errors(out: Exposition, m: Counter[str], node: HttpContext) -> None:
         "picogrid_http_errors_total",
         "counter",
         "HTTP requests answered with an error.",
-        [({"code": c}, m[f"http_{c}"]) for c in ("400", "413", "429")],
+        [({"code": c}, m[f"http_{c}"]) for c in ("400", "413", "429", "503")],
     )
 
 
@@ -370,6 +371,7 @@ def render(node: HttpContext, figures: dict[str, Any]) -> str:
     _gossip(out, m, node)
     _market(out, m, figures)
     _errors(out, m, node)
+    clock_and_disk(out, m, node)
     _influx(out, node)
     return out.text()
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from ledger.chain import now_us
 from ledger.charter import Charter, CharterError, parse_charter
 from node.p2p import wire
 
@@ -17,11 +18,20 @@ DEFAULT_TIMEOUT = 2.0
 # A node's session -> its metrics Counter: gossip bodies sent and received through that session
 # are added to "gossip_bytes_out" / "gossip_bytes_in" (see node.metrics).
 _BYTE_COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# A node's session -> what takes the peer's clock from each heads answer (node.p2p.clock):
+# called with (peer URL, sent, received by our clock in microseconds, the answer's headers).
+ClockSampler = Callable[[str, int, int, Any], None]
+_CLOCK_SAMPLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def count_gossip_bytes(session: aiohttp.ClientSession, counter: Counter) -> None:
     """Count gossip bodies sent and received through `session` into `counter`."""
     _BYTE_COUNTERS[session] = counter
+
+
+def watch_clock(session: aiohttp.ClientSession, sampler: ClockSampler) -> None:
+    """Hand every heads answer through `session` to `sampler` (the peer's clock is in it)."""
+    _CLOCK_SAMPLERS[session] = sampler
 
 
 class PeerError(Exception):
@@ -83,6 +93,7 @@ class PeerClient:
         self.base = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.bytes: Counter | None = _BYTE_COUNTERS.get(session)
+        self.clock: ClockSampler | None = _CLOCK_SAMPLERS.get(session)
 
     def _count(self, path: str, sent: int, received: int) -> None:
         if self.bytes is not None and path.startswith("/v1/gossip/"):
@@ -103,8 +114,13 @@ class PeerClient:
 
     async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
         try:
+            sent = now_us()
             async with self.session.get(self.base + path, params=params,
                                         timeout=self.timeout) as resp:
+                if self.clock is not None and path == "/v1/gossip/heads":
+                    # Any answer has a clock (a refusal too: a closed community refuses a
+                    # request signed by a clock far off, which is when the comparison matters).
+                    self.clock(self.base, sent, now_us(), resp.headers)
                 body = await self._read(resp, path)
                 self._count(path, 0, len(body))
                 if resp.status != 200:

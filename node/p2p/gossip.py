@@ -10,6 +10,8 @@
 - Every 10th round with a peer, and at first contact, we exchange signed agent infos.
 - A URL learned from an info is called only once it proved the info's key (`Prover`); the
   infos one peer hands us are bounded by `PeerTable` as that peer's share.
+- An author whose pulled actions we rejected as `bad-time` (its clock is ahead of ours) is not
+  pulled again for BAD_TIME_PAUSE_S: the same actions would only be rejected again.
 
 A round runs as its own task: the loop starts the next round on time whatever the last one is
 doing, so a dead or slow peer costs one short timeout (in its own task) and then back-off, and
@@ -27,11 +29,13 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ledger.actions import Action
+from ledger.actions import Action, decode_action
 from ledger.chain import now_us
 from ledger.charter import CharterError
+from ledger.errors import Invalid
 from ledger.store import Store
 from node.charters import CharterBook
+from node.errors import NotSigned
 from node.journal import Journal
 from node.p2p import wire
 from node.p2p.client import PeerClient, PeerError, PeerTransport
@@ -49,6 +53,9 @@ MAX_PAGES_PER_ROUND = 40
 PEER_EXCHANGE_EVERY = 10
 MAX_ROUNDS = 16
 MAX_REFUSED = 10_000
+# An author whose actions we just rejected as bad-time (its clock is ahead of ours) is not pulled
+# again for this long: the same actions would be rejected again, a thousand at a time.
+BAD_TIME_PAUSE_S = 10.0
 PIPELINE = 6  # pages of a pull in flight (written, verified, on the wire) ...
 PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
 
@@ -78,8 +85,11 @@ class Gossip:
         self._pulling: set[bytes] = set()  # authors a round is pulling
         self._refused: set[bytes] = set()  # authors whose genesis we refused (other community)
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
+        self._too_early: dict[bytes, float] = {}  # author -> when to pull it again (bad-time)
         self._exchanged: dict[str, int] = {}
         self.last_round_s = 0.0
+        # Told of each of our own actions a peer rejected, with its reason (the clock watch).
+        self.on_own_rejected: Callable[[str, int, str], None] | None = None
         peers.is_member = lambda agent: store.head(agent) is not None
         self.prover = Prover(peers, infos.community, metrics, self._proven)
 
@@ -118,11 +128,12 @@ class Gossip:
     async def _push(self, peer: Peer, items: list[list[bytes]], reached_all: bool = False) -> None:
         for batch in wire.batches(items):
             try:
-                await self.client(peer.url).push(batch, reached_all)
+                answer = await self.client(peer.url).push(batch, reached_all)
             except PeerError as exc:
                 self.peers.failed(peer, time.monotonic(), str(exc))
                 return
             self.metrics["gossip_pushed"] += len(batch)
+            self._own_rejected(peer.url, batch, answer)
         self.peers.ok(peer, time.monotonic())
 
     # -- anti-entropy ----------------------------------------------------------------------
@@ -188,6 +199,9 @@ class Gossip:
             self.peers.failed(peer, time.monotonic(), str(exc))
             log.debug("peer %s failed: %s", peer.url, exc)
             return
+        except NotSigned as exc:  # our disk is full: reported (bounded) by the disk watch
+            log.debug("round with %s stopped: %s", peer.url, exc)
+            return
         except Exception:  # a round must never kill the node
             log.exception("gossip round with %s failed", peer.url)
             return
@@ -206,12 +220,13 @@ class Gossip:
         lag = behind = 0
         pulls: list[tuple[bytes, int, int]] = []  # author, from seq, to seq (their head)
         pushes: list[tuple[bytes, int]] = []
+        now = time.monotonic()
         for author, (seq, h) in theirs.items():
             mine = ours.get(author)
             if mine is None or mine[0] < seq:
                 start = 0 if mine is None else mine[0] + 1
                 lag += seq - start + 1
-                if author not in self._refused:
+                if author not in self._refused and self._too_early.get(author, 0) <= now:
                     pulls.append((author, start, seq))
             elif mine[0] == seq and mine[1] != h:
                 pulls.append((author, seq, seq))  # same seq, other hash: the fork evidence
@@ -277,6 +292,10 @@ class Gossip:
         if previous is not None:
             await asyncio.wait([previous])  # its failure is reported by its own task
         result = await self.journal.ingest(page, forward=False, checked=checked)
+        if any(reason == "bad-time" for _, reason in result.rejected):
+            if len(self._too_early) >= MAX_REFUSED:
+                self._too_early.clear()
+            self._too_early[author] = time.monotonic() + BAD_TIME_PAUSE_S
         if start == 0 and (0, "wrong-community") in result.rejected:
             # Its genesis names another community: do not fetch that chain again and again.
             if len(self._refused) < MAX_REFUSED:
@@ -292,10 +311,29 @@ class Gossip:
                 if not items:
                     break
                 for batch in wire.batches([list(i) for i in items]):
-                    await client.push(batch)
+                    self._own_rejected(client.base, batch, await client.push(batch))
                 pages += 1
                 self.metrics["gossip_pushed"] += len(items)
                 start += len(items)  # a page may be short (bounded in bytes); empty ends it
+
+    def _own_rejected(self, url: str, batch: list[list[bytes]], answer: dict) -> None:
+        """Count our own actions the peer rejected, by reason (a clock ahead shows here)."""
+        rejected = answer.get("rejected")
+        if self.on_own_rejected is None or not isinstance(rejected, list):
+            return
+        reasons: Counter[str] = Counter()
+        for entry in rejected[: len(batch)]:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)
+                    and 0 <= entry[0] < len(batch) and isinstance(entry[1], str)):
+                continue
+            try:
+                author = decode_action(*batch[entry[0]], check_signature=False).author
+            except Invalid:
+                continue
+            if author == self.peers.own_agent and len(entry[1]) <= 40:
+                reasons[entry[1]] += 1
+        for reason, count in reasons.items():
+            self.on_own_rejected(reason, count, url)
 
     async def _exchange_charter(self, client: PeerTransport, version: int) -> None:
         """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""

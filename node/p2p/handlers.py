@@ -16,6 +16,8 @@ from ledger.errors import BAD_ENCODING
 from ledger.peerproof import NONCE_BYTES
 from ledger.store import IngestResult, Store
 from node.charters import CharterBook
+from node.disk import DISK_FULL
+from node.errors import NotSigned
 from node.http.limits import address_block
 from node.http.server import (
     BadRequest,
@@ -27,10 +29,12 @@ from node.http.server import (
 )
 from node.journal import Journal
 from node.p2p import wire
+from node.p2p.clock import TIME_HEADER
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 30  # what a 503 for a full disk asks the sender to wait
 FORWARD_MAX = 100  # pushed batches up to this size are eager-pushed on to our peers
 
 
@@ -49,7 +53,8 @@ class GossipHandlers:
     async def heads(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/heads: every author's head, and our charter version in a header."""
         charter = self.book.charter
-        headers = {"PicoGrid-Charter-Version": str(charter.version if charter else 0)}
+        headers = {"PicoGrid-Charter-Version": str(charter.version if charter else 0),
+                   TIME_HEADER: str(now_us())}  # our clock, for the peer's estimate (clock.py)
         return msgpack_response(wire.pack_heads(self.store.heads()), headers)
 
     async def chain(self, request: web.Request) -> web.Response:
@@ -77,13 +82,18 @@ class GossipHandlers:
             forward = False  # the author's node pushed to everyone; we likely know no one else
         try:
             result = await self.journal.ingest(batch, forward=forward)
+        except NotSigned as exc:  # a full disk: nothing was judged, the sender keeps the batch
+            return self._refused(exc)
         except Exception:
             # The store could not take the batch as a whole (an item it cannot hold slipped
             # past validation). Never a 500, and the good items are not lost with the bad one:
             # item by item, the culprit is rejected.
             log.warning("a batch of %d failed to store; retrying item by item", len(batch),
                         exc_info=True)
-            result = await self._ingest_each(batch, forward)
+            try:
+                result = await self._ingest_each(batch, forward)
+            except NotSigned as exc:
+                return self._refused(exc)
         answer = result.summary()
         answer["rejected"] = sorted(
             [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
@@ -98,6 +108,8 @@ class GossipHandlers:
         for index, item in enumerate(batch):
             try:
                 one = await self.journal.ingest([item], forward=forward)
+            except NotSigned:
+                raise
             except Exception:
                 total.rejected.append((index, BAD_ENCODING))
                 self.metrics[f"rejected:{BAD_ENCODING}"] += 1
@@ -107,6 +119,15 @@ class GossipHandlers:
             total.pending += one.pending
             total.rejected += [(index, reason) for _, reason in one.rejected]
         return total
+
+    def _refused(self, exc: NotSigned) -> web.Response:
+        """503 with a JSON body: this node cannot store now; no action of the batch was judged."""
+        self.metrics["http_503"] += 1
+        message = ("this node's disk is full" if exc.reason == DISK_FULL else str(exc))
+        return web.json_response(
+            {"error": exc.reason, "message": f"{message}; no action of the batch was judged or "
+             "stored: send it again later", "retry_after_s": RETRY_AFTER_S},
+            status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     async def get_peers(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/peers: our own agent info first, then every unexpired one we hold."""

@@ -50,6 +50,8 @@ class Peer:
     proof_failures: int = 0
     proof_retry_at: float = 0.0
     source: str = ""  # where its info came from (counted while unproven)
+    clock_offset_us: int | None = None  # the peer's clock minus ours (node.p2p.clock)
+    clock_tolerance_us: int = 30_000_000  # beyond it the peer's clock shows as off
 
     def live(self, now: float) -> bool:
         """Whether the peer may be contacted now (given or proven, and not backing off)."""
@@ -79,7 +81,19 @@ class Peer:
             "lag": self.lag,
             "behind": self.behind,
             "last_error": self.last_error or None,
+            "clock_offset_s": None if self.clock_offset_us is None
+            else round(self.clock_offset_us / 1e6, 3),
+            "clock": self.clock_state(),
         }
+
+    def clock_state(self) -> str:
+        """The peer's clock against ours: "ok", "ahead", "behind" or "unknown"."""
+        offset = self.clock_offset_us
+        if offset is None:
+            return "unknown"
+        if abs(offset) <= self.clock_tolerance_us:
+            return "ok"
+        return "ahead" if offset > 0 else "behind"
 
 
 @dataclass

@@ -37,7 +37,7 @@ from market.scenario import Scenario, ScenarioError, day_scenario, load_scenario
 from market.strategies import StrategyContext, StrategyError, default_strategy, load_strategy
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue, read_meter
-from node.errors import UserError
+from node.errors import NotSigned, UserError
 from node.trading.interval_view import contracted_net, energy_window_ms, interval_state
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ class AgentLoop:
                 delay = await self.step()
             except asyncio.CancelledError:
                 raise
+            except NotSigned:  # a full disk or a clock set off: named and logged where it is seen
+                delay = MAX_SLEEP_S
             except Exception:  # one bad interval must not stop the agent
                 log.exception("agent step failed")
                 delay = MAX_SLEEP_S
@@ -189,7 +191,11 @@ class AgentLoop:
         payload = state.payload_for(self.me.agent)
         if payload is None:
             return
-        await self.append("settlement", payload)
+        try:
+            await self.append("settlement", payload)
+        except NotSigned:  # a full disk: not done, tried again at the next step
+            self.settled.discard(k)
+            raise
         self.metrics["intervals_settled"] += 1
         self.last_settled = k
         self.net_wh[k] = contracted_net(self.me.agent, payload)

@@ -98,6 +98,8 @@ def test_every_report_is_logged_and_counted(caplog):
     assert reporter.counts() == {
         "critical": 0,
         "connection": 0,
+        "disk": 0,
+        "clock": 0,
         "sending": 1,
         "measuring": 2,
         "short": 1,

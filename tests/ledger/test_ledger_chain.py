@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.chain import SourceChain
+from ledger.chain import ClockBehindChain, SourceChain
 from ledger.errors import BAD_PAYLOAD, Invalid
 from ledger.membrane import Membrane
 from ledger.store import Store
@@ -47,21 +47,24 @@ def test_append_gives_the_next_seq_and_the_right_prev(store):
     assert store.chain(chain.agent) == [g, a1, a2]
 
 
-def test_timestamps_never_go_backwards_even_if_the_clock_does(store, tmp_path):
-    clock = Clock(T0 + 3_600_000_000)
+def test_after_the_clock_is_set_back_nothing_is_stamped_ahead_of_it(store, tmp_path):
+    clock = Clock(T0 + 3_600_000_000)  # an hour ahead (a dead RTC battery, a bad NTP answer)
     chain = SourceChain(store, identity(1), clock)
     actions = [chain.append("genesis", genesis_payload())]
-    clock.t = T0  # the wall clock jumps back an hour (an NTP step, a dead RTC battery)
+    clock.t = T0  # the clock is set right again: the head is an hour ahead of it
+    with pytest.raises(ClockBehindChain) as refused:
+        chain.append("bid", order_payload(1))
+    assert refused.value.ahead_us == 3_600_000_000
+    assert chain.head().seq == 0  # nothing was signed, nothing stamped in the future
+    clock.t = T0 + 3_600_000_000  # the clock reaches the head: equal timestamps are fine
     actions.append(chain.append("bid", order_payload(1)))
-    clock.t = T0 + 1
-    actions.append(chain.append("bid", order_payload(2)))
     clock.t = T0 + 7_200_000_000
-    actions.append(chain.append("bid", order_payload(3)))
+    actions.append(chain.append("bid", order_payload(2)))
     ts = [a.ts for a in actions]
-    assert ts == [T0 + 3_600_000_000] * 3 + [T0 + 7_200_000_000]
+    assert ts == [T0 + 3_600_000_000] * 2 + [T0 + 7_200_000_000]
     # Another node, whose clock is right, accepts the whole chain.
     other = Store(tmp_path / "other.sqlite3", Membrane("test"))
-    assert other.ingest(wire_items(actions), T0 + 7_200_000_000).accepted == 4
+    assert other.ingest(wire_items(actions), T0 + 7_200_000_000).accepted == 3
     other.close()
 
 
