@@ -95,6 +95,14 @@ ROUTES: dict[tuple[str, str], dict] = {
         body=arr(pair(BIN, BIN), maxItems=1000),
         errors=(400, 413, 429),
     ),
+    ("GET", "/v1/gossip/proof"): op(
+        "Prove that this URL holds this node's agent key: [agent (bin 32), url, signature "
+        "(bin 64)] over the nonce, agent, community and URL (protocol.md, Peer proofs)",
+        {"type": "array", "prefixItems": [BIN, STR, BIN], "minItems": 3, "maxItems": 3},
+        content=MSGPACK,
+        params=(query("nonce", {**STR, "pattern": "^[0-9a-f]{64}$"}, "32 random bytes, hex"),),
+        errors=(400,),
+    ),
     # charter (PROTOCOL section 6)
     ("GET", "/v1/community/charter"): op(
         "The newest signed charter held: msgpack [charter_bytes, signature], or decoded JSON "
