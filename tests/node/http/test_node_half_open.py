@@ -1,4 +1,5 @@
-"""Half-open connections against a real node limited to 1,024 open files (systemd's default).
+"""Half-open connections against a real node limited to 1,024 open files (systemd's default),
+and a stalled header and body against a real node.
 
 The attack it answers: 1,100 connections that send part of a request line and stall made
 `/v1/info` answer 0 of 8 probes and wrote 60 MB of "Too many open files" tracebacks in 30 s.
@@ -17,6 +18,7 @@ from nodeagent import HOST, PICOGRID
 from nodeproc import Cluster, Proc, get_json, wait_until
 
 from node.cli.processes import run_argv, spawn
+from node.http.connections import BODY_TIMEOUT_S, KEEPALIVE_S
 
 LIMIT = 1024
 HALF_OPEN = 1100
@@ -89,3 +91,27 @@ def test_1100_half_open_connections_leave_info_answering_under_a_second(tmp_path
         for s in held:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_stalled_header_and_a_stalled_body_are_cut_off(tmp_path):
+    with Cluster(tmp_path) as c:
+        a = c.found("A")
+        c.start(a)
+        header = socket.create_connection((HOST, a.port), timeout=KEEPALIVE_S + 15)
+        header.sendall(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n")  # never ends its header
+        body = socket.create_connection((HOST, a.port), timeout=BODY_TIMEOUT_S + 15)
+        body.sendall(b"POST /v1/gossip/actions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/msgpack\r\nContent-Length: 100\r\n\r\n\x91")
+        started = time.monotonic()
+        try:
+            assert header.recv(1024) == b""  # closed, unanswered
+            header_s = time.monotonic() - started
+            answer = body.recv(4096)
+            body_s = time.monotonic() - started
+        finally:
+            header.close()
+            body.close()
+        assert KEEPALIVE_S - 1 <= header_s <= KEEPALIVE_S + 10, header_s
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert BODY_TIMEOUT_S - 1 <= body_s <= BODY_TIMEOUT_S + 10, body_s
+        assert get_json(f"{a.url}/v1/info")["agent"] == a.agent_hex
