@@ -151,6 +151,7 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(BODY_TIMEOUT_S):  # a slow body holds its connection no longer
             raw = await request.read()
     except TimeoutError:
+        request.app[CONTEXT].metrics["http_408"] += 1
         raise web.HTTPRequestTimeout() from None
     except web.RequestPayloadError:  # a broken chunk: the sender's fault
         raise BadRequest("the request body cannot be read: its chunked framing is broken") \

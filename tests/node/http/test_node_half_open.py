@@ -9,13 +9,14 @@ a request) to make room, and rate-limits its warnings.
 
 from __future__ import annotations
 
+import re
 import resource
 import socket
 import sys
 import time
 
 from nodeagent import HOST, PICOGRID
-from nodeproc import Cluster, Proc, get_json, wait_until
+from nodeproc import Cluster, Proc, get_json, request, wait_until
 
 from node.cli.processes import run_argv, spawn
 from node.http.connections import BODY_TIMEOUT_S, KEEPALIVE_S
@@ -82,6 +83,10 @@ def test_1100_half_open_connections_leave_info_answering_under_a_second(tmp_path
                     if s is not None:
                         held.append(s)
                 wait_until(lambda: probe(a.url) < 1.0, 10, "info still answers")
+                metrics = request("GET", f"{a.url}/metrics", timeout=5.0).body.decode()
+                closed = re.search(r"^picogrid_http_connections_closed_for_room_total (\d+)",
+                                   metrics, re.M)
+                assert closed and int(closed.group(1)) >= HALF_OPEN - LIMIT, metrics[-500:]
             finally:
                 proc.terminate()
             log = (a.dir / "run.err").read_text() + (a.dir / "run.out").read_text()
