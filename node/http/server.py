@@ -34,6 +34,7 @@ LIMITER_KEY: web.AppKey[RequestLimits] = web.AppKey("limiter", RequestLimits)
 # it through on the members' lane (`RequestLimits.lane`).
 OVER_LIMIT = "picogrid_over_limit"
 LANE_PATH = "/v1/gossip/actions"
+LANE_MAX_BODY = 256 * 1024  # a member's news is small; its catch-up waits like the rest
 
 
 class ServerLog(logging.LoggerAdapter):
@@ -123,7 +124,9 @@ async def _answer(metrics: Counter, limiter: RequestLimits, request: web.Request
                   handler) -> web.StreamResponse:
     wait = limiter.admit(address_block(request.remote), request.path)
     if wait > 0.0:
-        if request.method != "POST" or request.path != LANE_PATH:
+        size = request.content_length
+        if request.method != "POST" or request.path != LANE_PATH or size is None \
+                or size > LANE_MAX_BODY:
             return too_many(metrics, wait)
         request[OVER_LIMIT] = wait  # the handler may still take members' fresh actions
     try:
