@@ -21,6 +21,7 @@ the remaining LEDs of that role; agents beyond the board are not shown.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,27 @@ def assign_agents(agents: Sequence[Mapping[str, Any]]) -> dict[str, str]:
             if slot not in placed and free:
                 placed[slot] = free.pop(0)
     return placed
+
+
+def kit_shaped(agents: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a grid's agents fit the kit's board: 3 homes, 2 batteries and 2 solar systems,
+    named apart, placed as `assign_agents` places them, with the home battery and the home solar
+    in Home 1's household, three households for the homes, and the other two parts in none of
+    them. Any other grid is drawn generically, by role and household."""
+    roles = Counter(agent.get("role") for agent in agents)
+    names = [str(agent["name"]) for agent in agents]
+    if roles != Counter(consumer=3, storage=2, generator=2) or len(set(names)) != len(names):
+        return False
+    house = {str(agent["name"]): agent.get("household") for agent in agents}
+    at = {slot: house[name] for slot, name in assign_agents(agents).items()}
+    homes = [at[home] for home in HOMES]
+    if len(set(homes)) != len(homes):
+        return False
+    return (
+        at[STORAGE_LEDS[0]] == homes[0] == at[GENERATOR_LEDS[0]]
+        and at[STORAGE_LEDS[1]] not in homes
+        and at[GENERATOR_LEDS[1]] not in homes
+    )
 
 
 def _wh(figures: Mapping[str, Any], key: str) -> int:

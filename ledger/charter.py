@@ -34,6 +34,7 @@ _CHARTER_KEYS = frozenset(
 
 
 MAX_MEMBERS = 4096  # agents a charter can list as members admitted before it closed
+MAX_AUDITORS = 256  # read-only keys a charter can list (docs/protocol.md, "Signed requests")
 
 
 class CharterError(ValueError):
@@ -88,6 +89,9 @@ class Charter:
     # Agents admitted without an invite while the community was open: the charter that closes it
     # lists them, so they stay members (docs/protocol.md, "Membership"). Sorted, unique.
     members: tuple[bytes, ...] = ()
+    # Keys that may read a closed community but never post (docs/protocol.md, "Signed
+    # requests"). Sorted, unique; absent from the encoding when empty.
+    auditors: tuple[bytes, ...] = ()
     signed: bytes | None = field(default=None, compare=False)
 
     def to_map(self) -> dict:
@@ -106,7 +110,8 @@ class Charter:
             "final_ms": self.final_ms,
             "exclude_intervals": self.exclude_intervals,
             "grids": {name: rules.to_map() for name, rules in self.grids.items()},
-        } | ({"members": list(self.members)} if self.members else {})
+        } | ({"members": list(self.members)} if self.members else {}) \
+          | ({"auditors": list(self.auditors)} if self.auditors else {})
 
     def view_deadline_ms(self) -> int:
         """Milliseconds after gate closure until which a view counts."""
@@ -163,13 +168,13 @@ def _grid(name: object, m: object, version: int) -> GridRules:
     return GridRules(mechanism=mechanism, **prices, **limits)
 
 
-def _members(v: object) -> tuple[bytes, ...]:
-    """The optional `members`: 1 to MAX_MEMBERS agent keys, ascending, no repeats."""
-    if (not isinstance(v, list) or not 0 < len(v) <= MAX_MEMBERS
+def _members(v: object, what: str = "members", most: int = MAX_MEMBERS) -> tuple[bytes, ...]:
+    """The optional `members` (or `auditors`): 1 to `most` keys, ascending, no repeats."""
+    if (not isinstance(v, list) or not 0 < len(v) <= most
             or not all(isinstance(a, bytes) and len(a) == 32 for a in v)):
-        raise CharterError(f"charter members must be 1 to {MAX_MEMBERS} 32-byte agent keys")
+        raise CharterError(f"charter {what} must be 1 to {most} 32-byte keys")
     if any(a >= b for a, b in zip(v, v[1:], strict=False)):
-        raise CharterError("charter members must be in ascending order, each once")
+        raise CharterError(f"charter {what} must be in ascending order, each once")
     return tuple(v)
 
 
@@ -179,7 +184,7 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
         raise CharterError("unsupported charter version field v")
     version = m["v"]
     keys = _CHARTER_KEYS | set(_TIMING_V2) if version == 2 else _CHARTER_KEYS
-    if set(m) - {"members"} != keys:
+    if set(m) - {"members", "auditors"} != keys:
         raise CharterError(f"a charter must have exactly the keys {', '.join(sorted(keys))}")
     if not isinstance(m["community"], str) or not m["community"]:
         raise CharterError("charter community must be non-empty text")
@@ -190,6 +195,7 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
     if not isinstance(m["grids"], dict):
         raise CharterError("charter grids must be a map")
     members = _members(m["members"]) if "members" in m else ()
+    auditors = _members(m["auditors"], "auditors", MAX_AUDITORS) if "auditors" in m else ()
     interval_ms = _int(m, "interval_ms", 1)
     lead_ms = _int(m, "lead_ms", 0)
     grace_ms = _int(m, "grace_ms", 0)
@@ -213,6 +219,7 @@ def charter_from_map(m: object, signed: bytes | None = None) -> Charter:
         **timing,
         grids={name: _grid(name, g, version) for name, g in m["grids"].items()},
         members=members,
+        auditors=auditors,
         signed=signed,
     )
 

@@ -62,7 +62,9 @@ class NodeConfig:
         """The URL peers reach this node at."""
         if self.public_url is not None:
             return self.public_url
-        return f"http://{self.listen}"
+        tls = self.extra.get("tls")
+        scheme = "https" if isinstance(tls, dict) and tls.get("cert") else "http"
+        return f"{scheme}://{self.listen}"
 
     def listen_host_port(self) -> tuple[str, int]:
         """(host, port) to listen on."""

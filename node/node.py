@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter
 
@@ -32,11 +33,14 @@ from node.http.connections import GUARD_KEY, KEEPALIVE_S, ConnectionGuard, serve
 from node.http.context import HttpContext
 from node.http.routes import build_app
 from node.http.server import ServerLog
+from node.http.tls import server_tls, tls_files
 from node.journal import Journal
 from node.observability.influx import InfluxExporter
+from node.p2p.client import PeerClient, PeerError
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import PeerTable
+from node.p2p.session import RequestSigner, open_session
 from node.services import Services
 from node.trading.agent import AgentLoop
 from node.version import VERSION
@@ -146,17 +150,21 @@ class Node:
     async def start(self) -> None:
         """Listen, then start the hardware, gossip, the agent loop and the exporter."""
         self.infos.refresh_own()
-        self.services.session = aiohttp.ClientSession()
+        tls = tls_files(self.cfg)
+        # Every request to a peer is signed, so a closed community's nodes answer it.
+        signer = RequestSigner(self.identity, self.cfg.community)
+        self.services.session = open_session(signer, tls.ca)
         self.gossip.open(self.services.session)
-        await self._listen()
+        await self._listen(server_tls(tls))
         self._start_hardware()
         self.spawn(self.gossip.run(), "gossip")
         self._start_agent()
         self.spawn(self._republish(), "republish")
+        self.spawn(self._introduce(), "introduce")
         if self.cfg.influx_url:
             self._start_influx()
 
-    async def _listen(self) -> None:
+    async def _listen(self, tls: ssl.SSLContext | None = None) -> None:
         app = build_app(self.http)
         guard = app[GUARD_KEY] = ConnectionGuard(self.metrics)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -165,9 +173,9 @@ class Node:
                                     auto_decompress=False)  # read_body inflates, bounded
         await self.runner.setup()
         host, port = self.cfg.listen_host_port()
-        self.listener = await serve(self.runner, guard, host, port)
-        log.info("node %s (%s) listening on http://%s:%d", self.cfg.name,
-                 self.identity.agent_hex[:12], host, port)
+        self.listener = await serve(self.runner, guard, host, port, ssl=tls)
+        log.info("node %s (%s) listening on %s://%s:%d", self.cfg.name,
+                 self.identity.agent_hex[:12], "https" if tls else "http", host, port)
 
     def _start_hardware(self) -> None:
         glue = HardwareGlue(self.cfg, self.store, self.charters, self.identity.agent, self.peers,
@@ -209,6 +217,23 @@ class Node:
             await asyncio.sleep(INFO_REPUBLISH_S)
             self.infos.refresh_own()
             self.peers.drop_expired(now_us())
+
+    async def _introduce(self) -> None:
+        """Hand our genesis to the configured peers until one takes it: in a closed community a
+        node reads only from members, and a newly invited agent becomes one there this way."""
+        first = self.store.chain_range(self.identity.agent, 0, 1)
+        if not first or not self.cfg.peers:
+            return
+        delay = 1.0
+        while True:
+            for url in self.cfg.peers:
+                try:
+                    await PeerClient(self.services.session, url).push(first)
+                    return
+                except PeerError as exc:
+                    log.debug("could not hand our genesis to %s: %s", url, exc)
+            await asyncio.sleep(delay)
+            delay = min(60.0, 2 * delay)
 
     async def stop(self) -> None:
         """Cancel the tasks, close the server and the session; writes finish, the store closes."""

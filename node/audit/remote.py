@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.charter import Charter, CharterError, parse_charter
@@ -19,6 +17,7 @@ from ledger.precheck import precheck
 from node.audit.chains import ChainReport, verify_chains
 from node.audit.market import audit_market
 from node.p2p.client import PeerClient, PeerError
+from node.p2p.session import RequestSigner, open_session
 
 PAGE = 1000
 
@@ -94,18 +93,25 @@ async def fetch_charters(client: PeerClient, newest: Charter) -> list[Charter]:
 
 
 async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = None,
-                    timeout: float = 10.0) -> AuditResult:
-    """Raises PeerError when the node cannot be reached at all."""
+                    timeout: float = 10.0, signer: RequestSigner | None = None,
+                    ca_file: str | None = None) -> AuditResult:
+    """Raises PeerError when the node cannot be reached at all (or refuses to answer).
+
+    With `signer` (a member's or an auditor's key) every request is signed for the community
+    the charter names, so a closed community's node answers; the charter itself is public.
+    """
     result = AuditResult(url=url.rstrip("/"), admin_pinned=admin is not None)
-    async with aiohttp.ClientSession() as session:
+    async with open_session(signer, ca_file) as session:
         client = PeerClient(session, url, timeout=timeout)
-        heads, _ = await client.heads()
         try:
             result.charter = await client.charter(admin)
         except PeerError as exc:
-            if "HTTP" in str(exc) and admin is None:
+            if exc.unreachable or (exc.status is not None and admin is None):
                 raise
             result.error = f"charter refused: {exc}"
+        if signer is not None and signer.community is None and result.charter is not None:
+            signer.community = result.charter.community
+        heads, _ = await client.heads()
         charters = await fetch_charters(client, result.charter) if result.charter else []
         authors = [agent] if agent is not None else sorted(heads)
         if agent is not None and agent not in heads:
@@ -134,9 +140,15 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     return result
 
 
-async def safe_audit(url: str, agent: bytes | None, admin: bytes | None) -> AuditResult:
-    """Audit `url`; an unreachable node is a result with an error, not an exception."""
+async def safe_audit(url: str, agent: bytes | None, admin: bytes | None,
+                     signer: RequestSigner | None = None,
+                     ca_file: str | None = None) -> AuditResult:
+    """Audit `url`; an unreachable or refusing node is a result with an error, not an exception."""
     try:
-        return await audit_url(url, agent, admin)
+        return await audit_url(url, agent, admin, signer=signer, ca_file=ca_file)
     except PeerError as exc:
+        if exc.status in (401, 403):
+            hint = ("pass --key FILE with a member's or an auditor's key" if signer is None
+                    else "this key is not a member's or an auditor's of this community")
+            return AuditResult(url=url, error=f"refused: {exc}: the community is closed; {hint}")
         return AuditResult(url=url, error=f"unreachable: {exc}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
 
+from ledger.keys import KeyFileError, load_identity
 from node.audit.remote import AuditResult, safe_audit
 from node.cli.common import agent_hex_arg, table
 from node.errors import UserError
+from node.p2p.session import RequestSigner
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent", metavar="HEX", help="audit only this agent's chain")
     p.add_argument("--admin", metavar="HEX", help="the admin key you expect (else taken from "
                                                   "the charter the node serves)")
+    p.add_argument("--key", metavar="FILE", type=Path,
+                   help="sign every request with this key (a member's agent.key or an auditor "
+                        "key the charter lists): needed to audit a closed community")
+    p.add_argument("--ca", metavar="FILE", help="trust this CA file for an https:// URL "
+                                                "(default: the system's authorities)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -33,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"expected an http:// or https:// URL, got {args.url!r}")
     agent = agent_hex_arg(args.agent) if args.agent else None
     admin = agent_hex_arg(args.admin) if args.admin else None
-    result = asyncio.run(safe_audit(args.url, agent, admin))
-    unreachable = result.error.startswith("unreachable")
+    signer = None
+    if args.key is not None:
+        try:
+            signer = RequestSigner(load_identity(args.key))
+        except KeyFileError as exc:
+            raise UserError(str(exc)) from None
+    result = asyncio.run(safe_audit(args.url, agent, admin, signer, args.ca))
+    unreachable = result.error.startswith(("unreachable", "refused"))
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
     else:

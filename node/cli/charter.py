@@ -19,10 +19,11 @@ from ledger.charter import (
 from ledger.membrane import Membrane
 from ledger.store import Store
 from market.intervals import interval_at
-from node.cli.common import with_client
+from node.cli.common import agent_hex_arg, with_client
 from node.cli.community import load_admin
 from node.config import NodeConfig, load_config
 from node.errors import UserError
+from node.http.tls import tls_files
 from node.p2p.client import PeerClient, PeerError
 
 SETTABLE = ("interval_ms", "lead_ms", "grace_ms", "epoch_us", "effective_from")
@@ -45,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--household-price", type=int)
     p.add_argument("--invite-only", action="store_true", help="close the community")
     p.add_argument("--open", action="store_true", help="open the community to anyone")
+    p.add_argument("--auditor", action="append", default=[], metavar="HEX",
+                   help="let this key read the closed community, never post (repeatable)")
+    p.add_argument("--remove-auditor", action="append", default=[], metavar="HEX",
+                   help="take an auditor key off the charter (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -106,6 +111,7 @@ def _next_version_map(current: Charter, held: set[bytes], args: argparse.Namespa
                   "stay members")
     if args.open:
         m["open"] = True
+    _auditors(m, current, args)
     grid_flags = {"mechanism": args.mechanism, "retail": args.retail, "feed_in": args.feed_in,
                   "community_price": args.community_price,
                   "household_price": args.household_price}
@@ -120,12 +126,23 @@ def _next_version_map(current: Charter, held: set[bytes], args: argparse.Namespa
     return m
 
 
+def _auditors(m: dict, current: Charter, args: argparse.Namespace) -> None:
+    """Add and remove the read-only auditor keys the charter lists."""
+    keys = set(current.auditors) | {agent_hex_arg(h) for h in args.auditor}
+    keys -= {agent_hex_arg(h) for h in args.remove_auditor}
+    m.pop("auditors", None)
+    if keys:
+        m["auditors"] = sorted(keys)
+    for h in args.auditor:
+        print(f"auditor {agent_hex_arg(h).hex()} may read the community (never post)")
+
+
 def _publish(cfg: NodeConfig, version: int, signed: bytes) -> str:
     async def publish(client: PeerClient) -> None:
         await client.post_charter(signed)
 
     try:
-        with_client(cfg.url, publish)
+        with_client(cfg.url, publish, ca_file=tls_files(cfg).ca)
         return f"published through {cfg.url}"
     except PeerError:
         store = Store(cfg.store_path, Membrane(cfg.community))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from ledger.keys import parse_agent_hex
 from node.errors import UserError
 from node.p2p.client import PeerClient
+from node.p2p.session import RequestSigner, open_session
 
 
 def agent_hex_arg(text: str) -> bytes:
@@ -21,13 +21,14 @@ def agent_hex_arg(text: str) -> bytes:
         raise UserError(str(exc)) from None
 
 
-def with_client(url: str, fn: Callable[[PeerClient], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    """Run `fn(client)` against `url` with a fresh session."""
+def with_client(url: str, fn: Callable[[PeerClient], Awaitable[Any]], timeout: float = 5.0,
+                signer: RequestSigner | None = None, ca_file: str | Path | None = None) -> Any:
+    """Run `fn(client)` against `url` with a fresh session (signing with `signer`, if any)."""
     if not url.startswith(("http://", "https://")):
         raise UserError(f"expected an http:// or https:// URL, got {url!r}")
 
     async def main() -> Any:
-        async with aiohttp.ClientSession() as session:
+        async with open_session(signer, ca_file) as session:
             return await fn(PeerClient(session, url, timeout=timeout))
 
     return asyncio.run(main())

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ledger.keys import load_identity
 from node.cli import join_url
 from node.cli.common import with_client
 from node.config import load_config
 from node.errors import UserError
+from node.http.tls import tls_files
 from node.p2p.client import PeerClient, PeerError
+from node.p2p.session import RequestSigner
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         return {"info": info, "charter": charter}
 
     try:
-        found = with_client(url, check)
+        # Signed with this node's key: a closed community's node tells members who it is.
+        signer = RequestSigner(load_identity(cfg.key_path), cfg.community)
+        found = with_client(url, check, signer=signer, ca_file=tls_files(cfg).ca)
     except PeerError as exc:
         raise UserError(join_url.explain(url, exc)) from None
     info, charter = found["info"], found["charter"]

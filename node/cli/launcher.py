@@ -26,12 +26,13 @@ from node.cli.community import create_admin, create_identity, write_genesis
 from node.cli.processes import answers, get_json, run_argv, spawn, stop_processes
 from node.config import NodeConfig
 
-log = logging.getLogger("picogrid.demo")
+log = logging.getLogger(__name__)
 GRID = "kit"
 COMMUNITY = "picogrid-demo"
 
 
 def slug(name: str) -> str:
+    """The name as a folder name: lower case, letters and digits, words joined by '-'."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "agent"
 
 
@@ -44,6 +45,7 @@ class DemoNode:
 
     @property
     def url(self) -> str:
+        """The node's base URL on 127.0.0.1."""
         return f"http://127.0.0.1:{self.port}"
 
 
@@ -183,6 +185,7 @@ def first_open_interval(url: str, k: int, margin_s: float = 0.5) -> int:
 
 
 def interval_settled(view: dict, agents: int) -> bool:
+    """True when the interval's view shows every agent's settlement."""
     return len(view.get("settlements", {})) >= agents and not any(
         t["status"] == "pending" for t in view.get("trades", [])
     )
@@ -301,6 +304,7 @@ class StopSignals:
 
     @contextlib.contextmanager
     def deferred(self):
+        """Hold SIGINT/SIGTERM while the block runs; they act once it ends."""
         self._defer += 1
         try:
             yield
@@ -310,18 +314,22 @@ class StopSignals:
             raise KeyboardInterrupt
 
     def stopping(self) -> None:
+        """True once a stop signal arrived."""
         for sig in self.SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
 
     def restore(self) -> None:
+        """Put the previous signal handlers back."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:
+    """A text bar of `width` characters, `done` of `total` filled."""
     filled = width * done // max(1, total)
     return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} intervals"
 
 
 def is_tty() -> bool:
+    """True when standard output is a terminal (progress bars and colours make sense)."""
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"

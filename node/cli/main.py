@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "node.cli.audit_cmd",
     "node.cli.status",
     "node.cli.invite",
+    "node.cli.keygen",
     "node.cli.charter",
     "node.cli.demo_cmd",
     "node.cli.hw",

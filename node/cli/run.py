@@ -71,6 +71,9 @@ async def serve(cfg) -> int:
         loop.add_signal_handler(sig, node.request_stop)
     try:
         await node.start()
+    except UserError:  # a [tls] table that cannot serve
+        await node.stop()
+        raise
     except OSError as exc:
         await node.stop()
         raise UserError(f"cannot listen on {cfg.listen}: {exc.strerror or exc}") from None

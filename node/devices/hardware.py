@@ -38,6 +38,7 @@ from hardware import gpio
 from hardware.ina219 import MeasurementError
 from hardware.led_map import assign_agents, led_states
 from hardware.leds import HOME_KINDS, HOMES, STATUS_LED, LedMode, home_led, pin_map_from_config
+from hardware.meter import Meter
 from hardware.status import ErrorLevel, StatusReporter
 from ledger.charter import Charter
 from ledger.store import Store
@@ -127,7 +128,7 @@ class HardwareGlue:
         self.metrics = metrics
         self.uptime = uptime
         self.lifecycle = lifecycle
-        self.meter: Any = None
+        self.meter: Meter | None = None
         try:
             self.pins = pin_map_from_config(cfg.extra.get("leds"))
         except ValueError as exc:
@@ -320,10 +321,10 @@ class HardwareGlue:
             if meter is not None:
                 error = await loop.run_in_executor(self.meter_pool, self._sample, meter)
                 if error is not None:
-                    self.report_measuring(f"meter {getattr(meter, 'sensor', '?')}: {error}")
+                    self.report_measuring(f"meter {meter.sensor}: {error}")
             await asyncio.sleep(max(0.05, SAMPLE_EVERY_S - (time.monotonic() - started)))
 
-    def _sample(self, meter: Any) -> Exception | None:
+    def _sample(self, meter: Meter) -> Exception | None:
         with self.meter_lock:
             try:
                 meter.sample()
@@ -340,7 +341,7 @@ class HardwareGlue:
             self.status.report(ErrorLevel.MEASURING, message + more)
 
 
-async def read_meter(meter: Any, interval: int, glue: HardwareGlue | None = None,
+async def read_meter(meter: Meter, interval: int, glue: HardwareGlue | None = None,
                      status: StatusReporter | None = None) -> dict:
     """Take the last sample of `interval` and close it: the `reading` payload to sign.
 
@@ -365,7 +366,7 @@ async def read_meter(meter: Any, interval: int, glue: HardwareGlue | None = None
         else:
             status.report(ErrorLevel.MEASURING, message)
 
-    sensor = getattr(meter, "sensor", "?")
+    sensor = meter.sensor
     try:
         reading, error = await asyncio.get_running_loop().run_in_executor(pool, work)
     except (MeasurementError, OSError, ValueError, TypeError) as exc:

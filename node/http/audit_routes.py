@@ -7,10 +7,13 @@ import time
 
 from aiohttp import web
 
+from hardware.led_map import kit_shaped
 from ledger.chain import now_us
 from ledger.paging import chain_pages
 from ledger.queries import PAGE_BYTES
+from market.participants import Participant, labels
 from node.audit.chains import verify_chains
+from node.http.auth import READER
 from node.http.context import CONTEXT, HttpContext
 from node.http.jsonify import action_json, agent_json, charter_json
 from node.http.server import author_param, in_thread, int_param, json_error
@@ -36,8 +39,10 @@ def _urls(node: HttpContext) -> dict[bytes, str]:
 async def info(request: web.Request) -> web.Response:
     """GET /v1/info: who this node is, what it holds, its peers and counters."""
     node = _node(request)
-    head = node.store.head(node.identity.agent)
     charter = node.charter
+    if request.get(READER) == "public" and charter is not None and not charter.open:
+        return web.json_response(private_info(node))
+    head = node.store.head(node.identity.agent)
     return web.json_response({
         "agent": node.identity.agent_hex,
         "name": node.cfg.name,
@@ -57,6 +62,14 @@ async def info(request: web.Request) -> web.Response:
         # What this node did and refused: "rejected:<reason>", "http_429", "gossip_pulled", ...
         "counters": dict(sorted(node.metrics.items())),
     })
+
+
+def private_info(node: HttpContext) -> dict:
+    """What /v1/info tells a stranger about a closed community's node: nothing private."""
+    return {"community": node.cfg.community, "open": False, "protocol": 2, "version": VERSION,
+            "charter_version": node.charter.version if node.charter else None,
+            "private": "this community is closed: sign requests with a member's or an "
+                       "auditor's key to read more"}
 
 
 def _mono() -> float:
@@ -122,24 +135,41 @@ async def audit(request: web.Request) -> web.Response:
         return web.json_response(await in_thread(run))
 
 
-async def community(request: web.Request) -> web.Response:
-    """GET /v1/community: the charter and every grid's agents."""
-    node = _node(request)
+def community_json(node: HttpContext) -> dict:
+    """The charter and every grid with its agents, how the dashboard draws it, and `names`
+    (agent id -> display name, equal names within a grid told apart as in the market views)."""
     charter = node.charter
     urls = _urls(node)
     grids: dict[str, dict] = {}
     if charter:
         for name, rules in charter.grids.items():
             grids[name] = {"rules": rules.to_map(), "agents": []}
+    rows: dict[str, list[dict]] = {}
     for row in node.store.agents():
-        g = grids.setdefault(row["grid"], {"rules": None, "agents": []})
-        g["agents"].append(agent_json(row, urls.get(row["author"])))
-    return web.json_response({
+        grids.setdefault(row["grid"], {"rules": None, "agents": []})
+        grids[row["grid"]]["agents"].append(agent_json(row, urls.get(row["author"])))
+        rows.setdefault(row["grid"], []).append(row)
+    names: dict[str, str] = {}
+    for name, grid in grids.items():
+        members = rows.get(name, [])
+        grid["drawing"] = "kit" if kit_shaped(members) else "generic"
+        grid["households"] = sorted({r["household"] for r in members})
+        people = {r["author"]: Participant(r["author"], r["name"], r["role"], r["household"])
+                  for r in members}
+        names.update((a.hex(), label) for a, label in labels(people).items())
+    return {
         "community": node.cfg.community,
         "admin": node.admin.hex(),
+        "grid": node.cfg.grid,
         "charter": charter_json(charter) if charter else None,
         "grids": grids,
-    })
+        "names": names,
+    }
+
+
+async def community(request: web.Request) -> web.Response:
+    """GET /v1/community: the charter and every grid's agents, households and drawing."""
+    return web.json_response(community_json(_node(request)))
 
 
 def set_up_audits(app: web.Application) -> None:

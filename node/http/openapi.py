@@ -83,6 +83,15 @@ ROUTES: dict[tuple[str, str], dict] = {
         body=arr(SIGNED, maxItems=1000),
         errors=(400, 413, 429),
     ),
+    ("GET", "/v1/gossip/proof"): op(
+        "Prove that this URL holds the node's agent key: it signs the nonce, the community and "
+        "its URL",
+        {**arr({}), "prefixItems": [BIN, STR, BIN], "minItems": 3, "maxItems": 3},
+        content=MSGPACK,
+        params=(query("nonce", {**HEX, "minLength": 64, "maxLength": 64},
+                      "32 random bytes, hex (required)"),),
+        description="[agent (bin 32), url, signature (bin 64)]",
+    ),
     ("GET", "/v1/gossip/peers"): op(
         "Signed agent infos: this node's first, then every unexpired one it knows",
         arr(pair(BIN, BIN)),
@@ -94,14 +103,6 @@ ROUTES: dict[tuple[str, str], dict] = {
         content=MSGPACK,
         body=arr(pair(BIN, BIN), maxItems=1000),
         errors=(400, 413, 429),
-    ),
-    ("GET", "/v1/gossip/proof"): op(
-        "Prove that this URL holds this node's agent key: [agent (bin 32), url, signature "
-        "(bin 64)] over the nonce, agent, community and URL (protocol.md, Peer proofs)",
-        {"type": "array", "prefixItems": [BIN, STR, BIN], "minItems": 3, "maxItems": 3},
-        content=MSGPACK,
-        params=(query("nonce", {**STR, "pattern": "^[0-9a-f]{64}$"}, "32 random bytes, hex"),),
-        errors=(400,),
     ),
     # charter (PROTOCOL section 6)
     ("GET", "/v1/community/charter"): op(

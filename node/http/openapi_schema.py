@@ -209,8 +209,26 @@ COMMUNITY = obj(
     {
         "community": STR,
         "admin": HEX32,
+        "grid": {**STR, "description": "this node's grid"},
         "charter": null(CHARTER),
-        "grids": mapping(obj({"rules": null(GRID_RULES), "agents": arr(AGENT)})),
+        "grids": mapping(
+            obj(
+                {
+                    "rules": null(GRID_RULES),
+                    "agents": arr(AGENT),
+                    "drawing": {
+                        **enum("kit", "generic"),
+                        "description": "kit: the kit's 3 homes, 2 batteries and 2 solar "
+                        "systems in its households; generic: drawn by role and household",
+                    },
+                    "households": arr(STR),
+                }
+            )
+        ),
+        "names": {
+            **mapping(STR),
+            "description": "agent id -> display name; equal names in a grid told apart",
+        },
     }
 )
 TRADE = obj(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.http import action_routes, audit_routes, charter_routes, dashboard, market_routes
+from node.http.auth import GATE_KEY, AuthGate, load_or_make_token, require_signature
 from node.http.context import CONTEXT, HttpContext
 from node.http.limits import RequestLimits
 from node.http.openapi import openapi_json
@@ -53,8 +54,12 @@ def add_routes(app: web.Application, ctx: HttpContext) -> None:
 
 def build_app(ctx: HttpContext) -> web.Application:
     """The aiohttp app of one node: middleware, limits, every route."""
-    app = web.Application(middlewares=[errors_and_limits], client_max_size=wire.MAX_BODY)
+    app = web.Application(middlewares=[errors_and_limits, require_signature],
+                          client_max_size=wire.MAX_BODY)
     app[CONTEXT] = ctx
+    app[GATE_KEY] = AuthGate(ctx.cfg.community, lambda: ctx.book.charter,
+                             lambda agent: ctx.store.head(agent) is not None,
+                             load_or_make_token(ctx.cfg.dir), ctx.metrics)
     app[market_routes.SUMMARY_CACHE] = {}
     app[LIMITER_KEY] = RequestLimits(rate=ctx.cfg.rate_limit, burst=2 * ctx.cfg.rate_limit)
     audit_routes.set_up_audits(app)

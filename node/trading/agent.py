@@ -90,8 +90,9 @@ class AgentLoop:
             self.scenario.agent(self.me.name)
             return True
         except KeyError:
-            log.warning("agent %r is not in scenario %r: it forecasts no demand or generation",
-                        self.me.name, self.scenario.name)
+            # Normal for any agent outside the kit (a real community): said once, not a fault.
+            log.info("agent %r has no profile in scenario %r: it forecasts nothing (no demand, "
+                     "no generation)", self.me.name, self.scenario.name)
             return False
 
     def _make_meter(self) -> Any:

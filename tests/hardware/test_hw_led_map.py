@@ -7,7 +7,7 @@ import time
 import pytest
 
 from hardware.gpio import mock_pin_factory
-from hardware.led_map import assign_agents, led_states
+from hardware.led_map import assign_agents, kit_shaped, led_states
 from hardware.leds import INDICATOR_LEDS, KitBoard, LedMode
 
 OFF, SOLID, FLASHING = LedMode.OFF, LedMode.SOLID, LedMode.FLASHING
@@ -253,3 +253,41 @@ def test_a_day_of_the_default_kit_on_mock_pins():
     assert [night[f"Home {i}/grid"] for i in (1, 2, 3)] == [SOLID] * 3
     assert night["Community solar"] is OFF and noon["Community solar"] is FLASHING
     assert noon["Home 1/solar"] is SOLID and noon["Home 1/grid"] is OFF
+
+
+def _with(**changes):
+    """The kit's agents with some changed: name -> {field: value}, or None to drop it."""
+    out = []
+    for agent in KIT_AGENTS:
+        change = changes.get(agent["name"], {})
+        if change is not None:
+            out.append({**agent, **change})
+    return out
+
+
+def test_the_kit_and_its_aliases_are_kit_shaped():
+    assert kit_shaped(KIT_AGENTS)
+    assert kit_shaped(list(reversed(KIT_AGENTS)))
+    renamed = _with(**{"Home battery": {"name": "Storage 1"},
+                       "Community solar": {"name": "Generation 2"}})
+    assert kit_shaped(renamed)
+    # other names in the kit's households still fit the board
+    assert kit_shaped(_with(**{"Home 2": {"name": "Ana"}, "Home 3": {"name": "Bo"}}))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"Home 3": None},  # two homes
+        {"Home solar": {"role": "consumer"}},  # four homes, one solar
+        {"Home battery": {"household": "home2"}},  # the home battery in another home
+        {"Home solar": {"household": "community"}},
+        {"Home 3": {"household": "home2"}},  # two homes in one household
+        {"Neighbourhood battery": {"household": "home3"}},
+        {"Community solar": {"household": "home1"}},
+        {"Home 2": {"name": "Home 3"}},  # a name twice: the board could not tell them apart
+    ],
+)
+def test_any_other_grid_is_drawn_generically(changes):
+    assert not kit_shaped(_with(**changes))
+    assert not kit_shaped(_with(**changes) + [KIT_AGENTS[0] | {"name": "Home 4"}])

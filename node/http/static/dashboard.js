@@ -143,6 +143,7 @@
     if (!c || k === null || k === undefined) return "";
     if (c.interval_ms < 60000) return `${String(((k % 24) + 24) % 24).padStart(2, "0")}:00`;
     const start = new Date((c.epoch_us + k * c.interval_ms * 1000) / 1000);
+    if (c.interval_ms >= 86400000) return start.toLocaleDateString([], { month: "short", day: "numeric" });
     return start.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
@@ -158,8 +159,25 @@
     }
   }
 
+  // A closed community's node answers its owner's dashboard when the page is opened once as
+  // http://NODE/#token=TOKEN (the node's dashboard.token): the token is kept in this browser and
+  // sent with every request; it never goes into a URL the node sees.
+  const TOKEN_KEY = "picogrid-token";
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    localStorage.setItem(TOKEN_KEY, fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  function apiHeaders() {
+    const token = localStorage.getItem(TOKEN_KEY);
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return headers;
+  }
+
   async function api(path) {
-    const resp = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" } });
+    const resp = await fetch(path, { cache: "no-store", headers: apiHeaders() });
     let body = null;
     try {
       body = await resp.json();
@@ -202,9 +220,14 @@
       setText($("#node-name"), info.name);
       document.title = `PicoGrid · ${info.name}`;
     }
-    const cur = state.summary ? state.summary.current : null;
-    setText($("#current-interval"), cur === null ? "–" : String(cur));
-    setText($("#current-time"), cur === null ? "" : intervalTime(cur));
+    // the header names the interval the board shows (or, before the first, the one to come)
+    const shown = state.view ? state.view.interval : charter() ? nextToSettle() : null;
+    const head = $("#current-interval");
+    setText(head, shown === null ? "–" : String(shown));
+    head.setAttribute("data-header-interval", shown === null ? "" : String(shown));
+    setText($("#current-time"), shown === null ? "" : intervalTime(shown));
+    setText($("#current-rel"), state.view ? relationOf(state.view.interval) : shown === null ? "" : "first");
+    renderCountdown();
     const live = $("#live");
     live.dataset.state = state.ok ? "live" : state.info ? "offline" : "connecting";
     setText(
@@ -235,22 +258,44 @@
     } else {
       const trades = view.trades.length;
       const bits = [`interval ${intervalName(view.interval)}`, view.phase, `${trades} trade${trades === 1 ? "" : "s"}`];
-      const cur = state.summary ? state.summary.current : null;
-      if (state.pinned !== null) bits.push("pinned");
-      else if (cur !== null && view.interval > cur) bits.push("up next");
-      else if (view.interval === cur) bits.push("now");
+      const rel = relationOf(view.interval);
+      if (rel) bits.push(rel);
       setText(caption, bits.join(" · "));
     }
     $("#follow-live").setAttribute("aria-pressed", state.pinned === null ? "true" : "false");
-    renderParts(view);
-    renderFlows(view);
+    const card = $("#board-card");
+    const drawing = drawingOf(state.info ? state.info.grid : null);
+    if (card.dataset.drawing !== drawing) card.dataset.drawing = drawing;
+    setText($("#board-title"), drawing === "kit" ? "The kit" : `Grid ${state.info ? state.info.grid : ""}`);
+    $("#board").setAttribute("aria-hidden", drawing === "kit" ? "false" : "true");
+    renderFirstInterval();
+    if (drawing === "kit") {
+      renderParts(view);
+      renderFlows(view);
+    }
+    renderHouseholds(view);
+  }
+
+  /** "kit" when this grid has the kit's shape (the API says so), else "generic". */
+  function drawingOf(grid) {
+    const g = state.community && grid ? state.community.grids[grid] : null;
+    return g && g.drawing === "generic" ? "generic" : "kit";
+  }
+
+  /** How interval k stands to the one in progress: "now", "up next", "pinned" or "". */
+  function relationOf(k) {
+    if (state.pinned !== null) return "pinned";
+    const cur = state.summary ? state.summary.current : null;
+    if (cur === null) return "";
+    return k > cur ? "up next" : k === cur ? "now" : "";
   }
 
   /** An agent's display name: the views' `names` tell two agents of one name apart. */
   function labelOf(id, fallback) {
     const fromView = state.view && state.view.names ? state.view.names[id] : null;
     const fromSummary = state.summary && state.summary.names ? state.summary.names[id] : null;
-    if (fromView || fromSummary) return fromView || fromSummary;
+    const fromCommunity = state.community && state.community.names ? state.community.names[id] : null;
+    if (fromView || fromSummary || fromCommunity) return fromView || fromSummary || fromCommunity;
     const agent = state.agents.find((a) => a.id === id);
     return agent ? agent.name : fallback || String(id).slice(0, 8);
   }
@@ -266,7 +311,7 @@
       const name = agent ? agent.id : slot;
       const f = agent ? figures[agent.id] : null;
       const label = byAttr("data-name-of", slot);
-      setText(label, agent ? labelOf(agent.id, agent.name) : `${slot} (none)`);
+      setText(label, agent ? labelOf(agent.id, agent.name) : "");
       const value = byAttr("data-value-of", slot);
       let text = "";
       if (f && HOMES.includes(slot)) {
@@ -318,6 +363,205 @@
       svg("title", {}, r, `${kind}: ${fmtWh(f[key])}`);
       x += w;
     }
+  }
+
+  // -- the clock: when the next interval settles ----------------------------------------------
+
+  /** Interval k's times in µs, as the charter sets them (market/intervals.py). */
+  function timesOf(k) {
+    const c = charter();
+    const start = c.epoch_us + k * c.interval_ms * 1000;
+    const gate = start - c.lead_ms * 1000;
+    return { start, end: start + c.interval_ms * 1000, gate, settle: gate + c.grace_ms * 1000 };
+  }
+
+  /** The first interval whose settlement is still to come. */
+  function nextToSettle() {
+    const now = Date.now() * 1000;
+    let k = estimateCurrent();
+    for (let i = 0; i < 8 && timesOf(k).settle <= now; i++) k++;
+    return k;
+  }
+
+  function fmtIn(us) {
+    const s = Math.max(0, Math.ceil(us / 1e6));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min ${String(s % 60).padStart(2, "0")} s`;
+    const h = Math.floor(m / 60);
+    if (h < 48) return `${h} h ${String(m % 60).padStart(2, "0")} min`;
+    return `${Math.floor(h / 24)} d ${h % 24} h`;
+  }
+
+  function clockAt(us) {
+    const c = charter();
+    const d = new Date(us / 1000);
+    const t = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    return c && c.interval_ms >= 86400000 ? `${d.toLocaleDateString([], { month: "short", day: "numeric" })} ${t}` : t;
+  }
+
+  function renderCountdown() {
+    const box = $("#countdown");
+    if (!charter()) {
+      setText(box, "");
+      return;
+    }
+    const k = nextToSettle();
+    const t = timesOf(k);
+    const now = Date.now() * 1000;
+    const text = now < t.gate ? `orders for ${k} close in ${fmtIn(t.gate - now)}` : `${k} settles in ${fmtIn(t.settle - now)}`;
+    setText(box, text);
+    box.setAttribute("data-countdown", String(k));
+  }
+
+  /** Before anything settled: what happens, and when, for the first interval to come. */
+  function renderFirstInterval() {
+    const panel = $("#first-interval");
+    const waiting = !!charter() && !state.view && !(state.summary && state.summary.series.length);
+    panel.hidden = !waiting;
+    if (!waiting) return;
+    const k = nextToSettle();
+    const t = timesOf(k);
+    const now = Date.now() * 1000;
+    const c = charter();
+    const fast = c.interval_ms < 60000; // the demo's pace: relative times say more
+    const at = (us) => (fast ? `in ${fmtIn(us - now)}` : `at ${clockAt(us)} (in ${fmtIn(us - now)})`);
+    setText($("#first-clock"), fmtIn((now < t.gate ? t.gate : t.settle) - now));
+    $("#first-clock").setAttribute("data-first-interval", String(k));
+    setText($("#first-title"), `Nothing has settled yet: interval ${intervalName(k)} is the first`);
+    const members = gridAgents().length;
+    setText(
+      $("#first-text"),
+      `Each of the ${members} member node${members === 1 ? "" : "s"} of this grid signs an offer or a bid for it; ` +
+        `orders close ${now < t.gate ? at(t.gate) : "now"}. Every node then clears the same order book and signs ` +
+        `its settlement ${at(t.settle)}: the drawing, the trades and the bills fill in then. ` +
+        `The interval runs until ${clockAt(t.end)}; the meters' signed readings follow.`,
+    );
+  }
+
+  // -- the generic drawing: this grid's agents by household ----------------------------------------
+
+  const ROLE_WORD = { consumer: "home", storage: "battery", generator: "solar" };
+  const PLURAL = { consumer: ["home", "homes"], storage: ["battery", "batteries"], generator: ["solar system", "solar systems"] };
+
+  /** The LED modes the kit would show for one agent (hardware/led_map.py's rules). */
+  function ledsOf(agent, f, view) {
+    if (!f) return agent.role === "consumer" ? [["red", "off"], ["orange", "off"], ["green", "off"]] : [["green", "off"]];
+    if (agent.role === "consumer") {
+      return [["red", "from_grid_wh"], ["orange", "from_storage_wh"], ["green", "from_generation_wh"]].map(([c, k]) => [c, f[k] > 0 ? "solid" : "off"]);
+    }
+    if (agent.role === "storage") return [["green", f.charged_wh > 0 || f.discharged_wh > 0 ? "flashing" : f.soc_wh > 0 ? "solid" : "off"]];
+    if (!(f.generation_wh > 0)) return [["green", "off"]];
+    const own = gridAgents().filter((a) => a.household === agent.household && a.id !== agent.id);
+    const took = own.some((a) => {
+      const g = (view.agents || {})[a.id] || {};
+      return (a.role === "consumer" && g.from_generation_wh > 0) || (a.role === "storage" && g.charged_wh > 0);
+    });
+    return [["green", f.sold_wh > 0 || took ? "flashing" : "solid"]];
+  }
+
+  function icon(role, pct) {
+    const s = svg("svg", { viewBox: "0 0 40 40", class: `m-icon ${role}`, "aria-hidden": "true" });
+    if (role === "consumer") {
+      svg("path", { d: "M5 19 20 6l15 13", class: "roof" }, s);
+      svg("rect", { x: 9, y: 17, width: 22, height: 18, class: "wall" }, s);
+      svg("rect", { x: 22, y: 25, width: 5, height: 10, class: "door" }, s);
+    } else if (role === "storage") {
+      svg("rect", { x: 16, y: 4, width: 8, height: 4, rx: 1, class: "terminal" }, s);
+      svg("rect", { x: 10, y: 7, width: 20, height: 29, rx: 4, class: "battery-body" }, s);
+      const h = Math.round(23 * Math.max(0, Math.min(1, pct || 0)));
+      svg("rect", { x: 13, y: 33 - h, width: 14, height: h, rx: 2, class: "battery-fill" }, s);
+    } else {
+      svg("circle", { cx: 30, cy: 9, r: 5, class: "sun-dot" }, s);
+      svg("path", { d: "M6 34 12 16h20l-6 18z", class: "roof-panel" }, s);
+      svg("path", { d: "M9 25h20M19 16l-4 18", class: "panel-line" }, s);
+    }
+    return s;
+  }
+
+  function memberText(agent, f, cap) {
+    if (!f) return state.view ? "not in this interval" : "no interval yet";
+    if (agent.role === "consumer") return `uses ${fmtWh(f.demand_wh)}`;
+    if (agent.role === "storage") {
+      const pct = cap ? ` · ${fmtPct(Math.max(0, Math.min(1, f.soc_wh / cap)))}` : "";
+      if (f.charged_wh > 0) return `charging ${fmtWh(f.charged_wh)}${pct}`;
+      if (f.discharged_wh > 0) return `discharging ${fmtWh(f.discharged_wh)}${pct}`;
+      return f.soc_wh > 0 ? `idle · ${fmtWh(f.soc_wh)}${pct}` : "empty";
+    }
+    if (!(f.generation_wh > 0)) return "makes nothing";
+    return `makes ${fmtWh(f.generation_wh)}${f.sold_wh > 0 ? ` · sells ${fmtWh(f.sold_wh)}` : ""}`;
+  }
+
+  function shareBar(f) {
+    const bar = html("div", { class: "m-share" });
+    const total = f ? f.demand_wh : 0;
+    for (const [kind, key] of [["grid", "from_grid_wh"], ["battery", "from_storage_wh"], ["solar", "from_generation_wh"]]) {
+      const v = f ? f[key] || 0 : 0;
+      if (!total || v <= 0) continue;
+      const part = html("i", { class: kind, title: `${kind}: ${fmtWh(v)}` });
+      part.style.width = `${((100 * v) / total).toFixed(1)}%`; // CSSOM: the page's CSP forbids style attributes
+      bar.append(part);
+    }
+    return bar;
+  }
+
+  /** Households in drawing order: those with homes first (by name), shared assets last. */
+  function households(agents) {
+    const by = new Map();
+    for (const a of agents) {
+      if (!by.has(a.household)) by.set(a.household, []);
+      by.get(a.household).push(a);
+    }
+    const rank = (h) => (h === "community" ? 2 : by.get(h).some((a) => a.role === "consumer") ? 0 : 1);
+    const names = Array.from(by.keys()).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    return names.map((h) => [h, by.get(h).sort((a, b) => (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || labelOf(a.id, a.name).localeCompare(labelOf(b.id, b.name)))]);
+  }
+
+  function renderHouseholds(view) {
+    const box = $("#households");
+    const agents = gridAgents();
+    const figures = view && view.agents ? view.agents : {};
+    const key = JSON.stringify([agents.map((a) => [a.id, labelOf(a.id, a.name), a.household, a.role]), view ? [view.interval, view.phase, figures, view.grid_import_wh, view.grid_export_wh] : null]);
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    const utility = html(
+      "div",
+      { class: "utility" },
+      html("b", {}, "Utility grid"),
+      html("span", { class: "m-value" }, view ? `in ${fmtWh(view.grid_import_wh)} · out ${fmtWh(view.grid_export_wh)}` : "imports and exports settle here"),
+    );
+    const houses = households(agents).map(([h, members]) =>
+      html(
+        "section",
+        { class: `household${h === "community" ? " shared" : ""}`, "data-household": h },
+        html("h4", {}, h === "community" ? "Community" : h, html("span", { class: "sub" }, h === "community" ? " shared by all" : " household")),
+        ...members.map((a) => {
+          const f = figures[a.id] || null;
+          const pct = f && a.capacity_wh ? f.soc_wh / a.capacity_wh : 0;
+          const leds = html("span", { class: "m-leds" });
+          for (const [color, mode] of ledsOf(a, f, view)) {
+            const dot = svg("svg", { viewBox: "0 0 16 16" }, null);
+            svg("circle", { cx: 8, cy: 8, r: 5.5, class: `led ${color}`, "data-mode": mode }, dot);
+            leds.append(dot);
+          }
+          return html(
+            "div",
+            { class: "member", "data-member": a.id, "data-role": a.role },
+            icon(a.role, pct),
+            html(
+              "div",
+              { class: "m-body" },
+              html("div", { class: "m-name", title: `${a.role} · ${a.id}` }, labelOf(a.id, a.name)),
+              html("div", { class: "m-value" }, `${ROLE_WORD[a.role] || a.role} · ${memberText(a, f, a.capacity_wh)}`),
+              a.role === "consumer" ? shareBar(f) : null,
+            ),
+            leds,
+          );
+        }),
+      ),
+    );
+    if (!agents.length) houses.push(html("p", { class: "hint" }, "No agent of this grid is known yet."));
+    box.replaceChildren(utility, html("div", { class: "hh-list" }, ...houses));
   }
 
   /** The interval's energy flows: its trades (seller -> buyer) and each agent's grid exchange. */
@@ -414,7 +658,9 @@
       const card = $(id);
       setText($(".kpi-value", card), fmtPct(ratio));
       const c = 2 * Math.PI * 32;
-      $(".ring-fg", card).style.strokeDasharray = `${(c * Math.max(0, Math.min(1, ratio || 0))).toFixed(1)} ${c.toFixed(1)}`;
+      const fg = $(".ring-fg", card);
+      fg.style.strokeDasharray = `${(c * Math.max(0, Math.min(1, ratio || 0))).toFixed(1)} ${c.toFixed(1)}`;
+      fg.style.opacity = ratio === null || ratio === undefined ? "0" : "1"; // no stray dot before data
     };
     ring("#kpi-self-sufficiency", k ? k.self_sufficiency : null);
     ring("#kpi-self-consumption", k ? k.self_consumption : null);
@@ -425,7 +671,10 @@
     value.classList.toggle("pos", !!sv && sv.saved > 0);
     setText(
       $("#savings-note"),
-      sv ? `${fmtPct(sv.ratio)} of the grid-only cost ${fmtMoney(sv.baseline)}` : "against buying everything from the grid",
+      !sv
+        ? "against buying everything from the grid"
+        : `against ${fmtMoney(sv.baseline)} with the utility grid alone` +
+            (sv.ratio > 0 && sv.ratio <= 1 ? ` (${fmtPct(sv.ratio)} of it)` : ""),
     );
     const series = s ? s.series : [];
     setText(
@@ -439,16 +688,15 @@
     setText($("#now-import"), v ? fmtWh(v.grid_import_wh) : "–");
     setText($("#now-export"), v ? fmtWh(v.grid_export_wh) : "–");
     if (v) {
-      const counts = { confirmed: 0, disputed: 0, pending: 0 };
+      const counts = { confirmed: 0, pending: 0, disputed: 0, failed: 0 };
       for (const t of v.trades) counts[t.status] = (counts[t.status] || 0) + 1;
       const parts = [`${counts.confirmed} confirmed`];
-      if (counts.disputed) parts.push(`${counts.disputed} disputed`);
-      if (counts.pending) parts.push(`${counts.pending} pending`);
+      for (const s of ["pending", "disputed", "failed"]) if (counts[s]) parts.push(`${counts[s]} ${s}`);
       setText($("#now-trades"), parts.join(", "));
       setText($("#now-mechanism"), v.mechanism || "–");
       setText($("#now-book"), `${v.book.length} order${v.book.length === 1 ? "" : "s"}${v.late_or_excluded ? ` (+${v.late_or_excluded} late)` : ""}`);
       const digest = $("#now-digest");
-      setText(digest, v.book_digest ? shortHash(v.book_digest, 12) : "–");
+      setText(digest, v.book_digest ? shortHash(v.book_digest, 8) : "–");
       digest.title = v.book_digest || "";
       setText($("#now-phase"), v.phase);
     }
@@ -469,6 +717,9 @@
    */
   function drawChart(el, { lo = 0, hi, fmt, layers, refs = [], keys = [], tip }) {
     el.replaceChildren();
+    // on a phone the chart is drawn 340 units wide, so its ticks stay readable at 1:1
+    const box0 = window.innerWidth < 600 ? "0 0 340 240" : "0 0 600 230";
+    if (el.getAttribute("viewBox") !== box0) el.setAttribute("viewBox", box0);
     const box = el.viewBox.baseVal;
     const W = box.width, H = box.height, L = 46, R = 8, T = 24, B = 22;
     const [from, to] = state.window || [0, 23];
@@ -491,7 +742,7 @@
     if (shown !== null && shown >= from && shown <= to) {
       svg("rect", { x: L + (shown - from) * slot, y: T, width: slot, height: H - T - B, class: "shown" }, el);
     }
-    const every = n > 16 ? 3 : n > 8 ? 2 : 1;
+    const every = Math.max(1, Math.ceil((n * 44) / (W - L - R))); // a tick label every 44 units
     for (let k = from; k <= to; k++) {
       if ((k - from) % every) continue;
       svg("text", { x: x(k), y: H - 6, class: "tick x" }, el, intervalTime(k) || String(k));
@@ -624,18 +875,18 @@
       const b = bills[id];
       const name = labelOf(id);
       const net = b.net;
-      const netCell = html("td", { class: `num ${net > 0 ? "pays" : net < 0 ? "earns" : ""}`, title: net > 0 ? "pays" : net < 0 ? "earns" : "" }, fmtMoney(net));
+      const netCell = html("td", { class: `num ${net > 0 ? "pays" : net < 0 ? "earns" : ""}`, "data-label": "net", title: net > 0 ? "pays" : net < 0 ? "earns" : "" }, fmtMoney(net));
       return html(
         "tr",
         { "data-bill": name, "data-agent": id },
-        html("td", {}, html("i", { class: `role-dot ${roles[id] || ""}`, title: roles[id] || "" }), " ", html("span", { class: "agent-name", title: id }, name)),
-        html("td", { class: "num" }, fmtWh(b.bought_wh)),
-        html("td", { class: "num" }, fmtWh(b.sold_wh)),
-        html("td", { class: "num" }, fmtMoney(b.spent)),
-        html("td", { class: "num" }, fmtMoney(b.earned)),
-        html("td", { class: "num", title: `from the utility grid ${fmtWh(b.imbalance_import_wh)} for ${fmtMoney(b.imbalance_spent)}; to it ${fmtWh(b.imbalance_export_wh)} for ${fmtMoney(b.imbalance_earned)}` }, fmtMoney(b.imbalance_spent - b.imbalance_earned)),
+        html("td", { class: "c-name" }, html("i", { class: `role-dot ${roles[id] || ""}`, title: roles[id] || "" }), " ", html("span", { class: "agent-name", title: id }, name)),
+        html("td", { class: "num", "data-label": "bought" }, fmtWh(b.bought_wh)),
+        html("td", { class: "num", "data-label": "sold" }, fmtWh(b.sold_wh)),
+        html("td", { class: "num", "data-label": "spent" }, fmtMoney(b.spent)),
+        html("td", { class: "num", "data-label": "earned" }, fmtMoney(b.earned)),
+        html("td", { class: "num", "data-label": "utility", title: `from the utility grid ${fmtWh(b.imbalance_import_wh)} for ${fmtMoney(b.imbalance_spent)}; to it ${fmtWh(b.imbalance_export_wh)} for ${fmtMoney(b.imbalance_earned)}` }, fmtMoney(b.imbalance_spent - b.imbalance_earned)),
         netCell,
-        html("td", { class: `num ${saved[id] > 0 ? "earns" : saved[id] < 0 ? "pays" : ""}` }, id in saved ? fmtMoney(saved[id]) : "–"),
+        html("td", { class: `num ${saved[id] > 0 ? "earns" : saved[id] < 0 ? "pays" : ""}`, "data-label": "saved" }, id in saved ? fmtMoney(saved[id]) : "–"),
       );
     });
     if (!rows.length) rows.push(html("tr", { class: "empty-row" }, html("td", { colspan: 8 }, "bills appear once an interval is metered")));
@@ -704,7 +955,7 @@
     const grid = state.info ? state.info.grid : null;
     const agents = state.agents
       .slice()
-      .sort((a, b) => (a.grid === grid ? 0 : 1) - (b.grid === grid ? 0 : 1) || a.grid.localeCompare(b.grid) || (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || a.name.localeCompare(b.name));
+      .sort((a, b) => (a.grid === grid ? 0 : 1) - (b.grid === grid ? 0 : 1) || a.grid.localeCompare(b.grid) || (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || labelOf(a.id, a.name).localeCompare(labelOf(b.id, b.name)));
     const keep = new Set(agents.map((a) => a.id));
     for (const tr of $$("tr[data-agent]", tbody)) if (!keep.has(tr.getAttribute("data-agent"))) tr.remove();
     $$(".empty-row", tbody).forEach((r) => r.remove());
@@ -715,9 +966,9 @@
           "tr",
           { "data-agent": agent.id, "data-agent-name": agent.name },
           html("td", { class: "c-name" }),
-          html("td", { class: "num c-height" }),
-          html("td", { class: "c-sync" }),
-          html("td", { class: "c-audit" }),
+          html("td", { class: "num c-height", "data-label": "chain height" }),
+          html("td", { class: "c-sync", "data-label": "sync" }),
+          html("td", { class: "c-audit", "data-label": "audit" }),
         );
         const button = html("button", { type: "button", class: "audit-button", "data-audit-agent": agent.id, title: "re-verify this agent's whole chain now" }, "Audit");
         button.addEventListener("click", () => {
@@ -730,13 +981,14 @@
       if (before !== tr) tbody.insertBefore(tr, before || null);
       const name = $(".c-name", tr);
       const you = state.info && agent.id === state.info.agent;
-      const nameKey = `${agent.name}|${agent.role}|${agent.household}|${agent.grid}|${you}`;
+      const label = labelOf(agent.id, agent.name);
+      const nameKey = `${label}|${agent.role}|${agent.household}|${agent.grid}|${you}`;
       if (name.dataset.key !== nameKey) {
         name.dataset.key = nameKey;
         name.replaceChildren(
           html("i", { class: `role-dot ${agent.role}` }),
           " ",
-          html("span", { class: "agent-name", title: agent.id }, agent.name),
+          html("span", { class: "agent-name", title: agent.id }, label),
           html("div", { class: "sub" }, `${agent.role} · ${agent.household} · grid ${agent.grid}`),
         );
       }
@@ -768,7 +1020,15 @@
 
   // -- rendering: trades -------------------------------------------------------------------------
 
-  const STATUS_CLASS = { confirmed: "ok", disputed: "bad", pending: "warn" };
+  const STATUS_CLASS = { confirmed: "ok", disputed: "bad", pending: "warn", failed: "bad", superseded: "plain" };
+  // what each status means and what happens next (the page's #status-help says it at length)
+  const STATUS_NOTE = {
+    confirmed: "both sides signed it: final, billed",
+    pending: "a settlement is still to come; it usually heals before the final deadline",
+    disputed: "the two settlements disagree: not billed, settled with the utility grid",
+    failed: "one side never settled (a defaulter): not billed, settled with the utility grid",
+    superseded: "replaced by a revision: not billed",
+  };
 
   function actionLink(hash, side) {
     return html("a", { class: "hash-link", href: `/v1/actions/${hash}`, "data-action": hash, "data-side": side, target: "_blank", rel: "noopener", title: `the signed ${side}: ${hash}` }, `${side} ${shortHash(hash, 6)}`);
@@ -776,9 +1036,12 @@
 
   function renderTrades() {
     const tbody = $("#trades tbody");
-    const trades = state.trades.slice().reverse().slice(0, TRADE_ROWS);
-    const counts = { confirmed: 0, disputed: 0, pending: 0 };
+    // newest first, but a disputed or failed trade heads the list: it needs a look
+    const attention = (t) => (t.status === "disputed" || t.status === "failed" ? 0 : 1);
+    const trades = state.trades.slice().reverse().sort((a, b) => attention(a) - attention(b)).slice(0, TRADE_ROWS);
+    const counts = { confirmed: 0, pending: 0, disputed: 0, failed: 0 };
     for (const t of state.trades) counts[t.status] = (counts[t.status] || 0) + 1;
+    for (const el of $$("[data-status-help]")) el.classList.toggle("seen", !!counts[el.getAttribute("data-status-help")]);
     $("#trade-counts").replaceChildren(
       ...Object.entries(counts).map(([s, n]) => html("span", { class: `badge ${n ? STATUS_CLASS[s] : "plain"}`, "data-count": s }, `${n} ${s}`)),
     );
@@ -794,23 +1057,24 @@
         tr = html(
           "tr",
           { "data-trade": id, class: state.seenTrades.size && !state.seenTrades.has(id) ? "fresh" : null },
-          html("td", {}, html("b", {}, String(t.interval)), html("span", { class: "sub" }, ` ${intervalTime(t.interval)}`)),
-          html("td", {}, t.seller_name || shortHash(t.seller)),
+          html("td", { class: "c-interval", "data-label": "interval" }, html("b", {}, String(t.interval)), html("span", { class: "sub" }, ` ${intervalTime(t.interval)}`)),
+          html("td", { class: "c-seller", "data-label": "seller" }, t.seller_name || labelOf(t.seller)),
           html("td", { class: "arrow-cell" }, "→"),
-          html("td", {}, t.buyer_name || shortHash(t.buyer)),
-          html("td", { class: "num" }, fmtWh(t.energy_wh)),
-          html("td", { class: "num" }, fmtPrice(t.price)),
-          html("td", {}, html("span", { class: "badge status" })),
-          html("td", {}, actionLink(t.offer, "offer"), " ", actionLink(t.bid, "bid")),
+          html("td", { class: "c-buyer", "data-label": "buyer" }, t.buyer_name || labelOf(t.buyer)),
+          html("td", { class: "num", "data-label": "energy" }, fmtWh(t.energy_wh)),
+          html("td", { class: "num", "data-label": "price" }, fmtPrice(t.price)),
+          html("td", { class: "c-status", "data-label": "status" }, html("span", { class: "badge status" }), html("div", { class: "sub why" })),
+          html("td", { class: "c-links", "data-label": "signed" }, actionLink(t.offer, "offer"), " ", actionLink(t.bid, "bid")),
         );
       }
       const badge = $(".status", tr);
-      const tip = missingText(t);
-      if (tr.getAttribute("data-status") !== t.status || badge.title !== tip) {
+      const why = [missingText(t), t.status === "confirmed" ? "" : STATUS_NOTE[t.status] || ""].filter(Boolean).join("; ");
+      if (tr.getAttribute("data-status") !== t.status || badge.title !== why) {
         tr.setAttribute("data-status", t.status);
         badge.className = `badge status ${STATUS_CLASS[t.status] || "plain"}`;
         badge.textContent = t.status;
-        badge.title = tip;
+        badge.title = why || STATUS_NOTE.confirmed;
+        setText($(".why", tr), why);
       }
       if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
     });
@@ -822,8 +1086,7 @@
   }
 
   function missingText(t) {
-    const names = Object.fromEntries(state.agents.map((a) => [a.id, a.name]));
-    const parts = Object.entries(t.missing || {}).map(([a, hashes]) => `${names[a] || shortHash(a)} lacked ${hashes.length} order(s)`);
+    const parts = Object.entries(t.missing || {}).map(([a, hashes]) => `${labelOf(a)} lacked ${hashes.length} order${hashes.length === 1 ? "" : "s"}`);
     return parts.join("; ");
   }
 
@@ -858,11 +1121,10 @@
       body.replaceChildren(html("p", {}, `This node does not hold that action (${err.message}).`));
       return;
     }
-    const names = Object.fromEntries(state.agents.map((x) => [x.id, x.name]));
     const p = a.payload || {};
     const rows = [
       ["type", a.type],
-      ["author", `${names[a.author] || "?"} · ${a.author}`],
+      ["author", `${labelOf(a.author, "?")} · ${a.author}`],
       ["height", String(a.seq)],
       ["signed at", new Date(a.ts / 1000).toISOString()],
       ["interval", p.interval !== undefined ? intervalName(p.interval) : "–"],
@@ -896,35 +1158,56 @@
     const c = state.community;
     const box = $("#grids");
     if (!c) return;
-    const ours = state.info ? state.info.grid : null;
+    const ours = state.info ? state.info.grid : c.grid;
     const names = Object.keys(c.grids).sort((a, b) => (a === ours ? -1 : b === ours ? 1 : a.localeCompare(b)));
     const heights = Object.fromEntries(state.agents.map((a) => [a.id, a.length]));
-    const key = JSON.stringify([names, c.grids, heights, c.charter && c.charter.version]);
+    const key = JSON.stringify([names, c.grids, c.names, heights, c.charter && c.charter.version]);
     if (box.dataset.key === key) return;
     box.dataset.key = key;
     const total = names.reduce((n, g) => n + c.grids[g].agents.length, 0);
     const ch = c.charter;
-    setText($("#community-caption"), `${c.community} · ${names.length} grid${names.length === 1 ? "" : "s"} · ${total} agents${ch ? ` · charter v${ch.version}${ch.open ? ", open" : ", by invitation"}` : ""}`);
+    const remote = names.length - (names.includes(ours) ? 1 : 0);
+    setText(
+      $("#community-caption"),
+      `${c.community} · ${names.length} grid${names.length === 1 ? "" : "s"}${remote ? ` (${remote} joined)` : ""} · ${total} agents` +
+        `${ch ? ` · charter v${ch.version}${ch.open ? ", open" : ", by invitation"}` : ""}`,
+    );
     const cards = names.map((g) => {
       const grid = c.grids[g];
       const r = grid.rules;
       const rules = r
         ? `${r.mechanism} · retail ${fmtPrice(r.retail)} · feed-in ${fmtPrice(r.feed_in)} · community ${fmtPrice(r.community_price)}`
-        : "no market rules in the charter";
-      const chips = grid.agents
-        .slice()
-        .sort((a, b) => (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || a.name.localeCompare(b.name))
-        .map((a) => html("span", { class: "chip", title: `${a.role}, chain height ${a.length}${a.forked ? ", FORKED" : ""}` }, html("i", { class: `role-dot ${a.role}` }), a.name, html("span", { class: "sub" }, String(a.length))));
+        : "not in the charter yet: the admin adds it with picogrid charter --grid";
+      const chip = (a) =>
+        html(
+          "span",
+          { class: "chip", "data-agent": a.id, title: `${a.role} · ${a.id}${a.url ? ` · ${a.url}` : ""} · chain height ${a.length}${a.forked ? " · FORKED" : ""}` },
+          html("i", { class: `role-dot ${a.role}` }),
+          labelOf(a.id, a.name),
+          html("span", { class: "sub" }, ROLE_WORD[a.role] || a.role),
+        );
+      const rows = households(grid.agents).map(([h, members]) =>
+        html("div", { class: "hh-row", "data-household": h }, html("span", { class: "hh-name" }, h === "community" ? "community" : h), html("div", { class: "chips" }, ...members.map(chip))),
+      );
+      const where = g === ours ? null : Array.from(new Set(grid.agents.map((a) => a.url).filter(Boolean)));
+      const counts = ["consumer", "storage", "generator"].map((role) => [role, grid.agents.filter((a) => a.role === role).length]);
       return html(
         "div",
         { class: `grid-card${g === ours ? " ours" : ""}`, "data-grid": g },
-        html("h3", {}, g, g === ours ? html("span", { class: "badge info" }, "this grid") : null),
+        html(
+          "h3",
+          {},
+          g,
+          g === ours ? html("span", { class: "badge info" }, "this grid") : html("span", { class: "badge plain" }, "joined PicoGrid"),
+          html("span", { class: "sub" }, counts.filter(([, n]) => n).map(([role, n]) => `${n} ${PLURAL[role][n === 1 ? 0 : 1]}`).join(" · ")),
+        ),
         html("div", { class: "rules" }, rules),
-        html("div", { class: "chips" }, ...chips),
+        ...rows,
+        where && where.length ? html("p", { class: "hint" }, `reached at ${where.slice(0, 2).join(", ")}${where.length > 2 ? ", …" : ""}`) : null,
       );
     });
     if (names.length < 2) {
-      cards.push(html("p", { class: "hint" }, "No other grid has joined yet. Another PicoGrid joins this community with ", html("code", {}, "picogrid init --join <this node's URL>"), "."));
+      cards.push(html("p", { class: "hint" }, "No other PicoGrid has joined yet. Another one joins this community with ", html("code", {}, "picogrid init --join <this node's URL>"), "."));
     }
     box.replaceChildren(...cards);
   }
@@ -1041,6 +1324,13 @@
       showAction(link.getAttribute("data-action"));
     });
     $("#action-close").addEventListener("click", () => $("#action-dialog").close());
+    window.addEventListener("resize", () => renderCharts()); // a phone turned: redraw to fit
+    // the countdowns tick every second between polls
+    setInterval(() => {
+      if (!charter()) return;
+      renderCountdown();
+      renderFirstInterval();
+    }, 1000);
     $("#action-dialog").addEventListener("click", (ev) => {
       if (ev.target === ev.currentTarget) ev.currentTarget.close();
     });

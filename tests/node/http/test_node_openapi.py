@@ -130,7 +130,7 @@ def fill(path: str, a, author: Author) -> str:
         .replace("{hash}", author.actions[1].hash.hex())
         .replace("{k}", "0")
         .replace("{name}", "dashboard.css")
-    )
+    ) + ("?nonce=" + "ab" * 32 if path == "/v1/gossip/proof" else "")
 
 
 def decode(resp, content: str):
@@ -153,8 +153,6 @@ def test_every_get_answer_matches_its_schema(running, method, path):
     a, author = running
     entry = ROUTES[(method, path)]
     url = a.url + fill(path, a, author)
-    if path == "/v1/gossip/proof":  # its one required parameter
-        url += "?nonce=" + "ab" * 32
     resp = request("GET", url)
     assert resp.status == 200, (url, resp.body[:300])
     content = entry["content"]

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import re
 
+import msgpack
 from nodeproc import (
     Author,
     Cluster,
     get_json,
     head_seq,
     init_agent,
+    owner_headers,
     picogrid,
-    post_actions,
+    signed_request,
     wait_until,
 )
 
@@ -48,31 +50,37 @@ def test_closing_keeps_the_founder_and_earlier_members_and_the_audit_names_the_m
         wait_until(lambda: head_seq(a.url, b.agent) >= 0, 20, "A holds B", logs=c.logs)
         closed = picogrid("charter", "--dir", a.dir, "--invite-only")
         assert "2 member(s) admitted so far stay members" in closed.stdout
-        charter = get_json(f"{a.url}/v1/community")["charter"]
+        charter = get_json(f"{a.url}/v1/community", headers=owner_headers(a.dir))["charter"]
         assert charter["open"] is False
         # a node that joins after the close admits the founder and B
         d = join_closed(c, tmp_path, "D")
         c.start(d, peers=[a])
         for member in (a, b):
-            wait_until(lambda m=member: head_seq(d.url, m.agent) >= 0, 30,
+            wait_until(lambda m=member: head_seq(d.url, m.agent, owner_headers(d.dir)) >= 0, 30,
                        f"D admits {member.name}", logs=c.logs)
         assert "wrong-community" not in c.logs()
         # still closed to strangers
-        answer = post_actions(d.url, [Author(name="stranger").genesis()])
-        assert answer["rejected"] == [[0, "wrong-community"]]
+        stranger = Author(name="stranger")
+        body = msgpack.packb([stranger.genesis().wire()], use_bin_type=True)
+        answer = signed_request(stranger.identity, "c1", "POST", f"{d.url}/v1/gossip/actions",
+                                body, {"Content-Type": "application/msgpack"})
+        assert answer.msgpack()["rejected"] == [[0, "wrong-community"]]
         for node in (a, d):  # the founder's own audit and the joiner's: all valid
-            audit = picogrid("audit", node.url, "--admin", a.admin_hex, check=False)
+            audit = picogrid("audit", node.url, "--admin", a.admin_hex, "--key",
+                             node.dir / "agent.key", check=False)
             assert audit.returncode == 0 and "ALL VALID" in audit.stdout, audit.stdout
         # a node that holds the closing charter but not the members' chains: never ALL VALID
         e = join_closed(c, tmp_path, "E")
         config = e.dir / "config.toml"
         config.write_text(re.sub(r"peers = \[[^\]]*\]", "peers = []", config.read_text()))
         c.start(e)
-        audit = picogrid("audit", e.url, "--admin", a.admin_hex, check=False)
+        audit = picogrid("audit", e.url, "--admin", a.admin_hex, "--key", e.dir / "agent.key",
+                         check=False)
         assert audit.returncode == 1 and "ALL VALID" not in audit.stdout
         for member in (a, b):
             assert f"member {member.agent_hex} (listed by the charter) is not served" \
                 in audit.stdout
-        report = json.loads(picogrid("audit", e.url, "--json", check=False).stdout)
+        report = json.loads(picogrid("audit", e.url, "--json", "--key", e.dir / "agent.key",
+                                     check=False).stdout)
         assert sorted(report["missing_members"]) == sorted([a.agent_hex, b.agent_hex])
         assert report["ok"] is False

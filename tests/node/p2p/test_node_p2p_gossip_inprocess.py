@@ -164,7 +164,9 @@ async def proven(peer) -> None:
 
 async def test_peer_exchange_goes_both_ways_through_one_intake(net):
     a, b, c = net(1), net(2), net(3)
-    for side in (a, b, c):
+    geneses = wire_items([ChainSigner(s.identity).genesis(COMMUNITY) for s in (a, b, c)])
+    for side in (a, b, c):  # infos count, and are passed on, only from members
+        await side.journal.ingest(geneses, forward=False)
         side.infos.refresh_own()
         for other in (a, b, c):  # every side holds every genesis: all three are members
             genesis = ChainSigner(other.identity).genesis(COMMUNITY)
