@@ -47,6 +47,7 @@ class Buckets:
 
 
 LANE_DENIED_S = 60.0
+MIN_AUTHOR_RATE = 20.0  # a member's node gossips at its own pace, whatever `rate_limit` says
 
 
 class RequestLimits:
@@ -65,8 +66,8 @@ class RequestLimits:
                  author_share: float = 0.25, max_keys: int = 10_000) -> None:
         self.blocks = Buckets(rate, burst, max_keys)
         self.ceiling = Buckets(rate * ceiling, burst * ceiling, 1)
-        self.authors = Buckets(max(1.0, rate * author_share), max(2.0, burst * author_share),
-                               max_keys)
+        self.authors = Buckets(max(MIN_AUTHOR_RATE, rate * author_share),
+                               max(2 * MIN_AUTHOR_RATE, burst * author_share), max_keys)
         self.denied: OrderedDict[str, float] = OrderedDict()
         self.max_keys = max_keys
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ledger.keys import parse_agent_hex
+from ledger.requestauth import HEADER_AGENT
 from node.http.connections import BODY_TIMEOUT_S, GUARD_KEY
 from node.http.context import CONTEXT
 from node.http.inflate import BodyError, inflate
@@ -120,15 +121,46 @@ class TooMany(Exception):
         self.wait = wait
 
 
+def _signed_member(request: web.Request) -> bytes | None:
+    """The member a gossip request of a closed community says it is signed by (header
+    `PicoGrid-Agent`; the signature is verified next, by `node.http.auth`)."""
+    charter = request.app[CONTEXT].charter
+    if charter is None or charter.open or not request.path.startswith("/v1/gossip/"):
+        return None  # open communities verify no signature: a claim there proves nothing
+    claimed = request.headers.get(HEADER_AGENT, "")
+    try:
+        agent = parse_agent_hex(claimed)
+    except ValueError:
+        return None
+    return agent if request.app[CONTEXT].store.head(agent) is not None else None
+
+
 async def _answer(metrics: Counter, limiter: RequestLimits, request: web.Request,
                   handler) -> web.StreamResponse:
-    wait = limiter.admit(address_block(request.remote), request.path)
+    block = address_block(request.remote)
+    wait = limiter.admit(block, request.path)
     if wait > 0.0:
+        signer = _signed_member(request)
         size = request.content_length
+        if signer is not None and limiter.lane(block, {signer}):
+            # A member's signed request: charged to the member. If its signature turns out
+            # false (401), the block loses the lane (`_signed_lane_checked`).
+            return _signed_lane_checked(limiter, block, await _handle(metrics, request, handler))
         if request.method != "POST" or request.path != LANE_PATH or size is None \
                 or size > LANE_MAX_BODY:
             return too_many(metrics, wait)
         request[OVER_LIMIT] = wait  # the handler may still take members' fresh actions
+    return await _handle(metrics, request, handler)
+
+
+def _signed_lane_checked(limiter: RequestLimits, block: str,
+                         response: web.StreamResponse) -> web.StreamResponse:
+    if response.status == 401:
+        limiter.deny_lane(block)
+    return response
+
+
+async def _handle(metrics: Counter, request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except TooMany as exc:

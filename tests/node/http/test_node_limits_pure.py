@@ -52,10 +52,12 @@ def test_the_global_ceiling_spares_info():
 
 
 def test_the_members_lane_is_per_author_and_lost_by_a_block_that_forges():
-    limits = RequestLimits(rate=8, burst=16)  # authors: 2/s, bursts of 4
+    limits = RequestLimits(rate=400, burst=800)  # authors: 100/s, bursts of 200
     alice, bob = b"a" * 32, b"b" * 32
-    assert [limits.lane("10.0.0.0/24", {alice}, now=0.0) for _ in range(5)] == \
-        [True] * 4 + [False]
+    assert [limits.lane("10.0.0.0/24", {alice}, now=0.0) for _ in range(201)] == \
+        [True] * 200 + [False]
+    slow = RequestLimits(rate=5, burst=10)  # a member's lane never drops below 20/s, 40 burst
+    assert sum(slow.lane("10.0.0.0/24", {alice}, now=0.0) for _ in range(50)) == 40
     assert limits.lane("10.0.0.0/24", {bob}, now=0.0)  # another author has its own bucket
     assert not limits.lane("10.0.0.0/24", set(), now=0.0)  # nothing fresh: no lane
     limits.deny_lane("10.0.0.0/24", now=0.0)
