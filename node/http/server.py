@@ -35,6 +35,7 @@ LIMITER_KEY: web.AppKey[RequestLimits] = web.AppKey("limiter", RequestLimits)
 # it through on the members' lane (`RequestLimits.lane`).
 OVER_LIMIT = "picogrid_over_limit"
 LANE_PATH = "/v1/gossip/actions"
+FORGED = ("bad-signature", "malformed")  # refusals that show a claim was forged
 LANE_MAX_BODY = 256 * 1024  # a member's news is small; its catch-up waits like the rest
 
 
@@ -155,7 +156,11 @@ async def _answer(metrics: Counter, limiter: RequestLimits, request: web.Request
 
 def _signed_lane_checked(limiter: RequestLimits, block: str,
                          response: web.StreamResponse) -> web.StreamResponse:
-    if response.status == 401:
+    """A request on the signed lane whose signature was false costs its block the lane (a
+    stale or replayed one does not: that is a clock or a retry, not a forgery)."""
+    body = response.body if isinstance(response, web.Response) else None
+    if response.status == 401 and isinstance(body, bytes) \
+            and json.loads(body).get("code") in FORGED:
         limiter.deny_lane(block)
     return response
 
