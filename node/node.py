@@ -30,7 +30,7 @@ from node.charters import CharterBook
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue
 from node.disk import DiskWatch
-from node.http.connections import GUARD_KEY, KEEPALIVE_S, ConnectionGuard, serve, throttle_logs
+from node.http.connections import GUARD_KEY, KEEPALIVE_S, ConnectionGuard, serve
 from node.http.context import HttpContext
 from node.http.routes import build_app
 from node.http.server import ServerLog
@@ -179,7 +179,6 @@ class Node:
                                     keepalive_timeout=KEEPALIVE_S,  # header and idle limit
                                     auto_decompress=False)  # read_body inflates, bounded
         await self.runner.setup()
-        throttle_logs()
         host, port = self.cfg.listen_host_port()
         self.listener = await serve(self.runner, guard, host, port, ssl=tls)
         log.info("node %s (%s) listening on %s://%s:%d", self.cfg.name,

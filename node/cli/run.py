@@ -12,6 +12,7 @@ from ledger.keys import KeyFileError
 from node.cli.dirlock import DirLock
 from node.config import load_config, parse_host_port
 from node.errors import UserError
+from node.http.connections import throttle_logs
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ async def serve(cfg) -> int:
         raise UserError(str(exc)) from None
     loop = asyncio.get_running_loop()
     node.managed = True  # we wait on node.stop_event below
+    throttle_logs()  # this process's warnings: one line per kind per minute
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, node.request_stop)
     try:

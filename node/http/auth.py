@@ -21,6 +21,7 @@ each with a JSON `{"error": ..., "code": ...}` and an `auth_refused:<code>` coun
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -44,6 +45,8 @@ from ledger.requestauth import (
     check_time,
     parse_claim,
 )
+from node.http.connections import BODY_TIMEOUT_S
+from node.http.context import CONTEXT
 from node.http.server import BadRequest
 from node.p2p import wire
 
@@ -187,7 +190,11 @@ async def _raw_body(request: web.Request) -> bytes:
             max_size=wire.MAX_BODY, actual_size=request.content_length
         )
     try:
-        return await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT_S):  # a slow body holds its connection no longer
+            return await request.read()
+    except TimeoutError:
+        request.app[CONTEXT].metrics["http_408"] += 1
+        raise web.HTTPRequestTimeout() from None
     except web.RequestPayloadError:
         raise BadRequest("the request body cannot be read: its chunked framing is broken") from None
 

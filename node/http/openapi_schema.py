@@ -137,6 +137,8 @@ PEER = obj(
         "agent": null(HEX32),
         "reachable": BOOL,
         "live": BOOL,
+        "proven": BOOL,
+        "demoted": BOOL,
         "failures": INT,
         "seconds_since_ok": null(NUM),
         "lag": null(INT),

@@ -7,8 +7,9 @@ from aiohttp import web
 from node.http import action_routes, audit_routes, charter_routes, dashboard, market_routes
 from node.http.auth import GATE_KEY, AuthGate, load_or_make_token, require_signature
 from node.http.context import CONTEXT, HttpContext
+from node.http.limits import RequestLimits
 from node.http.openapi import openapi_json
-from node.http.server import LIMITER_KEY, RateLimiter, errors_and_limits
+from node.http.server import LIMITER_KEY, errors_and_limits
 from node.observability import metrics
 from node.p2p import wire
 from node.p2p.client import count_gossip_bytes
@@ -60,7 +61,7 @@ def build_app(ctx: HttpContext) -> web.Application:
                              lambda agent: ctx.store.head(agent) is not None,
                              load_or_make_token(ctx.cfg.dir), ctx.metrics)
     app[market_routes.SUMMARY_CACHE] = {}
-    app[LIMITER_KEY] = RateLimiter(rate=ctx.cfg.rate_limit, burst=2 * ctx.cfg.rate_limit)
+    app[LIMITER_KEY] = RequestLimits(rate=ctx.cfg.rate_limit, burst=2 * ctx.cfg.rate_limit)
     audit_routes.set_up_audits(app)
     dashboard.set_up_dashboard(app)
     if ctx.services.session is not None:

@@ -3,7 +3,8 @@
 The route table is in `node.http.routes`.
 
 Bad input never reaches a 500: undecodable or wrongly shaped bodies get 400 with a JSON
-`{"error": ...}`, bodies over 4 MiB get 413, a client over its request rate gets 429.
+`{"error": ...}`, bodies over 4 MiB get 413, a client over its request rate gets 429 with
+Retry-After (`node.http.limits` says which rates).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+import math
 from collections import Counter
 from typing import Any
 
@@ -19,36 +20,23 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ledger.keys import parse_agent_hex
+from ledger.requestauth import HEADER_AGENT
 from node.http.connections import BODY_TIMEOUT_S, GUARD_KEY
 from node.http.context import CONTEXT
 from node.http.inflate import BodyError, inflate
+from node.http.limits import RequestLimits, address_block
 from node.p2p import wire
 
 log = logging.getLogger(__name__)
 
 
-class RateLimiter:
-    """A token bucket per client address."""
-
-    def __init__(self, rate: float = 200.0, burst: float = 400.0) -> None:
-        self.rate, self.burst = rate, burst
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        """Take a token from `key`'s bucket; False when it is empty."""
-        now = time.monotonic()
-        tokens, last = self.buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self.buckets[key] = (tokens, now)
-            return False
-        self.buckets[key] = (tokens - 1, now)
-        if len(self.buckets) > 10_000:
-            self.buckets.clear()
-        return True
-
-
-LIMITER_KEY: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
+LIMITER_KEY: web.AppKey[RequestLimits] = web.AppKey("limiter", RequestLimits)
+# Set on a gossip push over its client's limits: the seconds to wait, unless the handler lets
+# it through on the members' lane (`RequestLimits.lane`).
+OVER_LIMIT = "picogrid_over_limit"
+LANE_PATH = "/v1/gossip/actions"
+FORGED = ("bad-signature", "malformed")  # refusals that show a claim was forged
+LANE_MAX_BODY = 256 * 1024  # a member's news is small; its catch-up waits like the rest
 
 
 class ServerLog(logging.LoggerAdapter):
@@ -118,13 +106,70 @@ def _count_gossip_bytes(metrics: Counter, request: web.Request,
     metrics["gossip_bytes_out"] += len(body) if isinstance(body, bytes | bytearray) else 0
 
 
-async def _answer(metrics: Counter, limiter: RateLimiter, request: web.Request,
+def too_many(metrics: Counter, wait: float) -> web.Response:
+    """429 with Retry-After (whole seconds, at least 1)."""
+    metrics["http_429"] += 1
+    answer = json_error(429, "too many requests; slow down")
+    answer.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return answer
+
+
+class TooMany(Exception):
+    """Raised by a handler that refuses a request over its limits: answered 429."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"wait {wait:.1f} s")
+        self.wait = wait
+
+
+def _signed_member(request: web.Request) -> bytes | None:
+    """The member a gossip request of a closed community says it is signed by (header
+    `PicoGrid-Agent`; the signature is verified next, by `node.http.auth`)."""
+    charter = request.app[CONTEXT].charter
+    if charter is None or charter.open or not request.path.startswith("/v1/gossip/"):
+        return None  # open communities verify no signature: a claim there proves nothing
+    claimed = request.headers.get(HEADER_AGENT, "")
+    try:
+        agent = parse_agent_hex(claimed)
+    except ValueError:
+        return None
+    return agent if request.app[CONTEXT].store.head(agent) is not None else None
+
+
+async def _answer(metrics: Counter, limiter: RequestLimits, request: web.Request,
                   handler) -> web.StreamResponse:
-    if not limiter.allow(request.remote or "?"):
-        metrics["http_429"] += 1
-        return json_error(429, "too many requests; slow down")
+    block = address_block(request.remote)
+    wait = limiter.admit(block, request.path)
+    if wait > 0.0:
+        signer = _signed_member(request)
+        size = request.content_length
+        if signer is not None and limiter.lane(block, {signer}):
+            # A member's signed request: charged to the member. If its signature turns out
+            # false (401), the block loses the lane (`_signed_lane_checked`).
+            return _signed_lane_checked(limiter, block, await _handle(metrics, request, handler))
+        if request.method != "POST" or request.path != LANE_PATH or size is None \
+                or size > LANE_MAX_BODY:
+            return too_many(metrics, wait)
+        request[OVER_LIMIT] = wait  # the handler may still take members' fresh actions
+    return await _handle(metrics, request, handler)
+
+
+def _signed_lane_checked(limiter: RequestLimits, block: str,
+                         response: web.StreamResponse) -> web.StreamResponse:
+    """A request on the signed lane whose signature was false costs its block the lane (a
+    stale or replayed one does not: that is a clock or a retry, not a forgery)."""
+    body = response.body if isinstance(response, web.Response) else None
+    if response.status == 401 and isinstance(body, bytes) \
+            and json.loads(body).get("code") in FORGED:
+        limiter.deny_lane(block)
+    return response
+
+
+async def _handle(metrics: Counter, request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except TooMany as exc:
+        return too_many(metrics, exc.wait)
     except web.HTTPRequestEntityTooLarge:
         metrics["http_413"] += 1
         return json_error(413, f"request body larger than {wire.MAX_BODY} bytes")
@@ -146,6 +191,7 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(BODY_TIMEOUT_S):  # a slow body holds its connection no longer
             raw = await request.read()
     except TimeoutError:
+        request.app[CONTEXT].metrics["http_408"] += 1
         raise web.HTTPRequestTimeout() from None
     except web.RequestPayloadError:  # a broken chunk: the sender's fault
         raise BadRequest("the request body cannot be read: its chunked framing is broken") \

@@ -326,7 +326,19 @@ def _errors(out: Exposition, m: Counter[str], node: HttpContext) -> None:
         "picogrid_http_errors_total",
         "counter",
         "HTTP requests answered with an error.",
-        [({"code": c}, m[f"http_{c}"]) for c in ("400", "413", "429", "503")],
+        [({"code": c}, m[f"http_{c}"]) for c in ("400", "408", "413", "429", "503")],
+    )
+    out.one(
+        "picogrid_http_connections_closed_for_room_total",
+        "counter",
+        "Waiting connections (half-open, idle) closed to stay under the open-file limit.",
+        m["http_connections_closed_for_room"],
+    )
+    out.family(
+        "picogrid_peer_proofs_total",
+        "counter",
+        "Challenges to URLs learned from agent infos, by outcome (protocol.md, Peer proofs).",
+        [({"outcome": o}, m[f"peer_proofs_{o}"]) for o in ("ok", "failed")],
     )
 
 

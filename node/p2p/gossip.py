@@ -130,7 +130,8 @@ class Gossip:
             try:
                 answer = await self.client(peer.url).push(batch, reached_all)
             except PeerError as exc:
-                self.peers.failed(peer, time.monotonic(), str(exc))
+                if exc.status != 429:  # "slow down" is an answer, not a failure
+                    self.peers.failed(peer, time.monotonic(), str(exc))
                 return
             self.metrics["gossip_pushed"] += len(batch)
             self._own_rejected(peer.url, batch, answer)
@@ -196,7 +197,8 @@ class Gossip:
                 await self.exchange_peers(peer)
                 self._exchanged[peer.url] = self.rounds
         except PeerError as exc:
-            self.peers.failed(peer, time.monotonic(), str(exc))
+            if exc.status != 429:  # "slow down" is an answer: the peer stays live for pushes
+                self.peers.failed(peer, time.monotonic(), str(exc))
             log.debug("peer %s failed: %s", peer.url, exc)
             return
         except NotSigned as exc:  # our disk is full: reported (bounded) by the disk watch

@@ -11,8 +11,9 @@ from collections import Counter
 
 from aiohttp import web
 
+from ledger.actions import decode_action
 from ledger.chain import now_us
-from ledger.errors import BAD_ENCODING
+from ledger.errors import BAD_ENCODING, BAD_SIGNATURE
 from ledger.peerproof import NONCE_BYTES
 from ledger.store import IngestResult, Store
 from node.charters import CharterBook
@@ -20,7 +21,10 @@ from node.disk import DISK_FULL
 from node.errors import NotSigned
 from node.http.limits import address_block
 from node.http.server import (
+    LIMITER_KEY,
+    OVER_LIMIT,
     BadRequest,
+    TooMany,
     author_param,
     in_thread,
     int_param,
@@ -78,6 +82,7 @@ class GossipHandlers:
         # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
         # that lack it too get it by their own anti-entropy rounds.
         batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
+        self._members_lane(request, batch)
         if request.headers.get(wire.PUSH_HEADER) == "all" and self.gossip.small_community():
             forward = False  # the author's node pushed to everyone; we likely know no one else
         try:
@@ -94,6 +99,8 @@ class GossipHandlers:
                 result = await self._ingest_each(batch, forward)
             except NotSigned as exc:
                 return self._refused(exc)
+        if OVER_LIMIT in request and any(r == BAD_SIGNATURE for _, r in result.rejected):
+            request.app[LIMITER_KEY].deny_lane(address_block(request.remote))
         answer = result.summary()
         answer["rejected"] = sorted(
             [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
@@ -101,6 +108,26 @@ class GossipHandlers:
         for _ in shape_errors:
             self.metrics["rejected:bad-encoding"] += 1
         return msgpack_response(wire.pack(answer))
+
+    def _members_lane(self, request: web.Request, batch: list[tuple[bytes, bytes]]) -> None:
+        """A push over its client's limits goes on only when every action is a member's and
+        some are new to us (the members' lane, charged to their authors); TooMany otherwise."""
+        wait = request.get(OVER_LIMIT)
+        if wait is None:
+            return
+        fresh: set[bytes] = set()
+        for body, signature in batch:
+            try:  # the signature is checked by the ingest, if the lane is open
+                action = decode_action(body, signature, check_signature=False)
+            except Exception:
+                raise TooMany(wait) from None
+            head = self.store.head(action.author)
+            if head is None:
+                raise TooMany(wait)  # not a member (or not yet)
+            if action.seq > head.seq:
+                fresh.add(action.author)
+        if not request.app[LIMITER_KEY].lane(address_block(request.remote), fresh):
+            raise TooMany(wait)
 
     async def _ingest_each(self, batch: list[tuple[bytes, bytes]],
                            forward: bool) -> IngestResult:

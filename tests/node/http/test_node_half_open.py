@@ -1,4 +1,5 @@
-"""Half-open connections against a real node limited to 1,024 open files (systemd's default).
+"""Half-open connections against a real node limited to 1,024 open files (systemd's default),
+and a stalled header and body against a real node.
 
 The attack it answers: 1,100 connections that send part of a request line and stall made
 `/v1/info` answer 0 of 8 probes and wrote 60 MB of "Too many open files" tracebacks in 30 s.
@@ -8,15 +9,17 @@ a request) to make room, and rate-limits its warnings.
 
 from __future__ import annotations
 
+import re
 import resource
 import socket
 import sys
 import time
 
 from nodeagent import HOST, PICOGRID
-from nodeproc import Cluster, Proc, get_json, wait_until
+from nodeproc import Cluster, Proc, get_json, request, wait_until
 
 from node.cli.processes import run_argv, spawn
+from node.http.connections import BODY_TIMEOUT_S, KEEPALIVE_S
 
 LIMIT = 1024
 HALF_OPEN = 1100
@@ -80,6 +83,10 @@ def test_1100_half_open_connections_leave_info_answering_under_a_second(tmp_path
                     if s is not None:
                         held.append(s)
                 wait_until(lambda: probe(a.url) < 1.0, 10, "info still answers")
+                metrics = request("GET", f"{a.url}/metrics", timeout=5.0).body.decode()
+                closed = re.search(r"^picogrid_http_connections_closed_for_room_total (\d+)",
+                                   metrics, re.M)
+                assert closed and int(closed.group(1)) >= HALF_OPEN - LIMIT, metrics[-500:]
             finally:
                 proc.terminate()
             log = (a.dir / "run.err").read_text() + (a.dir / "run.out").read_text()
@@ -89,3 +96,27 @@ def test_1100_half_open_connections_leave_info_answering_under_a_second(tmp_path
         for s in held:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_stalled_header_and_a_stalled_body_are_cut_off(tmp_path):
+    with Cluster(tmp_path) as c:
+        a = c.found("A")
+        c.start(a)
+        header = socket.create_connection((HOST, a.port), timeout=KEEPALIVE_S + 15)
+        header.sendall(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n")  # never ends its header
+        body = socket.create_connection((HOST, a.port), timeout=BODY_TIMEOUT_S + 15)
+        body.sendall(b"POST /v1/gossip/actions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/msgpack\r\nContent-Length: 100\r\n\r\n\x91")
+        started = time.monotonic()
+        try:
+            assert header.recv(1024) == b""  # closed, unanswered
+            header_s = time.monotonic() - started
+            answer = body.recv(4096)
+            body_s = time.monotonic() - started
+        finally:
+            header.close()
+            body.close()
+        assert KEEPALIVE_S - 1 <= header_s <= KEEPALIVE_S + 10, header_s
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert BODY_TIMEOUT_S - 1 <= body_s <= BODY_TIMEOUT_S + 10, body_s
+        assert get_json(f"{a.url}/v1/info")["agent"] == a.agent_hex

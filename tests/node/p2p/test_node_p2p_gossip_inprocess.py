@@ -145,8 +145,9 @@ async def test_new_actions_are_pushed_at_once_to_live_peers(net):
     a.peers.add_url(c.url)
     actions = ChainSigner(identity(10)).chain(2, COMMUNITY)
     await a.journal.ingest(wire_items(actions))  # new to a: pushed on
-    for _ in range(100):
-        if b.store.head(actions[0].author) and c.store.head(actions[0].author):
+    for _ in range(500):  # the count is taken once each push has returned
+        if (b.store.head(actions[0].author) and c.store.head(actions[0].author)
+                and a.metrics["gossip_pushed"] == 4):
             break
         await asyncio.sleep(0.01)
     assert b.store.head(actions[0].author).seq == 1 and c.store.head(actions[0].author).seq == 1

@@ -73,6 +73,14 @@ def books_agree(url: str, k: int, agents: int) -> bool | None:
     return len({s["book"] for s in view["settlements"].values()}) == 1
 
 
+def settled(url: str, k: int, agents: int) -> bool:
+    """Whether the agents settled `k` on one book, once all settled it (read once)."""
+    verdict = wait_until(
+        lambda: (lambda v: None if v is None else [v])(books_agree(url, k, agents)),
+        40, f"interval {k} settled by every agent")
+    return verdict[0]
+
+
 def test_64_infos_at_a_fake_peer_get_no_chain_no_charter_and_books_still_agree(tmp_path):
     kit = default_scenario()
     scenario = replace(kit, agents=tuple(a for a in kit.agents if a.name in KIT))
@@ -98,9 +106,7 @@ def test_64_infos_at_a_fake_peer_get_no_chain_no_charter_and_books_still_agree(t
             answer = post_msgpack(f"{node.url}/v1/gossip/peers", infos).msgpack()
             assert answer["rejected"] == 0
         start = demo.first_open_interval(first, FIRST)
-        verdicts = [wait_until(lambda k=k: books_agree(first, k, len(KIT)) is not None,
-                               40, f"interval {k} settled by every agent")
-                    and books_agree(first, k, len(KIT)) for k in range(start, start + 10)]
+        verdicts = [settled(first, k, len(KIT)) for k in range(start, start + 10)]
         calls = list(FakePeer.seen)
         peers = get_json(f"{first}/v1/info")["peers"]
     finally:

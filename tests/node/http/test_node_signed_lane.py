@@ -1,0 +1,41 @@
+"""In a closed community, a member's signed gossip goes on when its address block is flooded.
+
+Requests are signed there (docs/protocol.md, "Signed requests"), so the node knows a member's
+reads from a stranger's: over the block's limit, a member's signed gossip request is charged to
+that member instead, while unsigned requests get 429. A request that only claims a member's key
+(its signature false) gets 401 and costs its block that lane for a minute.
+"""
+
+from __future__ import annotations
+
+from nodeproc import Cluster, head_seq, picogrid, request, signed_request, wait_until
+
+from ledger.chain import now_us
+from ledger.keys import load_identity
+from ledger.requestauth import sign_request
+
+RATE = 5  # requests/s per address block, bursts of 10
+
+
+def test_a_members_signed_gossip_passes_a_flooded_block_and_a_forged_claim_loses_it(tmp_path):
+    with Cluster(tmp_path) as c:
+        a = c.found("A")
+        c.start(a, rate_limit=RATE)
+        b = c.join("B")
+        c.start(b, peers=[a], rate_limit=RATE)
+        wait_until(lambda: head_seq(a.url, b.agent) >= 0, 30, "A holds B", logs=c.logs)
+        picogrid("charter", "--dir", a.dir, "--invite-only")
+        member = load_identity(b.dir / "agent.key")
+        heads = f"{a.url}/v1/gossip/heads"
+        wait_until(lambda: signed_request(member, "c1", "GET", heads).status == 200, 30,
+                   "A is closed and answers B", logs=c.logs)
+        flood = [request("GET", heads).status for _ in range(60)]  # the block's allowance
+        assert flood.count(429) >= 30, flood
+        signed = [signed_request(member, "c1", "GET", heads).status for _ in range(8)]
+        assert signed == [200] * 8  # charged to B, not to the flooded block
+        assert request("GET", heads).status == 429  # the block is still over its limit
+        claim = sign_request(member, "c1", "GET", "/v1/gossip/heads", now_us(), b"")
+        forged = request("GET", heads, headers={**claim, "PicoGrid-Signature": "00" * 64})
+        assert forged.status == 401, forged.body[:200]
+        after = signed_request(member, "c1", "GET", heads)
+        assert after.status == 429 and int(after.headers["retry-after"]) >= 1
