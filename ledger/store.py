@@ -31,11 +31,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.actions import Action, decode_action
 from ledger.errors import FORKED_AUTHOR, Invalid
+from ledger.ingest_result import IngestResult  # noqa: F401 (re-exported: callers import it here)
 from ledger.limits import RulesFor, check_limits
 from ledger.membrane import Membrane
 from ledger.pending import (  # noqa: F401 (the bounds, re-exported for callers and tests)
@@ -65,33 +65,6 @@ _new_head = tuple.__new__
 
 # What `_place` did with an action.
 ACCEPTED, DUPLICATE, FORK = "accepted", "duplicate", "fork"
-
-
-@dataclass(slots=True)
-class IngestResult:
-    """What a batch did; every item is counted once, in `accepted` (valid, now held in its chain
-    or as fork evidence), `duplicate`, `pending` or `rejected` (`(index in the batch, reason)`).
-
-    `new` lists the actions added to chains (released pending actions included, which `released`
-    counts); `forks` the pairs of actions that revealed a fork this batch, for a warrant.
-    """
-
-    accepted: int = 0
-    duplicate: int = 0
-    pending: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
-    new: list[Action] = field(default_factory=list)
-    forks: list[tuple[Action, Action]] = field(default_factory=list)
-    released: int = 0
-
-    def summary(self) -> dict:
-        """The answer to `POST /v1/gossip/actions` (PROTOCOL section 4)."""
-        return {
-            "accepted": self.accepted,
-            "duplicate": self.duplicate,
-            "pending": self.pending,
-            "rejected": [[i, r] for i, r in self.rejected],
-        }
 
 
 class Store(PendingBounds, Queries):

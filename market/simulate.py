@@ -86,11 +86,8 @@ def _orders(
     return orders
 
 
-def simulate(
-    scenario: Scenario, intervals: int | None = None, mechanism: str | None = None
-) -> dict:
-    """Run `intervals` intervals (default: the scenario's) with `mechanism` (default: the
-    scenario's) and return the `picogrid simulate --json` object."""
+def _interval_count(scenario: Scenario, intervals: int | None, mechanism: str | None) -> int:
+    """The number of intervals to run, once both arguments are checked (ValueError)."""
     if mechanism is not None and mechanism not in MECHANISMS:
         raise ValueError(
             f"unknown mechanism {mechanism!r}: expected one of {', '.join(MECHANISMS)}"
@@ -98,6 +95,34 @@ def simulate(
     count = scenario.intervals if intervals is None else intervals
     if count < 0:
         raise ValueError("the number of intervals must be >= 0")
+    return count
+
+
+def _metered(k: int, agents: list) -> dict[bytes, tuple[int, int]]:
+    """What the meters of consumers and generators read in `k`: their forecast, exactly."""
+    metered = {}
+    for who, spec, _ in agents:
+        demand, generation = spec.expected(k)
+        if who.role != "storage":
+            metered[who.agent] = (demand, generation)
+    return metered
+
+
+def _trade_rows(clearing, names: dict[bytes, str]) -> list[dict]:
+    """The interval's trades, by the names of both sides."""
+    return [
+        {"seller": names[t.seller], "buyer": names[t.buyer], "energy_wh": t.energy_wh,
+         "price": t.price}
+        for t in clearing.trades
+    ]
+
+
+def simulate(
+    scenario: Scenario, intervals: int | None = None, mechanism: str | None = None
+) -> dict:
+    """Run `intervals` intervals (default: the scenario's) with `mechanism` (default: the
+    scenario's) and return the `picogrid simulate --json` object."""
+    count = _interval_count(scenario, intervals, mechanism)
     rules = replace(scenario.rules, mechanism=mechanism) if mechanism else scenario.rules
     participants = scenario.participants()
     agents = [
@@ -119,11 +144,7 @@ def simulate(
             forked=set(),
         )
         clearing = clear(book, participants, rules, interval_ms=ENERGY_INTERVAL_MS)
-        metered = {}
-        for who, spec, _ in agents:
-            demand, generation = spec.expected(k)
-            if who.role != "storage":
-                metered[who.agent] = (demand, generation)
+        metered = _metered(k, agents)
         figures = interval_figures(participants, clearing, socs, metered)
         book_of_savings.add(participants, rules, clearing.trades, socs)
         socs = next_socs(participants, clearing, socs)
@@ -140,23 +161,8 @@ def simulate(
             grid_in += bill.imbalance_import_wh
             grid_out += bill.imbalance_export_wh
         all_figures.append(figures)
-        rows.append(
-            {
-                "interval": k,
-                "agents": figures,
-                "trades": [
-                    {
-                        "seller": names[t.seller],
-                        "buyer": names[t.buyer],
-                        "energy_wh": t.energy_wh,
-                        "price": t.price,
-                    }
-                    for t in clearing.trades
-                ],
-                "grid_import_wh": grid_in,
-                "grid_export_wh": grid_out,
-            }
-        )
+        rows.append({"interval": k, "agents": figures, "trades": _trade_rows(clearing, names),
+                     "grid_import_wh": grid_in, "grid_export_wh": grid_out})
     return {
         "scenario": scenario.name,
         "mechanism": rules.mechanism,
