@@ -54,6 +54,8 @@ async def info(request: web.Request) -> web.Response:
         "pending": node.store.pending_count(),
         "uptime_s": round(node.uptime(), 1),
         "peers": [p.to_json(_mono()) for p in node.peers.all()],
+        # Protocol 2: intervals waiting for views or orders, and why settlements were not signed
+        "settlement": node.services.agent.settler.summary() if node.services.agent else None,
         # What this node did and refused: "rejected:<reason>", "http_429", "gossip_pulled", ...
         "counters": dict(sorted(node.metrics.items())),
     })

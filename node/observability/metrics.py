@@ -27,6 +27,7 @@ from ledger.errors import REASONS
 from node.http.context import CONTEXT, HttpContext
 from node.http.server import in_thread
 from node.trading.interval_view import interval_state
+from node.trading.settler import ABSTAIN_KINDS
 from node.version import VERSION
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -283,6 +284,24 @@ def _market(out: Exposition, m: Counter[str], figures: dict[str, Any]) -> None:
         "counter",
         "Intervals this agent signed a settlement for since the node started.",
         m["intervals_settled"],
+    )
+    out.one(
+        "picogrid_views_signed_total",
+        "counter",
+        "Intervals this agent signed its view of (protocol 2) since the node started.",
+        m["views_signed"],
+    )
+    out.one(
+        "picogrid_settlement_revisions_total",
+        "counter",
+        "Revised settlements this agent signed because late views changed the book.",
+        m["settlement_revisions"],
+    )
+    out.family(
+        "picogrid_settlements_abstained_total",
+        "counter",
+        "Intervals this agent signed orders for but could not settle, by reason.",
+        [({"reason": r}, m[f"abstain:{r}"]) for r in ABSTAIN_KINDS],
     )
     out.one(
         "picogrid_readings_signed_total",
