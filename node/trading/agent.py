@@ -150,12 +150,10 @@ class AgentLoop:
         charters = self.charters
         if not charters:
             return MAX_SLEEP_S
-        if not self._catch_up():
-            return SETTLING_SLEEP_S
         now = now_us()
         k = next_open_interval(charters, now)
-        busy = False
-        for j in self._settling(k, now):
+        busy = not self._catch_up()  # nothing is viewed or settled over what we held at start
+        for j in [] if busy else self._settling(k, now):
             for signed in await self.settler.advance(j, settles=j in self.ordered):
                 self._settled(signed)
             busy = busy or j not in self.settler.finished
@@ -173,7 +171,8 @@ class AgentLoop:
 
     def _catch_up(self) -> bool:
         """After a start or restart: True once a round with every live peer has completed (or
-        `CATCH_UP_MAX_S` passed); until then nothing is signed over what we hold."""
+        `CATCH_UP_MAX_S` passed); until then no view or settlement is signed over what we hold
+        (orders and readings are our own: they need no one else's actions)."""
         if self.caught_up:
             return True
         if self.sync.synced_since(self.started_us):
