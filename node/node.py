@@ -180,6 +180,7 @@ class Node:
                           self.journal.append, self.metrics, self.services.hardware,
                           self.services.status, sync=self.gossip)
         self.services.agent = agent
+        agent.settler.attach(self.journal.listeners)  # new views and orders: books to re-read
         if self.services.hardware is not None:
             self.services.hardware.meter = agent.meter
         self.spawn(agent.run(), "agent")

@@ -90,6 +90,35 @@ class Settler:
         self.finished: set[int] = set()
         self.waiting: dict[int, str] = {}  # interval -> why it waits now
         self.abstained: dict[int, str] = {}  # interval -> why it abstained (the latest few)
+        self.generation = 0  # bumped by every new action that can change a book ...
+        self.listening = False  # ... once the settler listens to the journal (`attach`)
+        self._books: dict[int, tuple[int, IntervalBook | None]] = {}
+
+    def attach(self, listeners: list) -> None:
+        """Listen to the journal's new actions: books are then re-read only when they may
+        have changed (without it, every tick reads the store)."""
+        listeners.append(self)
+        self.listening = True
+
+    async def on_new(self, actions: list[Action]) -> None:
+        """Journal listener: a new order, view, settlement, genesis or warrant may change books
+        (readings and infos cannot), so the next tick reads the store again."""
+        if any(a.type != "reading" for a in actions):
+            self.generation += 1
+
+    async def _book(self, k: int) -> IntervalBook | None:
+        """`k`'s book, read again only when the store took something that may change it."""
+        cached = self._books.get(k)
+        if self.listening and cached is not None and cached[0] == self.generation:
+            return cached[1]
+        generation = self.generation
+        loop = asyncio.get_running_loop()
+        ib = await loop.run_in_executor(
+            None, interval_book, self.store, self.charters, self.grid, k
+        )
+        self._books = {j: v for j, v in self._books.items() if j >= k - 64}
+        self._books[k] = (generation, ib)
+        return ib
 
     def recover(self, action: Action) -> None:
         """Take in one of our own earlier views or settlements (after a restart)."""
@@ -112,10 +141,7 @@ class Settler:
         """Do what is due for `k` now (`settles`: we signed orders for `k`, so we settle it)."""
         signed: list[Signed] = []
         for _ in range(3):  # e.g. sign the view, then settle at once when every view is held
-            loop = asyncio.get_running_loop()
-            ib = await loop.run_in_executor(
-                None, interval_book, self.store, self.charters, self.grid, k
-            )
+            ib = await self._book(k)
             if ib is None:  # our grid has no market in k
                 self.finished.add(k)
                 return signed
