@@ -13,12 +13,14 @@ real nodes: a grid of 1,000 agents on a few processes. Every wait has a deadline
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nodedata import Author
@@ -28,6 +30,7 @@ from ledger.actions import Action
 from ledger.charter import Charter, parse_charter
 from ledger.membrane import Membrane
 from ledger.store import Store
+from ledger.view import trades_digest
 from market.book import Deadlines, deadlines
 from market.clearing import clear
 from market.scenario import Scenario, default_scenario
@@ -35,7 +38,7 @@ from market.settle import settlement_payload_v2
 from node.cli import launcher
 from node.cli.processes import run_argv, spawn
 from node.p2p.wire import batches
-from node.trading.grid_views import interval_book, view_to_sign
+from node.trading.grid_views import book_of, interval_book, view_to_sign
 
 GRID = launcher.GRID
 
@@ -200,73 +203,87 @@ class Sybils:
         self.bid_wh, self.price = bid_wh, price
         self.authors = [Author(community=launcher.COMMUNITY, grid=GRID, name=f"{name} {i}")
                         for i in range(n)]
+        self.store: Store | None = None
+        self.voted: dict[bytes, frozenset[bytes]] = {}  # our views: voter -> order hashes
 
     def join(self) -> None:
         """Sign and post every sybil's genesis to every node."""
-        geneses = [a.genesis() for a in self.authors]
-        for url in self.kit.urls:
-            got = post_all(url, geneses)
-            assert not got["rejected"], got["rejected"][:3]
+        self.post_everywhere([a.genesis() for a in self.authors])
 
     def bid(self, k: int, urls: list[str] | None = None) -> list[Action]:
         """Each sybil bids for `k` (stamped now), posted to `urls` (default: every node)."""
         bids = [a.next("bid", {"interval": k, "energy_wh": self.bid_wh, "price": self.price})
                 for a in self.authors]
-        for url in urls if urls is not None else self.kit.urls:
+        if urls is None:
+            self.post_everywhere(bids)
+        for url in urls or ():
             got = post_all(url, bids)
             assert not got["rejected"], got["rejected"][:3]
         return bids
 
     def local_store(self) -> Store:
-        """An in-memory store of our own chains and of every other chain node 0 holds."""
-        store = Store(":memory:", Membrane(launcher.COMMUNITY))
+        """An in-memory store of our chains without their views (those are `self.voted`) and
+        of every other chain node 0 holds, as gossip would copy them; kept up to date."""
+        if self.store is None:
+            self.store = Store(":memory:", Membrane(launcher.COMMUNITY))
         ours = {a.agent for a in self.authors}
-        for a in self.authors:
-            store.ingest([(x.action_bytes, x.signature) for x in a.actions], now_us())
+        mine = [(x.action_bytes, x.signature) for a in self.authors for x in a.actions
+                if x.type in ("genesis", "offer", "bid")]
+        self.store.ingest(mine, now_us())
         url = self.kit.urls[0]
-        for author in heads(url):
-            if author not in ours:
-                _copy_chain(store, url, author.hex())
-        return store
+        for author, (seq, _) in heads(url).items():
+            held = self.store.head(author)
+            if author not in ours and (held is None or held.seq < seq):
+                _copy_chain(self.store, url, author.hex(), 0 if held is None else held.seq + 1)
+        return self.store
 
-    def view(self, k: int, voters: int | None = None) -> list[Action]:
-        """After `k`'s grace, the first `voters` sybils (default all) sign their views of every
-        order node 0 held by the gate, posted to every node before the view deadline."""
+    def view(self, k: int, voters: int | None = None, early: bool = False) -> list[Action]:
+        """After `k`'s grace (`early`: just after its gate, as soon as a view may be stamped),
+        the first `voters` sybils (default all) sign their views of every order node 0 held
+        by the gate, stamped before the view deadline."""
         d = self.kit.deadlines(k)
-        sleep_until(d.view_from_us + 50_000)
-        store = self.local_store()
-        pages = view_to_sign(store, GRID, k, d.gate_us)
-        store.close()
-        views = [a.next("view", page) for a in self.authors[:voters] for page in pages]
-        for url in self.kit.urls:
-            post_all(url, views)
-        assert now_us() <= d.view_us, "the sybils' views came late"
+        sleep_until(d.gate_us + 300_000 if early else d.view_from_us + 50_000)
+        pages = view_to_sign(self.local_store(), GRID, k, d.gate_us)
+        hashes = frozenset(h for p in pages for h in p["orders"])
+        views = []
+        for a in self.authors[:voters]:
+            views += [a.next("view", page) for page in pages]
+            self.voted[a.agent] = hashes
+        assert all(v.ts <= d.view_us for v in views), "the sybils' views were stamped late"
+        self.post_everywhere(views)  # they count by their stamp, however long the posts take
         return views
+
+    def post_everywhere(self, actions: list[Action]) -> None:
+        """Post to every node at once (one thread each); every action must be taken."""
+        with ThreadPoolExecutor(len(self.kit.urls)) as pool:
+            for got in pool.map(lambda url: post_all(url, actions), self.kit.urls):
+                assert not got["rejected"], got["rejected"][:3]
 
     def settle(self, k: int) -> list[Action]:
         """After `k`'s view deadline, every sybil settles over the book of the views held."""
         sleep_until(self.kit.deadlines(k).view_us + 300_000)
-        store = self.local_store()
-        try:
-            ib = interval_book(store, [self.kit.charter], GRID, k)
-        finally:
-            store.close()
-        assert ib is not None and ib.book.quorum and not ib.book.missing, ib
-        ctx = ib.context
-        clearing = clear(list(ib.book.orders), dict(ctx.participants), ctx.rules,
+        ib = interval_book(self.local_store(), [self.kit.charter], GRID, k)
+        assert ib is not None
+        ctx = dataclasses.replace(ib.context, views={**ib.context.views, **self.voted})
+        book = book_of(ctx)
+        assert book.quorum and not book.missing, book
+        clearing = clear(list(book.orders), dict(ctx.participants), ctx.rules,
                          interval_ms=ctx.interval_ms)
-        settlements = [
-            a.next("settlement", settlement_payload_v2(a.agent, k, ctx.rules.mechanism, ib.book,
-                                                       clearing, ctx.settlers))
-            for a in self.authors
-        ]
-        for url in self.kit.urls:
-            post_all(url, settlements)
+        first = settlement_payload_v2(self.authors[0].agent, k, ctx.rules.mechanism, book,
+                                      clearing, ctx.settlers)
+        settlements = []
+        for a in self.authors:  # the same book and views for all: only their trades differ
+            trades = [t.to_wire() for t in clearing.trades_of(a.agent)]
+            payload = {**first, "trades": trades, "trade_count": len(trades),
+                       "trades_digest": trades_digest(trades),
+                       "grid_import_wh": clearing.grid_import_wh.get(a.agent, 0),
+                       "grid_export_wh": clearing.grid_export_wh.get(a.agent, 0)}
+            settlements.append(a.next("settlement", payload))
+        self.post_everywhere(settlements)
         return settlements
 
 
-def _copy_chain(store: Store, url: str, author_hex: str) -> None:
-    start = 0
+def _copy_chain(store: Store, url: str, author_hex: str, start: int = 0) -> None:
     while True:
         page = _chain_page(url, author_hex, start)
         if not page:

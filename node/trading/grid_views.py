@@ -27,10 +27,11 @@ from market.book import (
 from market.clearing import clear
 from market.disputes import Signed, defaulters, excluded_from, exclusion_lag
 from market.intervals import charter_in_force
-from market.judge import Context, judge_settlement
+from market.judge import COMPARED, Context, Verdict, judge_settlement
 from market.orders import Order
 from market.participants import Participant
-from market.settle import expand_trades, is_v2, listed_trades
+from market.settle import expand_trades, is_v2, listed_trades, settlement_payload_v2
+from market.trades import Clearing
 
 DEMO_PACE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -135,8 +136,10 @@ def interval_book(store: Store, charters: list[Charter], grid: str, k: int
     return IntervalBook(deadlines(charters, k), ctx, book_of(ctx))
 
 
-def _recompute(ctx: Context, payload: dict, cache: dict[tuple, dict | None]) -> dict | None:
-    """The clearing of the views a settlement names, as agent -> wire trades (cached)."""
+def cleared_views(ctx: Context, payload: dict, cache: dict[tuple, tuple | None]
+                  ) -> tuple[Book, Clearing] | None:
+    """The book and clearing of the views a v2 settlement names (None when this node cannot
+    rebuild them); cached by (settlers, views), which every settler of one book shares."""
     key = (bytes(payload["settlers"]), bytes(payload["views"]))
     if key not in cache:
         cache[key] = None
@@ -148,23 +151,34 @@ def _recompute(ctx: Context, payload: dict, cache: dict[tuple, dict | None]) -> 
             if not book.missing:
                 clearing = clear(list(book.orders), dict(ctx.participants), ctx.rules,
                                  interval_ms=ctx.interval_ms)
-                per: dict[bytes, list] = {}
-                for t in clearing.trades:
-                    for side in dict.fromkeys((t.seller, t.buyer)):
-                        per.setdefault(side, []).append(t.to_wire())
-                cache[key] = per
+                cache[key] = (book, clearing)
     return cache[key]
 
 
+def judge_cached(agent: bytes, payload: dict, ctx: Context,
+                 cache: dict[tuple, tuple | None]) -> Verdict:
+    """`market.judge.judge_settlement`, with the clearing shared by the settlements that name
+    the same views (a grid of 1,000 settlers is judged with one clearing, not 1,000)."""
+    cleared = cleared_views(ctx, payload, cache) if payload["mechanism"] == ctx.rules.mechanism \
+        else None
+    if cleared is not None:
+        book, clearing = cleared
+        expected = settlement_payload_v2(agent, ctx.interval, ctx.rules.mechanism, book,
+                                         clearing, ctx.settlers, inline_max=len(clearing.trades))
+        if all(payload[k] == expected[k] for k in COMPARED):
+            return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
+    return judge_settlement(agent, payload, ctx)  # the full judge says why (or tries forks)
+
+
 def expanded(author: bytes, payload: dict, ctx: Context | None,
-             cache: dict[tuple, dict | None]) -> list | None:
+             cache: dict[tuple, tuple | None]) -> list | None:
     """A settlement's trades: listed, or recomputed from the views it names; None if unknown."""
     trades = listed_trades(payload)
     if trades is not None or ctx is None or not is_v2(payload):
         return trades
-    per = _recompute(ctx, payload, cache)
-    if per is not None:
-        trades = expand_trades(payload, per.get(author, []))
+    cleared = cleared_views(ctx, payload, cache)
+    if cleared is not None:
+        trades = expand_trades(payload, [t.to_wire() for t in cleared[1].trades_of(author)])
     if trades is None:  # e.g. the settler did not know of a fork yet: the full judge
         trades = judge_settlement(author, payload, ctx).trades
     return None if trades is None else list(trades)
@@ -175,7 +189,7 @@ def settlement_history(store: Store, grid: str, k: int, context: Context | None 
     """Every agent's settlements of `k`, oldest first, with their trades (None: a digest that
     could not be expanded, or no `context` to expand it with)."""
     out: dict[bytes, list[Signed]] = {}
-    cache: dict[tuple, dict | None] = {}
+    cache: dict[tuple, tuple | None] = {}
     for a in store.by_interval(grid, k, ("settlement",)):
         trades = expanded(a.author, a.payload, context, cache)
         listed = None if trades is None else tuple(tuple(t) for t in trades)
