@@ -66,21 +66,36 @@ def sleep_until(us: int) -> None:
 class Kit:
     """A scenario's agents as real node processes (7 for the default kit), on free ports."""
 
-    def __init__(self, base: Path, interval_s: int = 4, scenario: Scenario | None = None,
-                 first: int = 10, round_ms: int = 300, start_in_s: float | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        interval_s: int = 4,
+        scenario: Scenario | None = None,
+        first: int = 10,
+        round_ms: int = 300,
+        start_in_s: float | None = None,
+    ) -> None:
         self.scenario = scenario or default_scenario()
         n = len(self.scenario.agents)
         port = launcher.free_port_run(n)
         lead = start_in_s if start_in_s is not None else 3.0 + 0.8 * n
-        self.nodes = launcher.prepare(Path(base), self.scenario, port, interval_s,
-                                      self.scenario.mechanism, start_in_s=lead,
-                                      first_interval=first, round_ms=round_ms)
+        self.nodes = launcher.prepare(
+            Path(base),
+            self.scenario,
+            port,
+            interval_s,
+            self.scenario.mechanism,
+            start_in_s=lead,
+            first_interval=first,
+            round_ms=round_ms,
+        )
         launcher.start(self.nodes)
         late = launcher.wait_ready(self.nodes, timeout=60)
         assert not late, f"nodes did not start: {late}\n{self.logs()}"
         self.urls = [node.url for node in self.nodes]
         self.charter: Charter = parse_charter(
-            request("GET", f"{self.urls[0]}/v1/community/charter").body)
+            request("GET", f"{self.urls[0]}/v1/community/charter").body
+        )
         self.first = launcher.first_open_interval(self.urls[0], first, margin_s=1.0)
 
     def __enter__(self) -> Kit:
@@ -106,8 +121,11 @@ class Kit:
 
     def tracebacks(self) -> list[str]:
         """Names of nodes whose log holds a traceback."""
-        return [n.name for n in self.nodes
-                if "Traceback" in (n.dir / "node.log").read_text(errors="replace")]
+        return [
+            n.name
+            for n in self.nodes
+            if "Traceback" in (n.dir / "node.log").read_text(errors="replace")
+        ]
 
     # -- time ------------------------------------------------------------------------------
 
@@ -131,14 +149,24 @@ class Kit:
         sleep_until(self.deadlines(k).final_us + 200_000)
         out = []
         for i in nodes if nodes is not None else range(len(self.nodes)):
-            out.append(wait_for(lambda i=i: _final_view(self.view(k, i)), timeout,
-                                f"interval {k} final on {self.nodes[i].name}", every=0.5))
+            out.append(
+                wait_for(
+                    lambda i=i: _final_view(self.view(k, i)),
+                    timeout,
+                    f"interval {k} final on {self.nodes[i].name}",
+                    every=0.5,
+                )
+            )
         return out
 
     def audit(self, i: int) -> tuple[int, dict]:
         """`picogrid audit <node i> --json`: exit code and report."""
-        done = subprocess.run([sys.executable, "-m", "node.cli", "audit", self.urls[i], "--json"],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "node.cli", "audit", self.urls[i], "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         try:
             return done.returncode, json.loads(done.stdout)
         except ValueError:
@@ -197,12 +225,14 @@ def post_all(url: str, actions: list[Action]) -> dict:
 class Sybils:
     """`n` consumers without nodes in the kit's grid; they bid, view and settle in-process."""
 
-    def __init__(self, kit: Kit, n: int, bid_wh: int = 1, price: int = 40_000,
-                 name: str = "sybil") -> None:
+    def __init__(
+        self, kit: Kit, n: int, bid_wh: int = 1, price: int = 40_000, name: str = "sybil"
+    ) -> None:
         self.kit = kit
         self.bid_wh, self.price = bid_wh, price
-        self.authors = [Author(community=launcher.COMMUNITY, grid=GRID, name=f"{name} {i}")
-                        for i in range(n)]
+        self.authors = [
+            Author(community=launcher.COMMUNITY, grid=GRID, name=f"{name} {i}") for i in range(n)
+        ]
         self.store: Store | None = None
         self.voted: dict[bytes, frozenset[bytes]] = {}  # our views: voter -> order hashes
 
@@ -212,8 +242,10 @@ class Sybils:
 
     def bid(self, k: int, urls: list[str] | None = None) -> list[Action]:
         """Each sybil bids for `k` (stamped now), posted to `urls` (default: every node)."""
-        bids = [a.next("bid", {"interval": k, "energy_wh": self.bid_wh, "price": self.price})
-                for a in self.authors]
+        bids = [
+            a.next("bid", {"interval": k, "energy_wh": self.bid_wh, "price": self.price})
+            for a in self.authors
+        ]
         if urls is None:
             self.post_everywhere(bids)
         for url in urls or ():
@@ -227,8 +259,12 @@ class Sybils:
         if self.store is None:
             self.store = Store(":memory:", Membrane(launcher.COMMUNITY))
         ours = {a.agent for a in self.authors}
-        mine = [(x.action_bytes, x.signature) for a in self.authors for x in a.actions
-                if x.type in ("genesis", "offer", "bid")]
+        mine = [
+            (x.action_bytes, x.signature)
+            for a in self.authors
+            for x in a.actions
+            if x.type in ("genesis", "offer", "bid")
+        ]
         self.store.ingest(mine, now_us())
         url = self.kit.urls[0]
         for author, (seq, _) in heads(url).items():
@@ -267,17 +303,23 @@ class Sybils:
         ctx = dataclasses.replace(ib.context, views={**ib.context.views, **self.voted})
         book = book_of(ctx)
         assert book.quorum and not book.missing, book
-        clearing = clear(list(book.orders), dict(ctx.participants), ctx.rules,
-                         interval_ms=ctx.interval_ms)
-        first = settlement_payload_v2(self.authors[0].agent, k, ctx.rules.mechanism, book,
-                                      clearing, ctx.settlers)
+        clearing = clear(
+            list(book.orders), dict(ctx.participants), ctx.rules, interval_ms=ctx.interval_ms
+        )
+        first = settlement_payload_v2(
+            self.authors[0].agent, k, ctx.rules.mechanism, book, clearing, ctx.settlers
+        )
         settlements = []
         for a in self.authors:  # the same book and views for all: only their trades differ
             trades = [t.to_wire() for t in clearing.trades_of(a.agent)]
-            payload = {**first, "trades": trades, "trade_count": len(trades),
-                       "trades_digest": trades_digest(trades),
-                       "grid_import_wh": clearing.grid_import_wh.get(a.agent, 0),
-                       "grid_export_wh": clearing.grid_export_wh.get(a.agent, 0)}
+            payload = {
+                **first,
+                "trades": trades,
+                "trade_count": len(trades),
+                "trades_digest": trades_digest(trades),
+                "grid_import_wh": clearing.grid_import_wh.get(a.agent, 0),
+                "grid_export_wh": clearing.grid_export_wh.get(a.agent, 0),
+            }
             settlements.append(a.next("settlement", payload))
         self.post_everywhere(settlements)
         return settlements

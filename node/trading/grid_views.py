@@ -56,9 +56,11 @@ def order_of(a: Action) -> Order:
 def participants_of(store: Store, grid: str) -> dict[bytes, Participant]:
     """Every agent of `grid`, from its genesis."""
     return {
-        r["author"]: Participant(r["author"], r["name"], r["role"], r["household"],
-                                 r["capacity_wh"], r["max_power_w"])
-        for r in store.agents() if r["grid"] == grid
+        r["author"]: Participant(
+            r["author"], r["name"], r["role"], r["household"], r["capacity_wh"], r["max_power_w"]
+        )
+        for r in store.agents()
+        if r["grid"] == grid
     }
 
 
@@ -76,8 +78,15 @@ def grid_settlers(store: Store, grid: str, gate_us: int) -> list[bytes]:
 def view_pages(store: Store, grid: str, k: int) -> list[ViewPage]:
     """Every `view` entry held for `k` in `grid`, decoded."""
     return [
-        ViewPage(a.author, a.seq, a.ts, k, a.payload["page"], a.payload["pages"],
-                 tuple(a.payload["orders"]))
+        ViewPage(
+            a.author,
+            a.seq,
+            a.ts,
+            k,
+            a.payload["page"],
+            a.payload["pages"],
+            tuple(a.payload["orders"]),
+        )
         for a in store.by_interval(grid, k, ("view",))
     ]
 
@@ -87,8 +96,14 @@ def has_views(store: Store, grid: str, k: int) -> bool:
     return bool(store.by_interval(grid, k, ("view",)))
 
 
-def views_context(store: Store, charters: list[Charter], grid: str, k: int,
-                  orders: list[Order], participants: dict[bytes, Participant]) -> Context | None:
+def views_context(
+    store: Store,
+    charters: list[Charter],
+    grid: str,
+    k: int,
+    orders: list[Order],
+    participants: dict[bytes, Participant],
+) -> Context | None:
     """The judge's context for interval `k` of `grid` (None: the grid has no market in `k`)."""
     charter = charter_in_force(charters, k)
     rules = charter.grids.get(grid)
@@ -111,9 +126,15 @@ def views_context(store: Store, charters: list[Charter], grid: str, k: int,
 
 def book_of(ctx: Context, views: dict[bytes, frozenset[bytes]] | None = None) -> Book:
     """The book the views of `ctx` (or only `views`) give."""
-    return book_from_views(ctx.orders, ctx.views if views is None else views, ctx.settlers,
-                           gate_us=ctx.gate_us, forked=ctx.forked, excluded=ctx.excluded,
-                           rules=ctx.rules)
+    return book_from_views(
+        ctx.orders,
+        ctx.views if views is None else views,
+        ctx.settlers,
+        gate_us=ctx.gate_us,
+        forked=ctx.forked,
+        excluded=ctx.excluded,
+        rules=ctx.rules,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,53 +146,70 @@ class IntervalBook:
     book: Book
 
 
-def interval_book(store: Store, charters: list[Charter], grid: str, k: int
-                  ) -> IntervalBook | None:
+def interval_book(store: Store, charters: list[Charter], grid: str, k: int) -> IntervalBook | None:
     """Interval `k`'s deadlines, context and the book its views give on this node."""
     actions = store.by_interval(grid, k, ("offer", "bid"))
-    ctx = views_context(store, charters, grid, k, [order_of(a) for a in actions],
-                        participants_of(store, grid))
+    ctx = views_context(
+        store, charters, grid, k, [order_of(a) for a in actions], participants_of(store, grid)
+    )
     if ctx is None:
         return None
     return IntervalBook(deadlines(charters, k), ctx, book_of(ctx))
 
 
-def cleared_views(ctx: Context, payload: dict, cache: dict[tuple, tuple | None]
-                  ) -> tuple[Book, Clearing] | None:
+def cleared_views(
+    ctx: Context, payload: dict, cache: dict[tuple, tuple | None]
+) -> tuple[Book, Clearing] | None:
     """The book and clearing of the views a v2 settlement names (None when this node cannot
     rebuild them); cached by (settlers, views), which every settler of one book shares."""
     key = (bytes(payload["settlers"]), bytes(payload["views"]))
     if key not in cache:
         cache[key] = None
         named = bitmap_authors(ctx.settlers, payload["views"])
-        if payload["settlers"] == settlers_digest(ctx.settlers) and named is not None and all(
-            a in ctx.views for a in named
+        if (
+            payload["settlers"] == settlers_digest(ctx.settlers)
+            and named is not None
+            and all(a in ctx.views for a in named)
         ):
             book = book_of(ctx, {a: ctx.views[a] for a in named})
             if not book.missing:
-                clearing = clear(list(book.orders), dict(ctx.participants), ctx.rules,
-                                 interval_ms=ctx.interval_ms)
+                clearing = clear(
+                    list(book.orders),
+                    dict(ctx.participants),
+                    ctx.rules,
+                    interval_ms=ctx.interval_ms,
+                )
                 cache[key] = (book, clearing)
     return cache[key]
 
 
-def judge_cached(agent: bytes, payload: dict, ctx: Context,
-                 cache: dict[tuple, tuple | None]) -> Verdict:
+def judge_cached(
+    agent: bytes, payload: dict, ctx: Context, cache: dict[tuple, tuple | None]
+) -> Verdict:
     """`market.judge.judge_settlement`, with the clearing shared by the settlements that name
     the same views (a grid of 1,000 settlers is judged with one clearing, not 1,000)."""
-    cleared = cleared_views(ctx, payload, cache) if payload["mechanism"] == ctx.rules.mechanism \
-        else None
+    cleared = (
+        cleared_views(ctx, payload, cache) if payload["mechanism"] == ctx.rules.mechanism else None
+    )
     if cleared is not None:
         book, clearing = cleared
-        expected = settlement_payload_v2(agent, ctx.interval, ctx.rules.mechanism, book,
-                                         clearing, ctx.settlers, inline_max=len(clearing.trades))
+        expected = settlement_payload_v2(
+            agent,
+            ctx.interval,
+            ctx.rules.mechanism,
+            book,
+            clearing,
+            ctx.settlers,
+            inline_max=len(clearing.trades),
+        )
         if all(payload[k] == expected[k] for k in COMPARED):
             return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
     return judge_settlement(agent, payload, ctx)  # the full judge says why (or tries forks)
 
 
-def expanded(author: bytes, payload: dict, ctx: Context | None,
-             cache: dict[tuple, tuple | None]) -> list | None:
+def expanded(
+    author: bytes, payload: dict, ctx: Context | None, cache: dict[tuple, tuple | None]
+) -> list | None:
     """A settlement's trades: listed, or recomputed from the views it names; None if unknown."""
     trades = listed_trades(payload)
     if trades is not None or ctx is None or not is_v2(payload):
@@ -184,8 +222,9 @@ def expanded(author: bytes, payload: dict, ctx: Context | None,
     return None if trades is None else list(trades)
 
 
-def settlement_history(store: Store, grid: str, k: int, context: Context | None = None
-                       ) -> dict[bytes, list[Signed]]:
+def settlement_history(
+    store: Store, grid: str, k: int, context: Context | None = None
+) -> dict[bytes, list[Signed]]:
     """Every agent's settlements of `k`, oldest first, with their trades (None: a digest that
     could not be expanded, or no `context` to expand it with)."""
     out: dict[bytes, list[Signed]] = {}

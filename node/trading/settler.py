@@ -73,9 +73,17 @@ class Signed:
 class Settler:
     """Protocol 2's steps for one agent of one grid; `append` signs, `store` is read."""
 
-    def __init__(self, me: bytes, grid: str, store: Store, charters: list[Charter],
-                 append: Append, metrics: Counter[str], sync: Sync | None = None,
-                 status: StatusReporter | None = None) -> None:
+    def __init__(
+        self,
+        me: bytes,
+        grid: str,
+        store: Store,
+        charters: list[Charter],
+        append: Append,
+        metrics: Counter[str],
+        sync: Sync | None = None,
+        status: StatusReporter | None = None,
+    ) -> None:
         self.me = me
         self.grid = grid
         self.store = store
@@ -150,9 +158,12 @@ class Settler:
             if now >= d.view_from_us and not self.sync.synced_since(d.view_from_us):
                 self.sync.sync_now(d.view_from_us)
             step = next_step(
-                now, d, synced=self.sync.synced_since(d.view_from_us),
+                now,
+                d,
+                synced=self.sync.synced_since(d.view_from_us),
                 signed_view=k in self.viewed or self.me not in ib.context.settlers,
-                settlers=list(ib.context.settlers), book=ib.book,
+                settlers=list(ib.context.settlers),
+                book=ib.book,
                 settled_book=self.settled_book.get(k),
             )
             done = await self._do(k, step, ib, settles, signed)
@@ -160,8 +171,9 @@ class Settler:
                 return signed
         return signed
 
-    async def _do(self, k: int, step: Step, ib: IntervalBook, settles: bool,
-                  signed: list[Signed]) -> bool:
+    async def _do(
+        self, k: int, step: Step, ib: IntervalBook, settles: bool, signed: list[Signed]
+    ) -> bool:
         """Perform `step`; True when nothing more is due for `k` now."""
         self.waiting.pop(k, None)
         if step.action == "wait":
@@ -193,17 +205,20 @@ class Settler:
             await self.append("view", page)
         self.viewed.add(k)
         self.metrics["views_signed"] += 1
-        log.info("interval %d: signed my view of %d order(s)", k,
-                 sum(len(p["orders"]) for p in pages))
+        log.info(
+            "interval %d: signed my view of %d order(s)", k, sum(len(p["orders"]) for p in pages)
+        )
         return True
 
     async def _settle(self, k: int, ib: IntervalBook, step: Step) -> Signed | None:
         ctx, book = ib.context, ib.book
-        clearing = clear(list(book.orders), dict(ctx.participants), ctx.rules,
-                         interval_ms=ctx.interval_ms)
+        clearing = clear(
+            list(book.orders), dict(ctx.participants), ctx.rules, interval_ms=ctx.interval_ms
+        )
         revision = self.revisions.get(k, 0)
-        payload = settlement_payload_v2(self.me, k, ctx.rules.mechanism, book, clearing,
-                                        ctx.settlers, revision=revision)
+        payload = settlement_payload_v2(
+            self.me, k, ctx.rules.mechanism, book, clearing, ctx.settlers, revision=revision
+        )
         if now_us() > ib.deadlines.final_us:
             self._abstain(k, "late: the final deadline passed while clearing")
             self.finished.add(k)
@@ -212,14 +227,24 @@ class Settler:
         self.revisions[k] = revision + 1
         self.settled_book[k] = payload["book"]
         self.metrics["settlement_revisions" if revision else "intervals_settled"] += 1
-        log.info("%s interval %d: %d trade(s), book of %d order(s) from %d of %d views (%s)",
-                 "revised" if revision else "settled", k, payload["trade_count"],
-                 len(book.orders), len(book.used), len(ctx.settlers), step.reason)
+        log.info(
+            "%s interval %d: %d trade(s), book of %d order(s) from %d of %d views (%s)",
+            "revised" if revision else "settled",
+            k,
+            payload["trade_count"],
+            len(book.orders),
+            len(book.used),
+            len(ctx.settlers),
+            step.reason,
+        )
         return Signed(k, payload, clearing, revision)
 
     def _abstain(self, k: int, reason: str) -> None:
-        kind = "late" if reason.startswith("late") else (
-            "no-quorum" if "majority" in reason else "orders-missing")
+        kind = (
+            "late"
+            if reason.startswith("late")
+            else ("no-quorum" if "majority" in reason else "orders-missing")
+        )
         self.metrics[f"abstain:{kind}"] += 1
         self.abstained[k] = reason
         while len(self.abstained) > KEEP_ABSTAINED:

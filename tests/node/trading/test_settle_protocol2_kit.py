@@ -75,10 +75,19 @@ def test_back_dated_and_replacement_orders_never_count(kit, members):
     d = kit.deadlines(k)
     original = members["liar"].bid(k)[0]
     sleep_until(d.view_us + 300_000)  # the honest views are signed: publish the lies
-    replacement = sign_action(liar.identity, original.seq + 1, original.hash, original.ts, "bid",
-                              {"interval": k, "energy_wh": 5000, "price": 1})
-    back_dated = members["forger"].authors[0].next(
-        "bid", {"interval": k, "energy_wh": 5000, "price": 1}, ts=d.gate_us - 1_000_000)
+    replacement = sign_action(
+        liar.identity,
+        original.seq + 1,
+        original.hash,
+        original.ts,
+        "bid",
+        {"interval": k, "energy_wh": 5000, "price": 1},
+    )
+    back_dated = (
+        members["forger"]
+        .authors[0]
+        .next("bid", {"interval": k, "energy_wh": 5000, "price": 1}, ts=d.gate_us - 1_000_000)
+    )
     for url in kit.urls:  # both valid actions: every node holds them
         got = post_all(url, [replacement, back_dated])
         assert not got["rejected"], got
@@ -99,17 +108,29 @@ def test_orders_and_claims_beyond_the_charter_are_refused(kit):
     greedy.join()
     offer = greedy.authors[0].next("offer", {"interval": k, "energy_wh": 2**63 - 1, "price": 0})
     fat = Sybils(kit, 1, name="fat battery").authors[0]
-    genesis = sign_action(fat.identity, 0, None, now_us(), "genesis", {
-        "community": fat.community, "grid": fat.grid, "name": "fat", "role": "storage",
-        "household": "community", "capacity_wh": 2**63 - 1, "max_power_w": 2**63 - 1,
-        "invite": None})
+    genesis = sign_action(
+        fat.identity,
+        0,
+        None,
+        now_us(),
+        "genesis",
+        {
+            "community": fat.community,
+            "grid": fat.grid,
+            "name": "fat",
+            "role": "storage",
+            "household": "community",
+            "capacity_wh": 2**63 - 1,
+            "max_power_w": 2**63 - 1,
+            "invite": None,
+        },
+    )
     for url in kit.urls:
         got = post_all(url, [offer, genesis])
         assert [r[1] for r in got["rejected"]] == ["over-limit", "over-limit"], got
     view = kit.final(k, nodes=[0])[0]
     assert offer.hash.hex() not in book_hashes(view)
-    assert all(greedy.authors[0].agent_hex not in (t["seller"], t["buyer"])
-               for t in view["trades"])
+    assert all(greedy.authors[0].agent_hex not in (t["seller"], t["buyer"]) for t in view["trades"])
     assert counts(view).get("disputed", 0) == 0 and counts(view)["confirmed"] > 0
 
 
@@ -133,8 +154,11 @@ def test_a_counterparty_that_never_settles_fails_its_trades(kit, members):
     seller = next(t["seller"] for t in views[0]["trades"] if t["buyer"] == me)
     url = kit.urls[0]
     bill = wait_for(lambda: _bill(url, seller, k), 30, "the seller's bill")
-    confirmed = sum(t["energy_wh"] for t in views[0]["trades"]
-                    if t["seller"] == seller and t["status"] == "confirmed")
+    confirmed = sum(
+        t["energy_wh"]
+        for t in views[0]["trades"]
+        if t["seller"] == seller and t["status"] == "confirmed"
+    )
     assert bill["sold_wh"] == confirmed
     view = kit.final(j, nodes=[0])[0]
     assert later.hash.hex() not in book_hashes(view)

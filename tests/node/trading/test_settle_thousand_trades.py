@@ -29,8 +29,13 @@ KEEP = ("Community solar", "Neighbourhood battery", "Home 1", "Home 2")
 def kit(tmp_path_factory):
     base = default_scenario()
     scenario = dataclasses.replace(base, agents=[a for a in base.agents if a.name in KEEP])
-    with Kit(tmp_path_factory.mktemp("sybils"), interval_s=INTERVAL_S, scenario=scenario,
-             first=11, round_ms=500) as k:
+    with Kit(
+        tmp_path_factory.mktemp("sybils"),
+        interval_s=INTERVAL_S,
+        scenario=scenario,
+        first=11,
+        round_ms=500,
+    ) as k:
         yield k
         assert not k.tracebacks(), k.logs()
 
