@@ -444,6 +444,7 @@
       const parts = [`${counts.confirmed} confirmed`];
       if (counts.disputed) parts.push(`${counts.disputed} disputed`);
       if (counts.pending) parts.push(`${counts.pending} pending`);
+      if (counts.failed) parts.push(`${counts.failed} failed`);
       setText($("#now-trades"), parts.join(", "));
       setText($("#now-mechanism"), v.mechanism || "–");
       setText($("#now-book"), `${v.book.length} order${v.book.length === 1 ? "" : "s"}${v.late_or_excluded ? ` (+${v.late_or_excluded} late)` : ""}`);
@@ -768,7 +769,8 @@
 
   // -- rendering: trades -------------------------------------------------------------------------
 
-  const STATUS_CLASS = { confirmed: "ok", disputed: "bad", pending: "warn" };
+  // protocol 2 adds failed (a party never settled) and superseded (dropped by a revision)
+  const STATUS_CLASS = { confirmed: "ok", disputed: "bad", pending: "warn", failed: "bad", superseded: "plain" };
 
   function actionLink(hash, side) {
     return html("a", { class: "hash-link", href: `/v1/actions/${hash}`, "data-action": hash, "data-side": side, target: "_blank", rel: "noopener", title: `the signed ${side}: ${hash}` }, `${side} ${shortHash(hash, 6)}`);
