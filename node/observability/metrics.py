@@ -285,18 +285,12 @@ def _market(out: Exposition, m: Counter[str], figures: dict[str, Any]) -> None:
         "Intervals this agent signed a settlement for since the node started.",
         m["intervals_settled"],
     )
-    out.one(
-        "picogrid_views_signed_total",
-        "counter",
-        "Intervals this agent signed its view of (protocol 2) since the node started.",
-        m["views_signed"],
-    )
-    out.one(
-        "picogrid_settlement_revisions_total",
-        "counter",
-        "Revised settlements this agent signed because late views changed the book.",
-        m["settlement_revisions"],
-    )
+    for name, key, what in (
+        ("views_signed", "views_signed", "Intervals this agent signed its view of (protocol 2)."),
+        ("settlement_revisions", "settlement_revisions",
+         "Revised settlements this agent signed because late views changed the book."),
+    ):
+        out.one(f"picogrid_{name}_total", "counter", what, m[key])
     out.family(
         "picogrid_settlements_abstained_total",
         "counter",
