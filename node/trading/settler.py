@@ -198,16 +198,16 @@ class Settler:
 
     async def _sign_view(self, k: int, ib: IntervalBook) -> bool:
         pages = view_to_sign(self.store, self.grid, k, ib.deadlines.gate_us)
-        for page in pages:
-            if now_us() > ib.deadlines.view_us:  # it would not count
-                log.warning("view of interval %d not signed in time", k)
-                break
+        for page in pages:  # a page that fails to sign (disk full) is tried again next tick
+            if now_us() > ib.deadlines.view_us:  # it would not count (a page missing: no view)
+                log.warning("interval %d: my view was not signed by the view deadline", k)
+                self.viewed.add(k)
+                return True
             await self.append("view", page)
         self.viewed.add(k)
         self.metrics["views_signed"] += 1
-        log.info(
-            "interval %d: signed my view of %d order(s)", k, sum(len(p["orders"]) for p in pages)
-        )
+        orders = sum(len(p["orders"]) for p in pages)
+        log.info("interval %d: signed my view of %d order(s)", k, orders)
         return True
 
     async def _settle(self, k: int, ib: IntervalBook, step: Step) -> Signed | None:
