@@ -197,15 +197,16 @@ class AgentLoop:
         return sorted(due - self.settler.finished)
 
     def _may_order(self, k: int, now: int) -> bool:
-        """Whether to sign orders for `k` now: after `k - 1` is settled (or, at the latest, a
-        quarter of the way from its settling time to `k`'s gate) and before `k`'s gate."""
+        """Whether to sign orders for `k` now: after `k - 1` is settled (or, at the latest,
+        halfway from its settling time to `k`'s gate: a loaded node must not miss the gate) and
+        before `k`'s gate."""
         ready_at, gate = settle_at_us(self.charters, k - 1), gate_closure_us(self.charters, k)
         if not ready_at <= now < gate:
             return False
         prev = k - 1
         resolved = prev not in self.ordered or prev in self.settled \
             or prev in self.settler.finished
-        return resolved or now >= gate - (gate - ready_at) // 4
+        return resolved or now >= gate - (gate - ready_at) // 2
 
     def expected_soc(self) -> int:
         """The battery's charge once what it contracted after its latest reading is done."""

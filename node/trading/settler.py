@@ -192,7 +192,7 @@ class Settler:
                 signed.append(result)
             return result is None
         if step.action == "abstain" and settles:
-            self._abstain(k, step.reason)
+            self._abstain(k, _why_not(ib))
         self.finished.add(k)
         return True
 
@@ -240,11 +240,7 @@ class Settler:
         return Signed(k, payload, clearing, revision)
 
     def _abstain(self, k: int, reason: str) -> None:
-        kind = (
-            "late"
-            if reason.startswith("late")
-            else ("no-quorum" if "majority" in reason else "orders-missing")
-        )
+        kind = reason.split(":", 1)[0]
         self.metrics[f"abstain:{kind}"] += 1
         self.abstained[k] = reason
         while len(self.abstained) > KEEP_ABSTAINED:
@@ -254,3 +250,13 @@ class Settler:
             self.status.report(ErrorLevel.SHORT, message)
         else:
             log.warning(message)
+
+
+def _why_not(ib: IntervalBook) -> str:
+    """Why no settlement could be signed by the final deadline, starting with its kind."""
+    book, settlers = ib.book, ib.context.settlers
+    if not book.quorum:
+        return f"no-quorum: {len(book.used)} of {len(settlers)} settlers' views held by F_k"
+    if book.missing:
+        return f"orders-missing: {len(book.missing)} counted order(s) never arrived"
+    return "late: the views were complete, or the node free to settle, only after F_k"
