@@ -104,27 +104,13 @@ def test_back_dated_and_replacement_orders_never_count(kit, members):
 
 def test_orders_and_claims_beyond_the_charter_are_refused(kit):
     k = kit.next_interval(margin_s=1.5)
-    greedy = Sybils(kit, 1, name="greedy")
-    greedy.join()
+    greedy = Sybils(kit, 1, name="greedy")  # a community generator, honest in its genesis ...
+    greedy.authors[0].actions.append(member_genesis(greedy.authors[0], "generator", 0, 5000))
+    greedy.post_everywhere(greedy.authors[0].actions)
+    # ... that offers 2^63-1 Wh: it would take all demand, and never deliver
     offer = greedy.authors[0].next("offer", {"interval": k, "energy_wh": 2**63 - 1, "price": 0})
-    fat = Sybils(kit, 1, name="fat battery").authors[0]
-    genesis = sign_action(
-        fat.identity,
-        0,
-        None,
-        now_us(),
-        "genesis",
-        {
-            "community": fat.community,
-            "grid": fat.grid,
-            "name": "fat",
-            "role": "storage",
-            "household": "community",
-            "capacity_wh": 2**63 - 1,
-            "max_power_w": 2**63 - 1,
-            "invite": None,
-        },
-    )
+    fat = Sybils(kit, 1, name="fat battery").authors[0]  # a battery claiming to hold it all
+    genesis = member_genesis(fat, "storage", 2**63 - 1, 2**63 - 1)
     for url in kit.urls:
         got = post_all(url, [offer, genesis])
         assert [r[1] for r in got["rejected"]] == ["over-limit", "over-limit"], got
@@ -163,6 +149,27 @@ def test_a_counterparty_that_never_settles_fails_its_trades(kit, members):
     view = kit.final(j, nodes=[0])[0]
     assert later.hash.hex() not in book_hashes(view)
     assert me in [e["agent"] for e in view["excluded"]]
+
+
+def member_genesis(author, role: str, capacity_wh: int, max_power_w: int):
+    """A genesis of the kit's community for `author` with the role and claims given."""
+    return sign_action(
+        author.identity,
+        0,
+        None,
+        now_us(),
+        "genesis",
+        {
+            "community": author.community,
+            "grid": author.grid,
+            "name": author.name,
+            "role": role,
+            "household": "community",
+            "capacity_wh": capacity_wh,
+            "max_power_w": max_power_w,
+            "invite": None,
+        },
+    )
 
 
 def _bill(url: str, agent_hex: str, k: int) -> dict | None:
