@@ -48,6 +48,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/replicate.py
 	$(BIN)/python benchmarks/converge.py
+	$(BIN)/python benchmarks/settle.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

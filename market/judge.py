@@ -22,7 +22,7 @@ from market.participants import Participant
 from market.settle import settlement_payload_v2
 
 VERDICTS = ("matches", "differs", "unverifiable")
-_COMPARED = (
+COMPARED = (
     "mechanism",
     "book",
     "trade_count",
@@ -99,7 +99,7 @@ def judge_settlement(agent: bytes, payload: dict, ctx: Context) -> Verdict:
             ctx.settlers,
             inline_max=len(clearing.trades),
         )
-        if all(payload[k] == expected[k] for k in _COMPARED):
+        if all(payload[k] == expected[k] for k in COMPARED):
             return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
     return Verdict(
         "differs", "its settlement differs from the recomputation over the views it names"

@@ -24,6 +24,7 @@ from ledger.agentinfo import AgentInfo
 from ledger.chain import SourceChain, now_us
 from ledger.charter import Charter
 from ledger.keys import Identity, load_identity
+from ledger.limits import rules_from
 from ledger.membrane import Membrane
 from ledger.store import IngestResult, Store
 from node.charters import CharterBook
@@ -61,7 +62,8 @@ class Node:
         self.identity = identity or load_identity(cfg.key_path)
         self.admin = bytes.fromhex(cfg.admin)
         self.metrics: Counter[str] = Counter()
-        self.store = Store(cfg.store_path)
+        # Charter limits (`over-limit`) are checked at ingest by the charters held at the time.
+        self.store = Store(cfg.store_path, limits=rules_from(lambda: self.book.charters))
         self.book = CharterBook(self.store, cfg.community, self.admin, self.metrics)
         self.chain = SourceChain(self.store, self.identity)
         self.peers = PeerTable(own_url=cfg.url, own_agent=self.identity.agent)
@@ -195,8 +197,9 @@ class Node:
     def _start_agent(self) -> None:
         agent = AgentLoop(self.cfg, self.identity.agent, self.store, self.charters,
                           self.journal.append, self.metrics, self.services.hardware,
-                          self.services.status)
+                          self.services.status, sync=self.gossip)
         self.services.agent = agent
+        agent.settler.attach(self.journal.listeners)  # new views and orders: books to re-read
         if self.services.hardware is not None:
             self.services.hardware.meter = agent.meter
         self.spawn(agent.run(), "agent")

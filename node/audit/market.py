@@ -18,11 +18,12 @@ from market.book import deadlines
 from market.clearing import clear
 from market.disputes import outcomes
 from market.intervals import gate_closure_us
-from market.judge import Context, Verdict, judge_settlement
+from market.judge import Context, Verdict
 from market.orders import select_book
 from market.settle import is_v2
 from market.settlement import gaps, settlement_payload
 from node.audit.views import judge_context, settlement_history
+from node.trading.grid_views import judge_cached
 from node.trading.interval_view import energy_window_ms, interval_state
 
 
@@ -62,12 +63,13 @@ def _audit_interval(store: Store, charters: list[Charter], grid: str, k: int,
     everyone = select_book(state.orders, gate_us=gate_closure_us(charters, k),
                            members=set(state.participants), forked=set())
     context = None
+    cleared: dict[tuple, tuple | None] = {}  # v2: one clearing per set of views named
     for agent, signed in sorted(state.settlements.items()):
         who = names.get(agent, agent.hex()[:12])
         report["settlements_checked"] += 1
         if is_v2(signed):  # protocol 2: judged against the views it names, never our book
             context = context or judge_context(store, charters, state)
-            _judged(judge_settlement(agent, signed, context), k, who, report)
+            _judged(judge_cached(agent, signed, context, cleared), k, who, report)
             continue
         expected = state.payload_for(agent)
         if signed == expected:

@@ -84,7 +84,8 @@ def own_led_states(store: Store, charters: list[Charter], grid: str, name: str,
     state = interval_state(store, charters, grid, k)
     if not state.settlements:
         return {}
-    figures = figures_of(state, socs_before(store, grid, k, state.participants))
+    figures = figures_of(state, socs_before(store, grid, k, state.participants,
+                                            charters=charters))
     agents = [
         {"name": p.name, "role": p.role, "household": p.household, "capacity_wh": p.capacity_wh}
         for p in state.participants.values()

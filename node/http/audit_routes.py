@@ -62,6 +62,8 @@ async def info(request: web.Request) -> web.Response:
         # Our clock against the peers' and the disk (docs/troubleshooting.md, "Clock", "Disk").
         "clock": node.services.clock.to_json() if node.services.clock else None,
         "disk": node.services.disk.to_json() if node.services.disk else None,
+        # Protocol 2: intervals waiting for views or orders, and why settlements were not signed
+        "settlement": node.services.agent.settler.summary() if node.services.agent else None,
         # What this node did and refused: "rejected:<reason>", "http_429", "gossip_pulled", ...
         "counters": dict(sorted(node.metrics.items())),
     })

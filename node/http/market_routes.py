@@ -70,6 +70,10 @@ def _name(state: IntervalState, agent: bytes) -> str | None:
     return who.name if who else None
 
 
+def _who(state: IntervalState, agent: bytes) -> dict:
+    return {"agent": agent.hex(), "name": _name(state, agent)}
+
+
 def _phase(node: HttpContext, k: int, state: IntervalState) -> str:
     now = now_us()
     if now < gate_closure_us(node.charters, k):
@@ -85,7 +89,7 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
     """Interval `k` of `grid`: book, clearing, settlements, figures, LEDs."""
     state = interval_state(node.store, node.charters, grid, k)
     names = _names(state)
-    socs = socs_before(node.store, grid, k, state.participants)
+    socs = socs_before(node.store, grid, k, state.participants, charters=node.charters)
     figures = figures_of(state, socs, by_id=True)
     agents = [{"name": p.name, "role": p.role, "household": p.household,
                "capacity_wh": p.capacity_wh} for p in state.participants.values()]
@@ -114,12 +118,17 @@ def interval_json(node: HttpContext, grid: str, k: int) -> dict:
         "expected_trades": len(clearing.trades) if clearing else 0,
         "settlements": {
             a.hex(): {"agent": a.hex(), "name": _name(state, a), "book": p["book"].hex(),
-                      "trades": len(p["trades"]),
+                      "trades": p.get("trade_count", len(p["trades"])),
+                      "revision": p.get("revision", 0),
                       "grid_import_wh": p["grid_import_wh"],
                       "grid_export_wh": p["grid_export_wh"]}
             for a, p in state.settlements.items()
         },
         "readings": {a.hex(): dict(r) for a, r in state.readings.items()},
+        # Protocol 2: views counted, agents that never settled k, and those kept out of k's book
+        "views": [a.hex() for a in state.views_book.used] if state.views_book else [],
+        "defaulters": [_who(state, a) for a in state.defaulters],
+        "excluded": [_who(state, a) for a in state.excluded],
         "agents": {a: {"name": state.participants[bytes.fromhex(a)].name, **f}
                    for a, f in figures.items()},
         "leds": leds,
@@ -205,7 +214,7 @@ def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
         names.update(_names(state))
         if not state.settlements:
             continue
-        socs = socs_before(node.store, grid, k, state.participants)
+        socs = socs_before(node.store, grid, k, state.participants, charters=node.charters)
         settled.append((state, socs))
         figures = figures_of(state, socs, by_id=True)
         statuses = [s.status for s in state.statuses]

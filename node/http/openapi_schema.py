@@ -170,6 +170,14 @@ DISK = obj(
     }
 )
 ROLE = enum("consumer", "generator", "storage")
+# Protocol 2: intervals the agent is settling, and those it abstained from.
+SETTLING = obj(
+    {
+        "waiting": mapping(STR),  # interval -> what the agent waits for (views, orders, sync)
+        "abstained": mapping(STR),  # interval -> why no settlement was signed (the latest 64)
+        "abstained_total": INT,
+    }
+)
 INFO = obj(
     {
         "agent": HEX32,
@@ -189,6 +197,7 @@ INFO = obj(
         "peers": arr(PEER, description="with their sync lag: actions we lack / they lack"),
         "clock": null(CLOCK),
         "disk": null(DISK),
+        "settlement": null(SETTLING),
         "counters": mapping(INT),
     }
 )
@@ -267,10 +276,12 @@ TRADE = obj(
         "price": INT,
         "offer": HEX32,
         "bid": HEX32,
-        "status": enum("confirmed", "disputed", "pending"),
+        # protocol 2 adds "failed" (a party never settled) and "superseded" (a revision dropped it)
+        "status": enum("confirmed", "disputed", "pending", "failed", "superseded"),
         "missing": mapping(arr(HEX32)),
     }
 )
+AGENT_REF = obj({"agent": HEX32, "name": null(STR)})
 INTERVAL = obj(
     {
         "interval": INT,
@@ -289,6 +300,9 @@ INTERVAL = obj(
         "expected_trades": INT,
         "settlements": mapping(ANY_OBJ),  # by agent id
         "readings": mapping(ANY_OBJ),  # by agent id
+        "views": arr(HEX32),  # protocol 2: the settlers whose views this node counted
+        "defaulters": arr(AGENT_REF),  # protocol 2: never settled k (after its final deadline)
+        "excluded": arr(AGENT_REF),  # protocol 2: recent defaulters kept out of k's book
         "agents": mapping(ANY_OBJ),  # by agent id: the agent's name and its figures
         "leds": mapping(STR),
         "grid_import_wh": INT,

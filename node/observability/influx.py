@@ -171,7 +171,7 @@ class InfluxExporter:
                 continue
             ts = interval_start_us(charters, k)
             lines += trade_points(state, me, agent=cfg.name, grid=cfg.grid, ts_us=ts)
-            socs = socs_before(self.store, cfg.grid, k, state.participants)
+            socs = socs_before(self.store, cfg.grid, k, state.participants, charters=charters)
             line = kpi_point(interval_kpis(state, socs), agent=cfg.name, grid=cfg.grid, ts_us=ts)
             if line is not None:
                 lines.append(line)

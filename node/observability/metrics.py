@@ -28,6 +28,7 @@ from node.http.context import CONTEXT, HttpContext
 from node.http.server import in_thread
 from node.observability.health_metrics import clock_and_disk
 from node.trading.interval_view import interval_state
+from node.trading.settler import ABSTAIN_KINDS
 from node.version import VERSION
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -284,6 +285,18 @@ def _market(out: Exposition, m: Counter[str], figures: dict[str, Any]) -> None:
         "counter",
         "Intervals this agent signed a settlement for since the node started.",
         m["intervals_settled"],
+    )
+    for name, key, what in (
+        ("views_signed", "views_signed", "Intervals this agent signed its view of (protocol 2)."),
+        ("settlement_revisions", "settlement_revisions",
+         "Revised settlements this agent signed because late views changed the book."),
+    ):
+        out.one(f"picogrid_{name}_total", "counter", what, m[key])
+    out.family(
+        "picogrid_settlements_abstained_total",
+        "counter",
+        "Intervals this agent signed orders for but could not settle, by reason.",
+        [({"reason": r}, m[f"abstain:{r}"]) for r in ABSTAIN_KINDS],
     )
     out.one(
         "picogrid_readings_signed_total",

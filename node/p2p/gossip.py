@@ -90,6 +90,7 @@ class Gossip:
         self.last_round_s = 0.0
         # Told of each of our own actions a peer rejected, with its reason (the clock watch).
         self.on_own_rejected: Callable[[str, int, str], None] | None = None
+        self.synced_at: dict[str, int] = {}  # peer -> when (µs) its last completed round began
         peers.is_member = lambda agent: store.head(agent) is not None
         self.prover = Prover(peers, infos.community, metrics, self._proven)
 
@@ -187,8 +188,24 @@ class Gossip:
         if task is not None:
             await task
 
+    def synced_since(self, since_us: int) -> bool:
+        """True when every live peer completed a round with us that began at or after
+        `since_us` (vacuously true with no live peer: an unreachable peer cannot be waited on)."""
+        live = self.peers.live(time.monotonic())
+        return all(self.synced_at.get(p.url, -1) >= since_us for p in live)
+
+    def sync_now(self, since_us: int) -> None:
+        """Start a round with each live peer not synced since `since_us` and not busy (a round
+        under way began too early to count: the next call starts a fresh one)."""
+        if self.connect is None:
+            return
+        for peer in self.peers.live(time.monotonic()):
+            if self.synced_at.get(peer.url, -1) < since_us:
+                self.start_round(peer)
+
     async def _round_with(self, peer: Peer) -> None:
         started = time.monotonic()
+        began_us = now_us()
         self.rounds += 1
         try:
             await self.sync_with(peer)
@@ -211,6 +228,7 @@ class Gossip:
             self._busy.discard(peer.url)
             self.last_round_s = time.monotonic() - started
         self.peers.ok(peer, time.monotonic())
+        self.synced_at[peer.url] = max(began_us, self.synced_at.get(peer.url, -1))
         self.metrics["gossip_rounds"] += 1
 
     async def sync_with(self, peer: Peer) -> None:

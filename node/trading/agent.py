@@ -1,12 +1,15 @@
 """The agent loop: every interval, sign orders, settle, and sign the meter reading.
 
-For interval `k` (PROTOCOL section 6 timing, from the charter version in force):
-- once `k - 1` is settled and until `k`'s gate closes, sign this agent's offers/bids for `k`
-  from its strategy (forecast from the scenario; a battery's state of charge from its last
-  reading plus what it contracted since, so its orders never overrun capacity);
-- at gate closure + grace, clear the book held for `k` and sign this agent's `settlement`;
+For interval `k` (docs/protocol.md sections 6 and 8, from the charter version in force):
+- once `k - 1` is settled (or its view deadline passed) and until `k`'s gate closes, sign this
+  agent's offers/bids for `k` from its strategy (forecast from the scenario; a battery's state
+  of charge from its last reading plus what it contracted since, so its orders never overrun
+  capacity);
+- from gate closure + grace, protocol 2 (`node.trading.settler`): sync with the live peers,
+  sign the view, settle over the majority book, revise until the final deadline, or abstain;
 - when `k` has ended, sign the meter `reading` for `k`.
-Each step is signed once; after a restart the loop picks up from what its own chain holds.
+Each step is signed once; after a restart the loop picks up from what its own chain holds, and
+it first completes a gossip round with every live peer (it catches up) before it signs anything.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ledger.chain import now_us
 from ledger.charter import Charter
 from ledger.paging import chain_pages
 from ledger.store import Store
+from market.book import deadlines
 from market.intervals import (
     charter_in_force,
     gate_closure_us,
@@ -38,11 +42,14 @@ from market.strategies import StrategyContext, StrategyError, default_strategy, 
 from node.config import NodeConfig
 from node.devices.hardware import HardwareGlue, read_meter
 from node.errors import NotSigned, UserError
-from node.trading.interval_view import contracted_net, energy_window_ms, interval_state
+from node.trading.interval_view import contracted_net, energy_window_ms, settled_trades
+from node.trading.settler import Settler, Signed, Sync
 
 log = logging.getLogger(__name__)
 Append = Callable[[str, dict], Awaitable[Action]]
 MAX_SLEEP_S = 1.0
+SETTLING_SLEEP_S = 0.1  # between the gate's grace and the view deadline: views come quickly
+CATCH_UP_MAX_S = 60.0  # a restarted node waits at most this long for its first rounds
 
 
 class AgentLoop:
@@ -51,7 +58,7 @@ class AgentLoop:
 
     def __init__(self, cfg: NodeConfig, agent: bytes, store: Store, charters: list[Charter],
                  append: Append, metrics: Counter[str], glue: HardwareGlue | None = None,
-                 status: StatusReporter | None = None) -> None:
+                 status: StatusReporter | None = None, sync: Sync | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.charters = charters
@@ -82,6 +89,10 @@ class AgentLoop:
         self.interval_s = 1
         self.fed_through = -(2**62)  # the latest interval whose flows the meter was told
         self._known_name = self._in_scenario()
+        self.settler = Settler(agent, cfg.grid, store, charters, append, metrics, sync, status)
+        self.sync = self.settler.sync
+        self.started_us = now_us()
+        self.caught_up = False
         self._recover()
         self.last_settled: int | None = max(self.settled) if self.settled else None
 
@@ -108,9 +119,14 @@ class AgentLoop:
                 k = a.payload.get("interval") if a.type != "genesis" else None
                 if a.type in ("offer", "bid"):
                     self.ordered.add(k)
+                elif a.type == "view":
+                    self.settler.recover(a)
                 elif a.type == "settlement":
                     self.settled.add(k)
-                    self.net_wh[k] = contracted_net(me, a.payload)
+                    self.settler.recover(a)
+                    trades = settled_trades(self.store, self.charters, self.cfg.grid, k, me,
+                                            a.payload)
+                    self.net_wh[k] = contracted_net(me, trades)
                 elif a.type == "reading":
                     self.read.add(k)
                     if a.payload["soc_wh"] is not None:
@@ -138,22 +154,62 @@ class AgentLoop:
         if not charters:
             return MAX_SLEEP_S
         now = now_us()
-        for j in sorted(self.ordered - self.settled):
-            if settle_at_us(charters, j) <= now:
-                await self.settle(j)
+        k = next_open_interval(charters, now)
+        busy = not self._catch_up()  # nothing is viewed or settled over what we held at start
+        for j in [] if busy else self._settling(k, now):
+            for signed in await self.settler.advance(j, settles=j in self.ordered):
+                self._settled(signed)
+            busy = busy or j not in self.settler.finished
         for j in sorted(self.ordered - self.read):
             if interval_start_us(charters, j + 1) <= now:
                 await self.sign_reading(j)
-        k = next_open_interval(charters, now)
         # Orders for k wait for k-1's settlement: a battery must know what it already agreed.
         ready_at = settle_at_us(charters, k - 1)
-        if k not in self.ordered and ready_at <= now < gate_closure_us(charters, k):
+        if k not in self.ordered and self._may_order(k, now_us()):
             await self.sign_orders(k)
         upcoming = [ready_at if now < ready_at else gate_closure_us(charters, k)]
-        upcoming += [settle_at_us(charters, j) for j in self.ordered - self.settled]
         upcoming += [interval_start_us(charters, j + 1) for j in self.ordered - self.read]
         wait = (min(upcoming) - now_us()) / 1e6
-        return min(MAX_SLEEP_S, max(0.01, wait))
+        return min(SETTLING_SLEEP_S if busy else MAX_SLEEP_S, max(0.01, wait))
+
+    def _catch_up(self) -> bool:
+        """After a start or restart: True once a round with every live peer has completed (or
+        `CATCH_UP_MAX_S` passed); until then no view or settlement is signed over what we hold
+        (orders and readings are our own: they need no one else's actions)."""
+        if self.caught_up:
+            return True
+        if self.sync.synced_since(self.started_us):
+            log.info("caught up with the live peers; settling from now on")
+        elif now_us() - self.started_us < CATCH_UP_MAX_S * 1e6:
+            self.sync.sync_now(self.started_us)
+            return False
+        else:
+            log.warning("could not sync with every live peer in %.0f s; going on",
+                        CATCH_UP_MAX_S)
+        self.caught_up = True
+        return True
+
+    def _settling(self, k: int, now: int) -> list[int]:
+        """Intervals before `k` with protocol-2 steps due: their grace is over and they are not
+        finished (still before their final deadline, or ordered and not yet settled)."""
+        charters = self.charters
+        c = charter_in_force(charters, k)
+        back = -(-c.final_deadline_ms() // c.interval_ms) + 1
+        due = {j for j in range(k - back, k) if deadlines(charters, j).view_from_us <= now}
+        due |= {j for j in self.ordered - self.settled if j < k}
+        return sorted(due - self.settler.finished)
+
+    def _may_order(self, k: int, now: int) -> bool:
+        """Whether to sign orders for `k` now: after `k - 1` is settled (or, at the latest,
+        halfway from its settling time to `k`'s gate: a loaded node must not miss the gate) and
+        before `k`'s gate."""
+        ready_at, gate = settle_at_us(self.charters, k - 1), gate_closure_us(self.charters, k)
+        if not ready_at <= now < gate:
+            return False
+        prev = k - 1
+        resolved = prev not in self.ordered or prev in self.settled \
+            or prev in self.settler.finished
+        return resolved or now >= gate - (gate - ready_at) // 2
 
     def expected_soc(self) -> int:
         """The battery's charge once what it contracted after its latest reading is done."""
@@ -181,31 +237,20 @@ class AgentLoop:
                                                  "price": intent.price})
         self.metrics["orders_signed"] += 1
 
-    async def settle(self, k: int) -> None:
-        """Clear interval `k`'s book and sign this agent's settlement of it."""
+    def _settled(self, signed: Signed) -> None:
+        """Book a settlement the settler signed: contracted energy, the meter's plan."""
+        k = signed.interval
+        first = k not in self.settled
         self.settled.add(k)
-        loop = asyncio.get_running_loop()
-        state = await loop.run_in_executor(
-            None, interval_state, self.store, self.charters, self.cfg.grid, k
-        )
-        payload = state.payload_for(self.me.agent)
-        if payload is None:
-            return
-        try:
-            await self.append("settlement", payload)
-        except NotSigned:  # a full disk: not done, tried again at the next step
-            self.settled.discard(k)
-            raise
-        self.metrics["intervals_settled"] += 1
-        self.last_settled = k
-        self.net_wh[k] = contracted_net(self.me.agent, payload)
+        self.last_settled = k if self.last_settled is None else max(self.last_settled, k)
+        trades = [t.to_wire() for t in signed.clearing.trades_of(self.me.agent)]
+        self.net_wh[k] = contracted_net(self.me.agent, trades)
         # What the meter will read in k if everyone delivers what was agreed.
-        self.planned[k] = planned_meter(self.me, state.clearing)
-        self.interval_s = charter_interval_s(state.charter.interval_ms)
-        if (k - 1) not in self.ordered - self.read:
+        if k > self.fed_through:
+            self.planned[k] = planned_meter(self.me, signed.clearing)
+        self.interval_s = charter_interval_s(charter_in_force(self.charters, k).interval_ms)
+        if first and (k - 1) not in self.ordered - self.read:
             self._feed_meter(k)  # no reading of k-1 to come, after which k would be fed
-        log.info("settled interval %d: %d trade(s), book of %d order(s)", k,
-                 len(payload["trades"]), len(state.book))
 
     def _feed_meter(self, k: int) -> None:
         """The meter is told interval k's agreed flows (a real sensor ignores them)."""

@@ -68,7 +68,7 @@ class BillTotals:
                      only: bytes | None = None) -> None:
         """Count interval `k`: the savings credits of all, the bills of all (or of `only`)."""
         if state.settlements and state.rules is not None:
-            socs = socs_before(store, grid, k, state.participants)
+            socs = socs_before(store, grid, k, state.participants, charters=[state.charter])
             self.savings.add(state.participants, state.rules, confirmed_trades(state), socs)
         bills, baselines = bills_of(state)
         for a, b in bills.items():

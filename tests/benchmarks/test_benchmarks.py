@@ -16,12 +16,12 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def run_bench(name: str, *args: str) -> dict:
+def run_bench(name: str, *args: str, timeout: float = 120) -> dict:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -64,3 +64,12 @@ def test_converge_reaches_every_live_node():
     f = run_bench("converge", "--nodes", "3", "--trials", "2")
     assert f["alive"] == 3 and f["trials"] == 2
     assert 0 < f["p50_s"] <= f["p99_s"] <= f["max_s"]
+
+
+def test_settle_times_confirmation_on_real_nodes_with_no_dispute():
+    f = run_bench("settle", "--intervals", "2", "--agents", "20", "--grid-intervals", "1",
+                  "--grid-interval-s", "10", timeout=280)
+    assert f["kit_nodes"] == 7 and f["grid_agents"] == 24 and f["grid_nodes"] == 4
+    assert 0 < f["kit_p50_s"] <= f["kit_p99_s"] and 0 < f["grid_p50_s"] <= f["grid_p99_s"]
+    assert f["grid_largest_settlement_trades"] >= 20  # community solar sold to every sybil
+    assert f["disputed"] == 0 and f["verify_per_s"] > 0

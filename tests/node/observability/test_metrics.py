@@ -26,6 +26,7 @@ from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.errors import REASONS
 from ledger.testing import ChainSigner, identity, settlement_payload
+from market.book import deadlines
 from node.devices.hardware import read_meter
 from node.http.market_routes import interval_json
 from node.node import Node
@@ -171,6 +172,10 @@ async def test_metrics_of_a_trading_node(tmp_path):
         ]
 
         await eventually(lambda: home.store.pending_count() == 1, 5, "only the gap pending")
+        # Protocol 2: a trade the two sides disagree on is pending until k's final deadline
+        # (a revision could still heal it), then disputed.
+        final_us = deadlines(home.charters, k).final_us
+        await asyncio.sleep(max(0.0, (final_us - now_us()) / 1e6 + 0.1))
         m = await scrape(url)
         assert m['picogrid_actions_rejected_total{reason="bad-signature"}'] == 1
         for reason in set(REASONS) - {"bad-signature"}:

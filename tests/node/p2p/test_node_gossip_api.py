@@ -129,7 +129,8 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
     good = Author(name="good")
     linked = Author(name="linked")
     forked = Author(name="forked")
-    post_actions(node.url, linked.extend(2) + forked.extend(2))
+    greedy = Author(grid="g1", name="greedy")  # a member of the founder's grid, which trades
+    post_actions(node.url, linked.extend(2) + forked.extend(2) + [greedy.genesis()])
     post_actions(node.url, [forked.fork(1)])  # the node now knows `forked` signed twice
     wait_until(
         lambda: get_json(f"{node.url}/v1/agents/{forked.agent_hex}")["forked"],
@@ -156,10 +157,11 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
         forked.next().wire(),  # 9 forked-author
         "not a pair",  # 10 bad-encoding
         raw_action(linked, 2, last.hash, last.ts - 1, "bid", bid),  # 11 bad-time
+        greedy.next("offer", dict(bid, energy_wh=2**62)).wire(),  # 12 over-limit (charter)
     ]
     early = Author(name="early")  # its genesis never comes: 64 actions wait, the 65th cannot
     early.genesis()
-    batch += [early.next().wire() for _ in range(65)]  # 12..75 pending, 76 pending-full
+    batch += [early.next().wire() for _ in range(65)]  # 13..76 pending, 77 pending-full
     resp = post_msgpack(f"{node.url}/v1/gossip/actions", batch)
     assert resp.status == 200
     answer = resp.msgpack()
@@ -175,7 +177,8 @@ def test_every_reason_code_is_reported_with_its_index_and_counted(node):
         [9, "forked-author"],
         [10, "bad-encoding"],
         [11, "bad-time"],
-        [76, "pending-full"],
+        [12, "over-limit"],
+        [77, "pending-full"],
     ]
     assert answer == {"accepted": 1, "duplicate": 0, "pending": 64, "rejected": expected}
     assert {reason for _, reason in expected} == set(REASONS)

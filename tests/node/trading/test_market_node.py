@@ -76,10 +76,16 @@ def grid(tmp_path_factory):
             assert "Traceback" not in log, f"{n.name} logged a traceback:\n{log[-3000:]}"
 
 
-def test_seven_agents_settle_confirm_and_audit(grid):
+@pytest.fixture(scope="module")
+def first(grid) -> int:
+    """The first interval every node could order for (a loaded machine starts them late)."""
+    return demo.first_open_interval(grid[0].url, FIRST)
+
+
+def test_seven_agents_settle_confirm_and_audit(grid, first):
     url = grid[0].url
     views = [wait_for(lambda k=k: settled(url, k), 40, f"interval {k} settled")
-             for k in range(FIRST, FIRST + 4)]
+             for k in range(first, first + 4)]
     for view in views:
         assert len(view["settlements"]) == 7
         assert view["trades"], f"no trades at hour {view['interval']}"
@@ -90,7 +96,7 @@ def test_seven_agents_settle_confirm_and_audit(grid):
         assert figures["Community solar"]["generation_wh"] > 0
         assert view["leds"]["Community solar"] == "flashing"
     # Another node reports the same trades for the same interval.
-    other = wait_for(lambda: settled(grid[3].url, FIRST), 10, "node 4 view")
+    other = wait_for(lambda: settled(grid[3].url, first), 10, "node 4 view")
     assert other["trades"] == views[0]["trades"]
 
     # The auditor recomputes every settlement and finds them all as signed.
@@ -105,17 +111,17 @@ def test_seven_agents_settle_confirm_and_audit(grid):
     assert market["disputed"] == 0 and market["confirmed"] > 0
 
     # Trades as CSV, and a home's bill adds up over its intervals.
-    csv_text = get(f"{url}/v1/trades?from={FIRST}&to={FIRST + 3}&format=csv")
+    csv_text = get(f"{url}/v1/trades?from={first}&to={first + 3}&format=csv")
     assert csv_text.splitlines()[0].startswith("interval,seller_name,buyer_name,energy_wh")
     assert len(csv_text.splitlines()) == 1 + sum(len(v["trades"]) for v in views)
     home = next(a for a in get(f"{url}/v1/agents") if a["name"] == "Home 3")
-    bill = get(f"{url}/v1/agents/{home['id']}/bill?from={FIRST}&to={FIRST + 3}")
+    bill = get(f"{url}/v1/agents/{home['id']}/bill?from={first}&to={first + 3}")
     assert bill["intervals"], bill
     assert bill["total"]["spent"] == sum(r["spent"] for r in bill["intervals"])
     assert bill["total"]["bought_wh"] > 0
 
 
-def test_late_order_and_forked_agent_are_excluded(grid):
+def test_late_order_and_forked_agent_are_excluded(grid, first):
     url, other = grid[0].url, grid[4].url
     charter = demo.get_json(f"{url}/v1/community")["charter"]
     from ledger.charter import Charter
@@ -135,7 +141,7 @@ def test_late_order_and_forked_agent_are_excluded(grid):
 
     # Sleep until just after the gate of the next interval closes: a bid signed now is late.
     now = time.time_ns() // 1000
-    k = next(j for j in range(FIRST, FIRST + 10_000) if gate_closure_us(timing, j) > now + 100_000)
+    k = next(j for j in range(first, first + 10_000) if gate_closure_us(timing, j) > now + 100_000)
     time.sleep((gate_closure_us(timing, k) - now) / 1e6 + 0.05)
     t = time.time_ns() // 1000
     assert gate_closure_us(timing, k) < t

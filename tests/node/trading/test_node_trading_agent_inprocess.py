@@ -109,3 +109,26 @@ async def test_a_restarted_loop_recovers_from_its_own_chain(cfg):
                    if a.type == "settlement")
     finally:
         again.close()
+
+
+async def test_a_settlement_that_failed_to_sign_is_signed_on_a_later_tick(cfg):
+    parts = Parts(cfg)
+    refused: list[int] = []
+    sign = parts.agent.settler.append
+
+    async def append_refusing_the_first_settlement(type_: str, payload: dict):
+        if type_ == "settlement" and not refused:
+            refused.append(payload["interval"])
+            raise OSError(28, "No space left on device")  # as a full disk makes SQLite fail
+        return await sign(type_, payload)
+
+    parts.agent.settler.append = append_refusing_the_first_settlement
+    try:
+        await run_until(parts, lambda: refused and refused[0] in parts.own("settlement"), 15)
+        assert refused, "no settlement was due in 15 s"
+        k = refused[0]
+        assert parts.own("settlement").count(k) == 1  # signed once, on a later tick
+        assert k in parts.agent.settled
+        assert parts.own("view").count(k) == 1  # the view is not signed twice
+    finally:
+        parts.close()
