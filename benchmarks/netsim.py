@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from ledger.testing import genesis_payload, identity, order_payload  # noqa: E402
 from netsim_transport import HTTP_HEADERS, Net  # noqa: E402
+
+from ledger.testing import genesis_payload, identity, order_payload  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
 from node.node import Node  # noqa: E402
 
