@@ -60,7 +60,7 @@ class Sim:
     """A community of simulated nodes over one Net."""
 
     def __init__(self, n: int, grids: int, directory: Path, round_ms: int, seed: int = 1,
-                 **net_options) -> None:
+                 know_all: bool = False, **net_options) -> None:
         self.net = Net(seed=seed, **net_options)
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -69,13 +69,17 @@ class Sim:
         for i in range(n):
             self.nodes.append(self._node(i, f"g{i % grids}", directory, round_ms, seed))
         self.urls = [node.cfg.url for node in self.nodes]
+        if know_all:  # skip discovery: every node starts knowing every URL
+            for node in self.nodes:
+                for url in self.urls:
+                    node.peers.add_url(url, bootstrap=True)
 
     def _node(self, i: int, grid: str, directory: Path, round_ms: int, seed: int) -> Node:
-        url = f"sim://n{i}"
+        url = f"http://n{i}.sim"  # agent infos carry http(s) URLs only
         cfg = NodeConfig(dir=directory / f"n{i}", name=f"n{i}", role="consumer",
                          household=f"h{i}", grid=grid, community="sim", admin=ADMIN,
                          listen=f"127.0.0.1:{i + 1}", public_url=url,
-                         peers=[] if i == 0 else ["sim://n0"], round_ms=round_ms)
+                         peers=[] if i == 0 else ["http://n0.sim"], round_ms=round_ms)
         cfg.dir.mkdir(parents=True)
         node = Node(cfg, identity(seed * 100_000 + i))
         node.pool.shutdown(), node.writer.shutdown()
@@ -134,6 +138,7 @@ class Sim:
         """Gossip bytes per node per second over `seconds`, with every agent signing one order
         per `pace_s` (None: idle)."""
         b0, r0 = self.gossip_bytes()
+        kinds0 = dict(self.net.by_kind)
         started, k = time.monotonic(), 10_000
         while time.monotonic() - started < seconds:
             if pace_s is not None:
@@ -149,7 +154,9 @@ class Sim:
         return {"body_bytes_per_node_s": round((b1 - b0) / per_node, 1),
                 "with_http_headers_est": round((b1 - b0 + 2 * HTTP_HEADERS * (r1 - r0))
                                                / per_node, 1),
-                "requests_per_node_s": round((r1 - r0) / per_node, 2)}
+                "requests_per_node_s": round((r1 - r0) / per_node, 2),
+                "by_endpoint": {k: round((v - kinds0.get(k, 0)) / per_node, 1)
+                                for k, v in sorted(self.net.by_kind.items())}}
 
 
 async def convergence(sim: Sim, trials: int, limit_s: float) -> dict:
@@ -190,12 +197,14 @@ async def main(args: argparse.Namespace) -> dict:
     """Build the community, measure, print one JSON line."""
     rss0 = rss_bytes()
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
-        sim = Sim(args.nodes, args.grids, Path(d), args.round_ms, seed=args.seed)
+        sim = Sim(args.nodes, args.grids, Path(d), args.round_ms, seed=args.seed,
+                  know_all=args.know_all, reconcile=not args.heads_list)
         sim.start()
         try:
             settle_s = await sim.settle(args.limit)
             figures = {
                 "nodes": args.nodes, "grids": args.grids, "round_ms": args.round_ms,
+                "anti_entropy": "heads list" if args.heads_list else "reconcile",
                 "latency_ms": [20, 300], "loss": sim.net.loss, "settle_s": round(settle_s, 2),
                 "convergence": await convergence(sim, args.trials, args.limit),
                 "gossip_idle": await sim.traffic(args.window, None),
@@ -224,6 +233,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cut", type=float, default=5.0, help="seconds the partition lasts")
     p.add_argument("--limit", type=float, default=120.0, help="give up waiting after this")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--heads-list", action="store_true",
+                   help="nodes do not offer reconcile: every round sends the whole heads list")
+    p.add_argument("--know-all", action="store_true", help="skip discovery by peer exchange")
     return p.parse_args(argv)
 
 

@@ -20,11 +20,12 @@ import random
 from collections import Counter
 from typing import Any
 
+from ledger import reconcile as rc
 from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
 from ledger.charter import Charter
 from node.p2p import wire
-from node.p2p.client import DEFAULT_TIMEOUT, PeerError
+from node.p2p.client import DEFAULT_TIMEOUT, PeerError, PeerUnsupported
 
 LATENCY_S = (0.020, 0.300)
 LOSS = 0.01
@@ -36,8 +37,9 @@ class Net:
     """Links between simulated nodes, by URL."""
 
     def __init__(self, seed: int = 1, loss: float = LOSS, timeout: float = DEFAULT_TIMEOUT,
-                 latency: tuple[float, float] = LATENCY_S) -> None:
+                 latency: tuple[float, float] = LATENCY_S, reconcile: bool = True) -> None:
         self.rng = random.Random(seed)
+        self.reconcile = reconcile  # False: nodes answer 404 to reconcile, as before version 2
         self.loss = loss
         self.timeout = timeout
         self.latency_range = latency
@@ -47,6 +49,7 @@ class Net:
         self.links: dict[frozenset, float] = {}
         self.sent: Counter[str] = Counter()  # url -> body bytes it sent (requests and answers)
         self.requests: Counter[str] = Counter()  # url -> requests it made
+        self.by_kind: Counter[str] = Counter()  # endpoint -> body bytes both ways
         self.lost = 0
         self.delivered = 0
 
@@ -80,7 +83,7 @@ class Net:
         await asyncio.sleep(max(0.0, self.timeout - waited))
         raise PeerError(f"{dst}: {why}")
 
-    async def call(self, src: str, dst: str, request: bytes, handler) -> bytes:
+    async def call(self, src: str, dst: str, request: bytes, handler, kind: str = "") -> bytes:
         """Carry a request to dst, run its handler there, carry the answer back."""
         one_way = self.latency(src, dst) / 2
         self.requests[src] += 1
@@ -88,15 +91,21 @@ class Net:
             await self._fail(src, dst, 0.0, "timeout (lost, partitioned or down)")
         await asyncio.sleep(one_way)
         self.sent[src] += len(request)
+        self.by_kind[kind] += len(request)
         if not self.reachable(src, dst):
             await self._fail(src, dst, one_way, "timeout (went down)")
         answer = await handler(self.nodes[dst])
         self.sent[dst] += len(answer)
+        self.by_kind[kind] += len(answer)
         if not self.reachable(dst, src) or self.rng.random() < self.loss:
             await self._fail(src, dst, one_way, "timeout (answer lost)")
         await asyncio.sleep(one_way)
         self.delivered += 1
         return answer
+
+
+async def _not_found(node) -> bytes:
+    raise PeerUnsupported("HTTP 404")
 
 
 class SimClient:
@@ -122,15 +131,34 @@ class SimClient:
             version = node.charter.version if node.charter else 0
             return wire.pack_heads(node.store.heads())
 
-        body = await self.net.call(self.src, self.base, b"", handle)
+        body = await self.net.call(self.src, self.base, b"", handle, "heads")
         return self._decode(body, wire.unpack_heads), version
+
+    async def reconcile(self, query: bytes) -> tuple[bytes, int]:
+        """One set-reconciliation step, answered as gossip_reconcile does."""
+        if not self.net.reconcile:
+            await self.net.call(self.src, self.base, query, _not_found, "reconcile")
+        version = 0
+
+        async def handle(node) -> bytes:
+            nonlocal version
+            version = node.charter.version if node.charter else 0
+            try:
+                return rc.answer(node.gossip.head_index(), query)
+            except rc.ReconcileError:
+                return b""
+
+        answer = await self.net.call(self.src, self.base, query, handle, "reconcile")
+        if not answer:
+            raise PeerError(f"{self.base}: HTTP 400")
+        return answer, version
 
     async def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list:
         """A page of the peer's chain of `author`."""
         async def handle(node) -> bytes:
             return wire.pack([list(i) for i in node.store.chain_range(author, start, limit)])
 
-        body = await self.net.call(self.src, self.base, b"", handle)
+        body = await self.net.call(self.src, self.base, b"", handle, "chain")
         return [(a, b) for a, b in self._decode(body)]
 
     async def push(self, items: list, reached_all: bool = False) -> dict:
@@ -147,7 +175,7 @@ class SimClient:
             answer["rejected"] = [[i, r] for i, r in result.rejected]
             return wire.pack(answer)
 
-        return self._decode(await self.net.call(self.src, self.base, request, handle))
+        return self._decode(await self.net.call(self.src, self.base, request, handle, "actions"))
 
     async def peers(self) -> list:
         """The peer's agent infos, its own first."""
@@ -158,7 +186,7 @@ class SimClient:
                 infos.insert(0, node.own_info.wire())
             return wire.pack(infos)
 
-        return self._decode(await self.net.call(self.src, self.base, b"", handle))
+        return self._decode(await self.net.call(self.src, self.base, b"", handle, "peers"))
 
     async def post_peers(self, infos: list) -> dict:
         """Hand the peer our infos, answered as gossip_post_peers does."""
@@ -179,7 +207,7 @@ class SimClient:
             node.gossip.first_contact([u for u in new if u not in known])
             return wire.pack({"accepted": accepted, "rejected": rejected})
 
-        return self._decode(await self.net.call(self.src, self.base, request, handle))
+        return self._decode(await self.net.call(self.src, self.base, request, handle, "peers"))
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         """The simulated community has no charter: a peer that announces one is a fault."""

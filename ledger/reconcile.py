@@ -42,6 +42,7 @@ MAX_QUERY = 64  # ranges per query, so that an answer holds at most MAX_RANGES
 MAX_RANGES = MAX_QUERY * SPLIT  # ranges per answer
 MAX_KEY = 32
 ZERO_FP = bytes(FP_BYTES)
+MAX_EXCHANGES = 64  # per round; what is left is reconciled in the next round
 
 Heads = Mapping[bytes, tuple[int, bytes]]
 Range = tuple[bytes, bytes | None]

@@ -84,7 +84,7 @@ async def test_a_node_that_is_down_times_out() -> None:
 
 @pytest.mark.timeout(240)
 async def test_fifty_simulated_nodes_converge_after_a_partition_heals(tmp_path: Path) -> None:
-    sim = Sim(50, 5, tmp_path, round_ms=250, seed=7)
+    sim = Sim(50, 5, tmp_path, round_ms=250, seed=7, know_all=True)
     sim.start()
     try:
         assert await sim.settle(120) < float("inf")

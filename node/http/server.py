@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ledger import reconcile
 from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
 from ledger.charter import CharterError
@@ -176,6 +177,19 @@ async def gossip_heads(request: web.Request) -> web.Response:
     return msgpack_response(wire.pack_heads(node.store.heads()), headers)
 
 
+async def gossip_reconcile(request: web.Request) -> web.Response:
+    """One step of range-based set reconciliation over our heads (ledger.reconcile)."""
+    node: Node = request.app[NODE_KEY]
+    body = await read_body(request)
+    try:
+        answer = reconcile.answer(node.gossip.head_index(), body)
+    except reconcile.ReconcileError as exc:
+        raise BadRequest(f"reconcile: {exc}") from None
+    charter = node.charter
+    headers = {"PicoGrid-Charter-Version": str(charter.version if charter else 0)}
+    return msgpack_response(answer, headers)
+
+
 async def gossip_chain(request: web.Request) -> web.Response:
     node: Node = request.app[NODE_KEY]
     author = author_param(request)
@@ -295,6 +309,7 @@ def build_app(node: Node) -> web.Application:
     app[LIMITER_KEY] = RateLimiter(rate=node.cfg.rate_limit, burst=2 * node.cfg.rate_limit)
     app.router.add_get("/v1/gossip/heads", gossip_heads)
     app.router.add_get("/v1/gossip/chain/{author_hex}", gossip_chain)
+    app.router.add_post("/v1/gossip/reconcile", gossip_reconcile)
     app.router.add_post("/v1/gossip/actions", gossip_post_actions)
     app.router.add_get("/v1/gossip/peers", gossip_get_peers)
     app.router.add_post("/v1/gossip/peers", gossip_post_peers)

@@ -27,6 +27,10 @@ class PeerError(Exception):
     """The peer could not be reached, timed out, or answered something unusable."""
 
 
+class PeerUnsupported(PeerError):
+    """The peer does not offer the endpoint (an older node): fall back, do not back off."""
+
+
 class PeerClient:
     """Talks to one base URL. Every call costs at most `timeout` seconds."""
 
@@ -121,6 +125,29 @@ class PeerClient:
         data = await self._post("/v1/gossip/actions", wire.pack([list(i) for i in items]),
                                 headers)
         return self._decode_map(data, "push answer")
+
+    async def reconcile(self, query: bytes) -> tuple[bytes, int]:
+        """POST one set-reconciliation query (ledger.reconcile); the answer and the charter
+        version the peer announces. PeerUnsupported if the peer does not know the endpoint."""
+        path = "/v1/gossip/reconcile"
+        try:
+            async with self.session.post(
+                self.base + path, data=query, timeout=self.timeout,
+                headers={"Content-Type": wire.CONTENT_TYPE},
+            ) as resp:
+                data = await self._read(resp, path)
+                self._count(path, len(query), len(data))
+                if resp.status in (404, 405):
+                    raise PeerUnsupported(f"{self.base}{path}: HTTP {resp.status}")
+                if resp.status != 200:
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}")
+                try:
+                    version = int(resp.headers.get("PicoGrid-Charter-Version", "0"))
+                except ValueError:
+                    version = 0
+                return data, version
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}") from None
 
     async def peers(self) -> list:
         body, _ = await self._get("/v1/gossip/peers")

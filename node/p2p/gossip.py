@@ -7,7 +7,7 @@
   lack (pages of 1000, the next page fetched while the last one is verified), push what it
   lacks, and hand our charter to it when it holds an older version. A node with no reachable
   URL takes part the same way: it only ever initiates.
-- Every 10th round with a peer, and at first contact, we exchange signed agent infos.
+- At first contact with a peer, and in every 10th round of ours, we exchange signed agent infos.
 
 A round runs as its own task: the loop starts the next round on time whatever the last one is
 doing, so a dead or slow peer costs one short timeout (in its own task) and then back-off, and
@@ -23,12 +23,13 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ledger import reconcile as rc
 from ledger.actions import Action
 from ledger.agentinfo import AgentInfoError, parse_agent_info
 from ledger.chain import now_us
 from ledger.charter import CharterError
 from node.p2p import wire
-from node.p2p.client import PeerClient, PeerError
+from node.p2p.client import PeerClient, PeerError, PeerUnsupported
 from node.p2p.peers import Peer
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ MAX_ROUNDS = 16
 MAX_REFUSED = 10_000
 PIPELINE = 6  # pages of a pull in flight (written, verified, on the wire) ...
 PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
+RECONCILE_RETRY_ROUNDS = 600  # a peer without /v1/gossip/reconcile is asked again after this
 
 
 class Gossip:
@@ -59,7 +61,10 @@ class Gossip:
         self._refused: set[bytes] = set()  # authors whose genesis we refused (other community)
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
         self._exchanged: dict[str, int] = {}
+        self._last_exchange = -PEER_EXCHANGE_EVERY
         self.last_round_s = 0.0
+        self._old_peers: dict[str, int] = {}  # peer -> round it answered 404 to reconcile
+        self._item_hashes: dict = {}  # (author, seq, hash) -> fingerprint part, for HeadSets
         node.peers.is_member = lambda agent: node.store.head(agent) is not None
 
     def client(self, url: str) -> PeerClient:
@@ -144,8 +149,11 @@ class Gossip:
         self.rounds += 1
         try:
             await self.sync_with(peer)
-            last = self._exchanged.get(peer.url, -PEER_EXCHANGE_EVERY)
-            if self.rounds - last >= PEER_EXCHANGE_EVERY:
+            # At first contact with a peer, then once every PEER_EXCHANGE_EVERY rounds of ours
+            # (not of that peer's: with hundreds of peers, each round would carry every info).
+            if (peer.url not in self._exchanged
+                    or self.rounds - self._last_exchange >= PEER_EXCHANGE_EVERY):
+                self._last_exchange = self.rounds
                 await self.exchange_peers(peer)
                 self._exchanged[peer.url] = self.rounds
         except PeerError as exc:
@@ -161,11 +169,50 @@ class Gossip:
         self.node.peers.ok(peer, time.monotonic())
         self.node.metrics["gossip_rounds"] += 1
 
+    def head_index(self) -> rc.HeadSet:
+        """Our heads, indexed for set reconciliation (item hashes cached between rounds)."""
+        heads = self.node.store.heads()
+        if len(self._item_hashes) > 2 * len(heads) + 1024:
+            self._item_hashes.clear()
+        return rc.HeadSet.of(heads, self._item_hashes)
+
+    async def _differing_heads(self, client: PeerClient, peer: Peer) -> tuple[dict, dict, int]:
+        """(their heads, our heads, their charter version), reduced to the authors where the two
+        differ by set reconciliation; the whole heads list from a peer that does not speak it."""
+        asked_at = self._old_peers.get(peer.url)
+        if asked_at is None or self.rounds - asked_at >= RECONCILE_RETRY_ROUNDS:
+            try:
+                return await self._reconcile(client)
+            except PeerUnsupported:
+                self._old_peers[peer.url] = self.rounds
+            except rc.ReconcileError as exc:
+                raise PeerError(f"{peer.url}: reconcile: {exc}") from None
+        theirs, version = await client.heads()
+        return theirs, self.node.store.heads(), version
+
+    async def _reconcile(self, client: PeerClient) -> tuple[dict, dict, int]:
+        own = self.head_index()
+        query: bytes | None = rc.start(own)
+        todo: list = []
+        theirs: dict = {}
+        ranges: list = []
+        version = None
+        for _ in range(rc.MAX_EXCHANGES):
+            if query is None:
+                break
+            reply, announced = await client.reconcile(query)
+            version = announced if version is None else version
+            result = rc.step(own, query, reply, todo)
+            theirs.update(result.theirs)
+            ranges += result.ranges
+            query, todo = result.query, result.todo
+        pull, push = rc.differences(own.heads, theirs, ranges)
+        return pull, push, version or 0
+
     async def sync_with(self, peer: Peer) -> None:
         client = self.client(peer.url)
-        theirs, charter_version = await client.heads()
+        theirs, ours, charter_version = await self._differing_heads(client, peer)
         await self._exchange_charter(client, charter_version)
-        ours = self.node.store.heads()
         lag = behind = 0
         pulls: list[tuple[bytes, int, int]] = []  # author, from seq, to seq (their head)
         pushes: list[tuple[bytes, int]] = []
@@ -294,7 +341,10 @@ class Gossip:
         mine += [i.wire() for i in self.node.peers.infos.values() if i.expires_us >= now]
         await client.post_peers(mine[: wire.MAX_BATCH])
         known, new = set(self.node.peers.by_url), []
+        held = {i.info_bytes for i in self.node.peers.infos.values()}
         for item in (await client.peers())[: wire.MAX_BATCH]:
+            if isinstance(item, list) and item and item[0] in held:
+                continue  # the info we hold already: nothing new, no signature to check
             try:
                 info = parse_agent_info(item, now, self.node.cfg.community)
             except AgentInfoError:
