@@ -212,7 +212,7 @@ def _parse(data: bytes, answer: bool, limit: int) -> list[tuple[bytes, bytes | N
     try:
         value = decode(data)
     except CodecError as exc:
-        raise ReconcileError(str(exc)) from None
+        raise ReconcileError(f"not canonical msgpack ({exc})") from None
     if not isinstance(value, list) or len(value) > limit:
         raise ReconcileError(f"a reconciliation message is an array of at most {limit} ranges")
     out: list[tuple[bytes, bytes | None, Any]] = []
