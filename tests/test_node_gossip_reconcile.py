@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nodeproc import Author, Cluster, heads, post_actions, request
 
 from ledger import reconcile as rc
@@ -83,3 +85,17 @@ async def test_idle_reconciliation_costs_the_same_for_8_and_40_nodes(tmp_path: P
             await sim.stop()
     # 24 bytes a synced round; a little more when an own action or a loss is in flight
     assert 24 <= per_round[0] < 60 and 24 <= per_round[1] < 60, per_round
+
+
+ranges = st.lists(st.tuples(st.binary(max_size=33), st.none() | st.binary(max_size=33),
+                            st.binary(min_size=14, max_size=17) | st.just([])), max_size=70)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=200) | ranges.map(lambda r: rc.encode([list(x) for x in r])))
+def test_random_queries_never_get_500(node, body: bytes) -> None:
+    resp = ask(node.url, body)
+    assert resp.status in (200, 400), resp.body[:200]
+    if resp.status == 400:
+        assert "error" in resp.json()

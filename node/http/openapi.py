@@ -81,6 +81,14 @@ ROUTES: dict[tuple[str, str], dict] = {
         body=arr(SIGNED, maxItems=1000),
         errors=(400, 413, 429),
     ),
+    ("POST", "/v1/gossip/reconcile"): op(
+        "One step of range-based set reconciliation of heads (docs/protocol.md)",
+        arr({}, maxItems=1024, description="[lower, upper, fingerprint or items]; ranges whose "
+            "fingerprint equals ours are left out"),
+        content=MSGPACK,
+        body=arr({}, maxItems=64),
+        errors=(400, 413, 429),
+    ),
     ("GET", "/v1/gossip/peers"): op(
         "Signed agent infos: this node's first, then every unexpired one it knows",
         arr(pair(BIN, BIN)),
