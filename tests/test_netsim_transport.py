@@ -101,3 +101,25 @@ async def test_fifty_simulated_nodes_converge_after_a_partition_heals(tmp_path: 
         assert sim.holders(left.author, left.seq) == sim.holders(right.author, right.seq) == 50
     finally:
         await sim.stop()
+
+
+@pytest.mark.timeout(240)
+def test_the_benchmark_prints_one_json_line_with_every_figure() -> None:
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "netsim.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--nodes", "6", "--grids", "2", "--trials", "2",
+         "--window", "1", "--cut", "1", "--round-ms", "250", "--know-all", "--limit", "60"],
+        capture_output=True, text=True, timeout=200, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    figures = json.loads(lines[0])
+    assert figures["convergence"]["p99_s"] < 60
+    assert figures["partition"]["heal_s"] < 60
+    for key in ("gossip_idle", "gossip_kit_pace"):
+        assert figures[key]["by_endpoint"]["reconcile"] > 0
+    assert figures["stored_bytes_per_node"] > 0 and figures["rss_bytes_per_node"] > 0
+    assert figures["holochain_reference"] == {"wind_tunnel_mean_sync_lag_s": 49, "peers": 10}
