@@ -64,6 +64,8 @@ async def test_gossip_converges_with_and_without_the_endpoint(tmp_path: Path, sp
         assert await sim.wait_all([(action.author, action.seq)], 60) < float("inf")
         fallbacks = sum(len(n.gossip._old_peers) for n in sim.nodes)
         assert (fallbacks == 0) is speaks
+        counted = sum(n.metrics["gossip_heads_fallback"] for n in sim.nodes)
+        assert (counted == 0) is speaks
     finally:
         await sim.stop()
 

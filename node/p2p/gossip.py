@@ -185,6 +185,7 @@ class Gossip:
                 return await self._reconcile(client)
             except PeerUnsupported:
                 self._old_peers[peer.url] = self.rounds
+                self.node.metrics["gossip_heads_fallback"] += 1
             except rc.ReconcileError as exc:
                 raise PeerError(f"{peer.url}: reconcile: {exc}") from None
         theirs, version = await client.heads()
