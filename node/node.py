@@ -36,6 +36,7 @@ from node.observability.influx import InfluxExporter
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import PeerTable
+from node.p2p.scoping import GridScope
 from node.services import Services
 from node.trading.agent import AgentLoop
 from node.version import VERSION
@@ -63,8 +64,9 @@ class Node:
         self.infos = PeerInfos(self.identity, cfg.community, cfg.url, self.peers)
         self.journal = Journal(self.store, self.chain, self.metrics,
                                push=lambda actions: self.gossip.eager_push(actions))
+        scope = GridScope(self.store, cfg.grid if cfg.replicate == "grid" else None)
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
-                             self.metrics, cfg.round_ms)
+                             self.metrics, cfg.round_ms, scope=scope)
         self.services = Services()
         self.started = time.monotonic()
         self.http = HttpContext(cfg, self.identity, self.store, self.book, self.peers,

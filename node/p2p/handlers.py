@@ -1,112 +1,73 @@
-"""The gossip endpoints (PROTOCOL section 4): heads, chain pages, pushed actions, peer infos.
+"""The gossip endpoints (PROTOCOL section 4): heads, reconciliation, chain pages, pushed actions,
+peer infos.
 
-Each handler is a method of `GossipHandlers`, built with the parts it uses; the route table in
-`node.http.routes` maps the paths to them.
+Each handler is a method of `GossipHandlers`: it reads the request, lets `GossipAnswers` (bytes
+in, bytes out, shared with the network simulator) answer, and wraps the answer; the route table
+in `node.http.routes` maps the paths to them.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
-
 from aiohttp import web
 
-from ledger.chain import now_us
-from ledger.errors import BAD_ENCODING
-from ledger.store import IngestResult, Store
-from node.charters import CharterBook
-from node.http.server import author_param, in_thread, int_param, msgpack_response, read_body
-from node.journal import Journal
+from node.http.server import author_param, int_param, msgpack_response, read_body
 from node.p2p import wire
-from node.p2p.gossip import Gossip
-from node.p2p.intake import PeerInfos
+from node.p2p.answers import GossipAnswers
 
-log = logging.getLogger(__name__)
-FORWARD_MAX = 100  # pushed batches up to this size are eager-pushed on to our peers
+CHARTER_HEADER = "PicoGrid-Charter-Version"
 
 
 class GossipHandlers:
-    """Answers peers: reads from `store`, writes through `journal`, takes infos by `infos`."""
+    """The aiohttp side of the gossip endpoints, around one node's `GossipAnswers`."""
 
-    def __init__(self, store: Store, book: CharterBook, journal: Journal, gossip: Gossip,
-                 infos: PeerInfos, metrics: Counter[str]) -> None:
-        self.store = store
-        self.book = book
-        self.journal = journal
-        self.gossip = gossip
-        self.infos = infos
-        self.metrics = metrics
+    def __init__(self, answers: GossipAnswers) -> None:
+        self.answers = answers
+
+    def _charter(self) -> dict[str, str]:
+        return {CHARTER_HEADER: str(self.answers.charter_version())}
 
     async def heads(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/heads: every author's head, and our charter version in a header."""
-        charter = self.book.charter
-        headers = {"PicoGrid-Charter-Version": str(charter.version if charter else 0)}
-        return msgpack_response(wire.pack_heads(self.store.heads()), headers)
+        return msgpack_response(self.answers.heads(), self._charter())
+
+    async def reconcile(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/reconcile: one step of set reconciliation over our heads."""
+        answer = self.answers.reconcile(await read_body(request))
+        return msgpack_response(answer, self._charter())
+
+    async def reconcile_infos(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/reconcile/infos: one step of set reconciliation over our infos."""
+        return msgpack_response(self.answers.reconcile_infos(await read_body(request)))
+
+    async def infos(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/infos: the infos we share of the agents asked for."""
+        return msgpack_response(self.answers.infos_of(await read_body(request)))
+
+    async def reconcile_forks(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/reconcile/forks: one step of set reconciliation over forked authors."""
+        return msgpack_response(self.answers.reconcile_forks(await read_body(request)))
+
+    async def evidence(self, request: web.Request) -> web.Response:
+        """GET /v1/gossip/forks/{author}: the evidence that an author forked (or [])."""
+        return msgpack_response(self.answers.evidence(author_param(request)))
 
     async def chain(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/chain/{author}: one page of an author's signed actions."""
         author = author_param(request)
         start = int_param(request, "from", 0, 0, 2**62)
         limit = int_param(request, "limit", 1000, 1, 1000)
-        items = await in_thread(self.store.chain_range, author, start, limit)
-        return msgpack_response(wire.pack([list(i) for i in items]))
+        return msgpack_response(await self.answers.chain(author, start, limit))
 
     async def post_actions(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/actions: take a batch; answer what was accepted and refused."""
-        items = wire.signed_list(wire.unpack(await read_body(request)))
-        pairs, shape_errors = [], []
-        for index, item in enumerate(items):
-            if (isinstance(item, list) and len(item) == 2
-                    and isinstance(item[0], bytes) and isinstance(item[1], bytes)):
-                pairs.append((index, (item[0], item[1])))
-            else:
-                shape_errors.append([index, "bad-encoding"])
-        # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
-        # that lack it too get it by their own anti-entropy rounds.
-        batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
-        if request.headers.get(wire.PUSH_HEADER) == "all" and self.gossip.small_community():
-            forward = False  # the author's node pushed to everyone; we likely know no one else
-        try:
-            result = await self.journal.ingest(batch, forward=forward)
-        except Exception:
-            # The store could not take the batch as a whole (an item it cannot hold slipped
-            # past validation). Never a 500, and the good items are not lost with the bad one:
-            # item by item, the culprit is rejected.
-            log.warning("a batch of %d failed to store; retrying item by item", len(batch),
-                        exc_info=True)
-            result = await self._ingest_each(batch, forward)
-        answer = result.summary()
-        answer["rejected"] = sorted(
-            [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
-        )
-        for _ in shape_errors:
-            self.metrics["rejected:bad-encoding"] += 1
-        return msgpack_response(wire.pack(answer))
-
-    async def _ingest_each(self, batch: list[tuple[bytes, bytes]],
-                           forward: bool) -> IngestResult:
-        total = IngestResult()
-        for index, item in enumerate(batch):
-            try:
-                one = await self.journal.ingest([item], forward=forward)
-            except Exception:
-                total.rejected.append((index, BAD_ENCODING))
-                self.metrics[f"rejected:{BAD_ENCODING}"] += 1
-                continue
-            total.accepted += one.accepted
-            total.duplicate += one.duplicate
-            total.pending += one.pending
-            total.rejected += [(index, reason) for _, reason in one.rejected]
-        return total
+        reached_all = request.headers.get(wire.PUSH_HEADER) == "all"
+        return msgpack_response(await self.answers.actions(await read_body(request),
+                                                           reached_all))
 
     async def get_peers(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/peers: our own agent info first, then every unexpired one we hold."""
-        return msgpack_response(wire.pack(self.infos.shareable(now_us())))
+        return msgpack_response(self.answers.peers())
 
     async def post_peers(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/peers: take a peer's agent infos; new peers get a round at once."""
-        items = wire.signed_list(wire.unpack(await read_body(request)), "agent infos")
-        intake = self.infos.take(items, now_us())
-        self.gossip.first_contact(intake.new_urls)
-        return msgpack_response(wire.pack({"accepted": intake.accepted,
-                                           "rejected": intake.rejected}))
+        return msgpack_response(self.answers.post_peers(await read_body(request)))
