@@ -77,6 +77,7 @@ class Gossip:
         self.connect = connect
         self.scope = scope or GridScope(store)  # by default every chain is held whole
         self.community = CommunitySync(store, infos, journal, metrics, self.first_contact)
+        self._forks_known = 0  # forked authors we knew at the last round
         self.rounds = 0
         self._push_tasks: set[asyncio.Task] = set()
         self._round_tasks: set[asyncio.Task] = set()
@@ -262,7 +263,9 @@ class Gossip:
             learned = await self.community.forks_with(client)
         except PeerUnsupported:
             return  # a node of protocol 2 without it: the forks come from others
-        if learned:
+        known = len(self.store.forked_authors())  # learned here, or found by our own ingest
+        if learned or known > self._forks_known:
+            self._forks_known = known
             for peer in self.peers.pick(time.monotonic(), FANOUT):
                 self.start_round(peer)
 
