@@ -303,6 +303,15 @@ class Store(PendingBounds, Queries):
             if not progressed:
                 return
 
+    def take_evidence(self, first: Action, second: Action) -> bool:
+        """Keep a peer's checked fork evidence of a member (two actions of one author at one
+        seq, as a warrant carries); True when it marks the author forked."""
+        with self._lock, self._transaction(durable=False):
+            if first.author in self._forked or first.author not in self._heads:
+                return False
+            self._record_fork(first, second)
+            return True
+
     def _record_fork(self, first: Action, second: Action) -> None:
         """Keep both actions as evidence, mark the author forked, drop its pending actions."""
         self._db.executemany(

@@ -34,6 +34,7 @@ class NodeConfig:
     peers: list[str] = field(default_factory=list)
     round_ms: int = 1000
     rate_limit: int = 200  # requests per second per client address (burst: twice that)
+    replicate: str = "community"  # "grid": hold other grids' chains as genesis and head only
     strategy: str = ""
     scenario: str = ""  # a scenario file whose profile for `name` drives the simulated meter
     hardware: bool = False
@@ -89,6 +90,7 @@ class NodeConfig:
             "node": {
                 "listen": self.listen, "peers": self.peers, "round_ms": self.round_ms,
                 "rate_limit": self.rate_limit,
+                **({"replicate": self.replicate} if self.replicate != "community" else {}),
                 **({"public_url": self.public_url} if self.public_url is not None else {}),
             },
             "market": {"strategy": self.strategy, "scenario": self.scenario},
@@ -177,6 +179,7 @@ def load_config(directory: str | Path) -> NodeConfig:
             peers=list(node.get("peers", [])),
             round_ms=int(node.get("round_ms", 1000)),
             rate_limit=int(node.get("rate_limit", 200)),
+            replicate=str(node.get("replicate", "community")),
             strategy=market.get("strategy", ""),
             scenario=market.get("scenario", ""),
             hardware=bool(data.get("hardware", {}).get("enabled", False)),
@@ -191,5 +194,7 @@ def load_config(directory: str | Path) -> NodeConfig:
         raise UserError(f"{path}: node.round_ms must be at least 50")
     if cfg.rate_limit < 1:
         raise UserError(f"{path}: node.rate_limit must be at least 1")
+    if cfg.replicate not in ("community", "grid"):
+        raise UserError(f"{path}: node.replicate must be \"community\" or \"grid\"")
     parse_host_port(cfg.listen)
     return cfg

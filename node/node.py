@@ -43,6 +43,7 @@ from node.p2p.clock import ClockWatch
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import PeerTable
+from node.p2p.scoping import GridScope
 from node.p2p.session import RequestSigner, open_session
 from node.services import Services
 from node.trading.agent import AgentLoop
@@ -75,8 +76,9 @@ class Node:
         self.journal = Journal(self.store, self.chain, self.metrics,
                                push=lambda actions: self.gossip.eager_push(actions),
                                clock=self.clock, disk=self.disk)
+        scope = GridScope(self.store, cfg.grid if cfg.replicate == "grid" else None)
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
-                             self.metrics, cfg.round_ms)
+                             self.metrics, cfg.round_ms, scope=scope)
         self.gossip.on_own_rejected = self.clock.own_rejected
         self.services = Services(clock=self.clock, disk=self.disk)
         self.started = time.monotonic()

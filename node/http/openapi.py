@@ -83,6 +83,42 @@ ROUTES: dict[tuple[str, str], dict] = {
         body=arr(SIGNED, maxItems=1000),
         errors=(400, 413, 429, 503),
     ),
+    ("POST", "/v1/gossip/reconcile"): op(
+        "One step of range-based set reconciliation of heads (docs/protocol.md)",
+        arr({}, maxItems=1024, description="[lower, upper, fingerprint or items]; ranges whose "
+            "fingerprint equals ours are left out"),
+        content=MSGPACK,
+        body=arr({}, maxItems=64),
+        errors=(400, 413, 429),
+    ),
+    ("POST", "/v1/gossip/reconcile/infos"): op(
+        "One step of range-based set reconciliation of the agent infos held (docs/protocol.md)",
+        arr({}, maxItems=1024, description="[lower, upper, fingerprint or items]; items are "
+            "[agent, created_us, hash of the signed info]"),
+        content=MSGPACK,
+        body=arr({}, maxItems=64),
+        errors=(400, 413, 429),
+    ),
+    ("POST", "/v1/gossip/reconcile/forks"): op(
+        "One step of range-based set reconciliation of the authors known to have forked",
+        arr({}, maxItems=1024, description="[lower, upper, fingerprint or items]; items are "
+            "[author, 0, BLAKE2b-256('picogrid-forked' || author)]"),
+        content=MSGPACK,
+        body=arr({}, maxItems=64),
+        errors=(400, 413, 429),
+    ),
+    ("GET", "/v1/gossip/forks/{author_hex}"): op(
+        "Evidence that an author forked: two of its signed actions at one seq (empty if none)",
+        arr(SIGNED, maxItems=2),
+        content=MSGPACK,
+    ),
+    ("POST", "/v1/gossip/infos"): op(
+        "Signed agent infos of the agents asked for (those held and shared)",
+        arr(pair(BIN, BIN)),
+        content=MSGPACK,
+        body=arr(BIN, maxItems=1000),
+        errors=(400, 413, 429),
+    ),
     ("GET", "/v1/gossip/peers"): op(
         "Signed agent infos: this node's first, then every unexpired one it knows",
         arr(pair(BIN, BIN)),

@@ -12,16 +12,23 @@ from node.http.openapi import openapi_json
 from node.http.server import LIMITER_KEY, errors_and_limits
 from node.observability import metrics
 from node.p2p import wire
+from node.p2p.answers import GossipAnswers
 from node.p2p.client import count_gossip_bytes
 from node.p2p.handlers import GossipHandlers
 
 
 def add_routes(app: web.Application, ctx: HttpContext) -> None:
     """Register every endpoint: gossip (msgpack), charter, audit, market, metrics, dashboard."""
-    gossip = GossipHandlers(ctx.store, ctx.book, ctx.journal, ctx.gossip, ctx.infos, ctx.metrics)
+    gossip = GossipHandlers(GossipAnswers(ctx.store, ctx.book, ctx.journal, ctx.gossip,
+                                          ctx.infos, ctx.metrics))
     app.router.add_routes([
         # gossip (PROTOCOL section 4)
         web.get("/v1/gossip/heads", gossip.heads),
+        web.post("/v1/gossip/reconcile", gossip.reconcile),
+        web.post("/v1/gossip/reconcile/infos", gossip.reconcile_infos),
+        web.post("/v1/gossip/infos", gossip.infos),
+        web.post("/v1/gossip/reconcile/forks", gossip.reconcile_forks),
+        web.get("/v1/gossip/forks/{author_hex}", gossip.evidence),
         web.get("/v1/gossip/chain/{author_hex}", gossip.chain),
         web.post("/v1/gossip/actions", gossip.post_actions),
         web.get("/v1/gossip/peers", gossip.get_peers),

@@ -48,9 +48,21 @@ class PeerError(Exception):
         self.unreachable = unreachable
 
 
+class PeerUnsupported(PeerError):
+    """The peer does not offer the endpoint (an older node): fall back, do not back off."""
+
+
 def _unreachable(exc: BaseException) -> bool:
     """No answer at all: nothing listens there, the host is unknown, or it took too long."""
     return isinstance(exc, aiohttp.ClientConnectorError | TimeoutError | ConnectionError)
+
+
+def _charter_version(headers: Any) -> int:
+    """The charter version a peer announces in its answer's headers (0 when none or garbage)."""
+    try:
+        return int(headers.get("PicoGrid-Charter-Version", "0"))
+    except ValueError:
+        return 0
 
 
 class PeerTransport(Protocol):
@@ -60,6 +72,10 @@ class PeerTransport(Protocol):
 
     async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
         """The peer's heads and the charter version it announces."""
+
+    async def reconcile(self, query: bytes, kind: str = "heads") -> tuple[bytes, int]:
+        """One set-reconciliation step over the peer's heads or infos (`kind`): the answer and
+        the charter version announced."""
 
     async def chain(self, author: bytes, start: int = 0,
                     limit: int = 1000) -> list[tuple[bytes, bytes]]:
@@ -76,6 +92,12 @@ class PeerTransport(Protocol):
 
     async def prove(self, nonce: bytes) -> object:
         """The peer's answer to a challenge (not yet checked: `ledger.peerproof`)."""
+
+    async def infos(self, agents: list[bytes]) -> list:
+        """The peer's signed infos of these agents (not yet checked)."""
+
+    async def evidence(self, author: bytes) -> list:
+        """The peer's evidence that `author` forked (not yet checked; [] if none)."""
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         """The peer's newest charter, checked against the pinned admin key."""
@@ -131,6 +153,11 @@ class PeerClient:
                             unreachable=_unreachable(exc)) from None
 
     async def _post(self, path: str, body: bytes, headers: dict | None = None) -> bytes:
+        data, _ = await self._post_full(path, body, headers)
+        return data
+
+    async def _post_full(self, path: str, body: bytes,
+                         headers: dict | None = None) -> tuple[bytes, Any]:
         try:
             async with self.session.post(
                 self.base + path, data=body, timeout=self.timeout,
@@ -141,7 +168,7 @@ class PeerClient:
                 if resp.status != 200:
                     raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}",
                                     status=resp.status)
-                return data
+                return data, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}",
                             unreachable=_unreachable(exc)) from None
@@ -162,11 +189,7 @@ class PeerClient:
     async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
         """The peer's heads and the charter version it announces (0 when it says nothing)."""
         body, headers = await self._get("/v1/gossip/heads")
-        try:
-            version = int(headers.get("PicoGrid-Charter-Version", "0"))
-        except ValueError:
-            version = 0
-        return self._decode(body, "heads answer", wire.unpack_heads), version
+        return self._decode(body, "heads answer", wire.unpack_heads), _charter_version(headers)
 
     async def chain(self, author: bytes, start: int = 0, limit: int = 1000) -> list[tuple[bytes, bytes]]:
         """A page of `author`'s chain from seq `start` (at most `limit` actions)."""
@@ -189,6 +212,19 @@ class PeerClient:
                                 headers)
         return self._decode_map(data, "push answer")
 
+    async def reconcile(self, query: bytes, kind: str = "heads") -> tuple[bytes, int]:
+        """POST one set-reconciliation query (ledger.reconcile) over the peer's heads or infos;
+        the answer and the charter version the peer announces. PeerUnsupported if the peer does
+        not know the endpoint."""
+        path = "/v1/gossip/reconcile" + ("" if kind == "heads" else f"/{kind}")
+        try:
+            data, headers = await self._post_full(path, query)
+        except PeerError as exc:
+            if exc.status in (404, 405):
+                raise PeerUnsupported(str(exc), status=exc.status) from None
+            raise
+        return data, _charter_version(headers)
+
     async def peers(self) -> list:
         """The peer's signed agent infos (not yet checked)."""
         body, _ = await self._get("/v1/gossip/peers")
@@ -206,6 +242,22 @@ class PeerClient:
         """GET /v1/gossip/proof: the peer's answer to our nonce (checked by the caller)."""
         body, _ = await self._get("/v1/gossip/proof", {"nonce": nonce.hex()})
         return self._decode(body, "proof answer")
+
+    async def infos(self, agents: list[bytes]) -> list:
+        """The peer's signed infos of these agents (not yet checked); at most wire.MAX_BATCH."""
+        data = await self._post("/v1/gossip/infos", wire.pack(agents[: wire.MAX_BATCH]))
+        value = self._decode(data, "infos answer")
+        if not isinstance(value, list):
+            raise PeerError(f"{self.base}: infos answer is not an array")
+        return value
+
+    async def evidence(self, author: bytes) -> list:
+        """The peer's evidence that `author` forked: signed actions, not yet checked."""
+        body, _ = await self._get(f"/v1/gossip/forks/{author.hex()}")
+        value = self._decode(body, "fork evidence")
+        if not isinstance(value, list) or len(value) > 2:
+            raise PeerError(f"{self.base}: fork evidence is not an array of two actions")
+        return value
 
     async def charter(self, pinned_admin: bytes | None = None) -> Charter:
         """The peer's newest charter, parsed (and checked against `pinned_admin` if given)."""

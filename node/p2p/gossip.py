@@ -3,11 +3,13 @@
 - Every new action (ours, or pushed to us and new to us) is pushed at once to 3 random live
   peers. Actions we pulled are not forwarded: they are repairs, and the peers that lack them
   get them by their own rounds.
-- Every round (default 1 s) we compare heads with one random live peer, pull what it has and we
-  lack (pages of 1000, the next page fetched while the last one is verified), push what it
-  lacks, and hand our charter to it when it holds an older version. A node with no reachable
+- Every round (default 1 s) we reconcile heads with one random live peer (node.p2p.sets),
+  pull what it has and we lack (pages of 1000, the next page fetched while the last one is
+  verified), push what it lacks, and hand our charter to it when it holds an older version. A node with no reachable
   URL takes part the same way: it only ever initiates.
-- Every 10th round with a peer, and at first contact, we exchange signed agent infos.
+- At first contact with a peer, and in every 10th round of ours, we reconcile signed agent infos
+  (only the infos that differ cross the wire; the whole lists with a peer that does not speak
+  reconcile).
 - A URL learned from an info is called only once it proved the info's key (`Prover`); the
   infos one peer hands us are bounded by `PeerTable` as that peer's share.
 - An author whose pulled actions we rejected as `bad-time` (its clock is ahead of ours) is not
@@ -29,6 +31,7 @@ from collections.abc import Callable
 
 import aiohttp
 
+from ledger import reconcile as rc
 from ledger.actions import Action, decode_action
 from ledger.chain import now_us
 from ledger.charter import CharterError
@@ -37,11 +40,13 @@ from ledger.store import Store
 from node.charters import CharterBook
 from node.errors import NotSigned
 from node.journal import Journal
-from node.p2p import wire
-from node.p2p.client import PeerClient, PeerError, PeerTransport
+from node.p2p import sets, wire
+from node.p2p.client import PeerClient, PeerError, PeerTransport, PeerUnsupported
+from node.p2p.community import CommunitySync
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import Peer, PeerTable
 from node.p2p.prover import Prover
+from node.p2p.scoping import GridScope
 
 log = logging.getLogger(__name__)
 FANOUT = 3
@@ -58,6 +63,7 @@ MAX_REFUSED = 10_000
 BAD_TIME_PAUSE_S = 10.0
 PIPELINE = 6  # pages of a pull in flight (written, verified, on the wire) ...
 PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
+RECONCILE_RETRY_ROUNDS = 600  # a peer without /v1/gossip/reconcile is asked again after this
 
 
 class Gossip:
@@ -69,7 +75,8 @@ class Gossip:
 
     def __init__(self, store: Store, peers: PeerTable, journal: Journal, charters: CharterBook,
                  infos: PeerInfos, metrics: Counter[str], round_ms: int,
-                 connect: Callable[[str], PeerTransport] | None = None) -> None:
+                 connect: Callable[[str], PeerTransport] | None = None,
+                 scope: GridScope | None = None) -> None:
         self.store = store
         self.peers = peers
         self.journal = journal
@@ -78,6 +85,9 @@ class Gossip:
         self.metrics = metrics
         self.round_ms = round_ms
         self.connect = connect
+        self.scope = scope or GridScope(store)  # by default every chain is held whole
+        self.community = CommunitySync(store, infos, journal, metrics, self.first_contact)
+        self._forks_known = 0  # forked authors we knew at the last round
         self.rounds = 0
         self._push_tasks: set[asyncio.Task] = set()
         self._round_tasks: set[asyncio.Task] = set()
@@ -87,10 +97,13 @@ class Gossip:
         self._refused_charter: dict[str, int] = {}  # peer -> charter version it offered, refused
         self._too_early: dict[bytes, float] = {}  # author -> when to pull it again (bad-time)
         self._exchanged: dict[str, int] = {}
+        self._last_exchange = -PEER_EXCHANGE_EVERY
         self.last_round_s = 0.0
         # Told of each of our own actions a peer rejected, with its reason (the clock watch).
         self.on_own_rejected: Callable[[str, int, str], None] | None = None
         self.synced_at: dict[str, int] = {}  # peer -> when (µs) its last completed round began
+        self._old_peers: dict[str, int] = {}  # peer -> round it answered 404 to reconcile
+        self._item_hashes: dict = {}  # (author, seq, hash) -> fingerprint part, for HeadSets
         peers.is_member = lambda agent: store.head(agent) is not None
         self.prover = Prover(peers, infos.community, metrics, self._proven)
 
@@ -116,9 +129,9 @@ class Gossip:
         if not actions or self.connect is None:
             return
         items = [a.wire() for a in actions]
-        live = self.peers.live(time.monotonic())
+        live = self._candidates(self.peers.live(time.monotonic()), own_only=True)
         reached_all = len(live) <= FULL_FANOUT
-        targets = live if reached_all else self.peers.pick(time.monotonic(), FANOUT)
+        targets = live if reached_all else self.peers.rng.sample(live, FANOUT)
         for peer in targets:
             self._spawn(self._push(peer, items, reached_all), self._push_tasks)
 
@@ -159,6 +172,9 @@ class Gossip:
         now = time.monotonic()
         if peer is None:
             candidates = [p for p in self.peers.live(now) if p.url not in self._busy]
+            # Scoped: 3 rounds in 4 with our grid's peers (who hold what we hold), the 4th with
+            # anyone, so that other grids' heads, infos and forks keep flowing.
+            candidates = self._candidates(candidates, own_only=self.rounds % 4 != 3)
             if not candidates:
                 return None
             peer = self.peers.rng.choice(candidates)
@@ -166,6 +182,12 @@ class Gossip:
             return None
         self._busy.add(peer.url)
         return self._spawn(self._round_with(peer), self._round_tasks)
+
+    def _candidates(self, peers: list[Peer], own_only: bool) -> list[Peer]:
+        """Under grid scope, `peers` of our grid when `own_only` and there are any."""
+        if not (self.scope.scoped and own_only):
+            return peers
+        return [p for p in peers if self.scope.own_grid(p.agent)] or peers
 
     def first_contact(self, urls: list[str]) -> None:
         """Peers we just heard of are asked for their proof now (and get a round once they
@@ -209,8 +231,11 @@ class Gossip:
         self.rounds += 1
         try:
             await self.sync_with(peer)
-            last = self._exchanged.get(peer.url, -PEER_EXCHANGE_EVERY)
-            if self.rounds - last >= PEER_EXCHANGE_EVERY:
+            # At first contact with a peer, then once every PEER_EXCHANGE_EVERY rounds of ours
+            # (not of that peer's: with hundreds of peers, each round would carry every info).
+            if (peer.url not in self._exchanged
+                    or self.rounds - self._last_exchange >= PEER_EXCHANGE_EVERY):
+                self._last_exchange = self.rounds
                 await self.exchange_peers(peer)
                 self._exchanged[peer.url] = self.rounds
         except PeerError as exc:
@@ -231,39 +256,64 @@ class Gossip:
         self.synced_at[peer.url] = max(began_us, self.synced_at.get(peer.url, -1))
         self.metrics["gossip_rounds"] += 1
 
+    def head_index(self) -> rc.HeadSet:
+        """Our heads, indexed for set reconciliation (item hashes cached between rounds)."""
+        heads = self.scope.heads()
+        if len(self._item_hashes) > 2 * len(heads) + 1024:
+            self._item_hashes.clear()
+        return rc.HeadSet.of(heads, self._item_hashes)
+
+    def _speaks_reconcile(self, peer: Peer) -> bool:
+        """Whether to reconcile with `peer` (it answered 404 lately: the lists instead)."""
+        asked_at = self._old_peers.get(peer.url)
+        return asked_at is None or self.rounds - asked_at >= RECONCILE_RETRY_ROUNDS
+
+    def _unsupported(self, peer: Peer) -> None:
+        self._old_peers[peer.url] = self.rounds
+        self.metrics["gossip_heads_fallback"] += 1
+
+    async def _differing_heads(self, client: PeerTransport, peer: Peer) -> tuple[dict, dict, int]:
+        """(their heads, our heads, their charter version), reduced to the authors where the two
+        differ by set reconciliation; the whole heads list from a peer that does not speak it."""
+        if self._speaks_reconcile(peer):
+            try:
+                diff = await sets.reconcile_with(client, self.head_index())
+                return diff.theirs, diff.ours, diff.version
+            except PeerUnsupported:
+                self._unsupported(peer)
+        theirs, version = await client.heads()
+        return theirs, self.scope.heads(), version
+
     async def sync_with(self, peer: Peer) -> None:
         """Compare heads with `peer`, pull what it has and we lack, push what it lacks."""
         client = self.client(peer.url)
-        theirs, charter_version = await client.heads()
+        theirs, ours, charter_version = await self._differing_heads(client, peer)
         await self._exchange_charter(client, charter_version)
-        ours = self.store.heads()
-        lag = behind = 0
-        pulls: list[tuple[bytes, int, int]] = []  # author, from seq, to seq (their head)
-        pushes: list[tuple[bytes, int]] = []
-        now = time.monotonic()
-        for author, (seq, h) in theirs.items():
-            mine = ours.get(author)
-            if mine is None or mine[0] < seq:
-                start = 0 if mine is None else mine[0] + 1
-                lag += seq - start + 1
-                if author not in self._refused and self._too_early.get(author, 0) <= now:
-                    pulls.append((author, start, seq))
-            elif mine[0] == seq and mine[1] != h:
-                pulls.append((author, seq, seq))  # same seq, other hash: the fork evidence
-        for author, (seq, _) in ours.items():
-            other = theirs.get(author)
-            if other is None or other[0] < seq:
-                start = 0 if other is None else other[0] + 1
-                pushes.append((author, start))
-                behind += seq - start + 1
-        peer.lag, peer.behind = lag, behind
+        plan = self.scope.plan(theirs, ours, self._refused)
+        now = time.monotonic()  # an author whose actions were just rejected bad-time waits
+        pulls = [p for p in plan.pulls if self._too_early.get(p[0], 0) <= now]
+        peer.lag, peer.behind = plan.lag, plan.behind
         mine_now = [p for p in pulls if p[0] not in self._pulling]
         self._pulling.update(p[0] for p in mine_now)
         try:
             await self._pull(client, mine_now)
         finally:
             self._pulling.difference_update(p[0] for p in mine_now)
-        await self._push_ranges(client, pushes)
+        await self._push_ranges(client, plan.pushes)
+        if self._speaks_reconcile(peer):
+            await self._sync_forks(client)
+
+    async def _sync_forks(self, client: PeerTransport) -> None:
+        """Learn the forks the peer knows; a fork new to us goes to a few peers at once."""
+        try:
+            learned = await self.community.forks_with(client)
+        except PeerUnsupported:
+            return  # a node of protocol 2 without it: the forks come from others
+        known = len(self.store.forked_authors())  # learned here, or found by our own ingest
+        if learned or known > self._forks_known:
+            self._forks_known = known
+            for peer in self.peers.pick(time.monotonic(), FANOUT):
+                self.start_round(peer)
 
     async def _pull(self, client: PeerTransport, pulls: list[tuple[bytes, int, int]]) -> None:
         """Stream pages in: while one page is written, the next ones are verified on the pool
@@ -379,9 +429,16 @@ class Gossip:
     # -- peer exchange ---------------------------------------------------------------------
 
     async def exchange_peers(self, peer: Peer) -> None:
-        """Send our infos to `peer`, take its infos, start rounds with peers new to us."""
+        """Reconcile agent infos with `peer`: take its newer ones, hand it ours that it lacks;
+        start rounds with peers new to us. A peer without reconcile gets the whole lists."""
         client = self.client(peer.url)
         now = now_us()
+        if self._speaks_reconcile(peer):
+            try:
+                await self.community.infos_with(client, now)
+                return
+            except PeerUnsupported:
+                self._unsupported(peer)
         await client.post_peers(self.infos.shareable(now)[: wire.MAX_BATCH])
         intake = self.infos.take((await client.peers())[: wire.MAX_BATCH], now,
                                  source=f"peer {peer.url}")

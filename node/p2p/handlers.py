@@ -1,13 +1,14 @@
-"""The gossip endpoints (PROTOCOL section 4): heads, chain pages, pushed actions, peer infos.
+"""The gossip endpoints (PROTOCOL section 4): heads, reconciliation, chain pages, pushed actions,
+peer infos.
 
-Each handler is a method of `GossipHandlers`, built with the parts it uses; the route table in
-`node.http.routes` maps the paths to them.
+Each handler is a method of `GossipHandlers`: it reads the request, lets `GossipAnswers` (bytes
+in, bytes out, shared with the network simulator) answer, and wraps the answer; the route table
+in `node.http.routes` maps the paths to them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 from aiohttp import web
 
@@ -15,8 +16,7 @@ from ledger.actions import decode_action
 from ledger.chain import now_us
 from ledger.errors import BAD_ENCODING, BAD_SIGNATURE
 from ledger.peerproof import NONCE_BYTES
-from ledger.store import IngestResult, Store
-from node.charters import CharterBook
+from ledger.store import IngestResult
 from node.disk import DISK_FULL
 from node.errors import NotSigned
 from node.http.limits import address_block
@@ -26,48 +26,64 @@ from node.http.server import (
     BadRequest,
     TooMany,
     author_param,
-    in_thread,
     int_param,
     msgpack_response,
     read_body,
 )
-from node.journal import Journal
 from node.p2p import wire
+from node.p2p.answers import GossipAnswers
 from node.p2p.clock import TIME_HEADER
-from node.p2p.gossip import Gossip
-from node.p2p.intake import PeerInfos
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 30  # what a 503 for a full disk asks the sender to wait
 FORWARD_MAX = 100  # pushed batches up to this size are eager-pushed on to our peers
+CHARTER_HEADER = "PicoGrid-Charter-Version"
 
 
 class GossipHandlers:
-    """Answers peers: reads from `store`, writes through `journal`, takes infos by `infos`."""
+    """The aiohttp side of the gossip endpoints, around one node's `GossipAnswers`."""
 
-    def __init__(self, store: Store, book: CharterBook, journal: Journal, gossip: Gossip,
-                 infos: PeerInfos, metrics: Counter[str]) -> None:
-        self.store = store
-        self.book = book
-        self.journal = journal
-        self.gossip = gossip
-        self.infos = infos
-        self.metrics = metrics
+    def __init__(self, answers: GossipAnswers) -> None:
+        self.answers = answers
+        # What the HTTP-only parts (limits, 503s, proofs) use beside the shared answers.
+        self.store, self.book, self.journal = answers.store, answers.book, answers.journal
+        self.gossip, self.infos, self.metrics = answers.gossip, answers.infos, answers.metrics
+
+    def _charter(self) -> dict[str, str]:
+        return {CHARTER_HEADER: str(self.answers.charter_version())}
 
     async def heads(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/heads: every author's head, and our charter version in a header."""
-        charter = self.book.charter
-        headers = {"PicoGrid-Charter-Version": str(charter.version if charter else 0),
-                   TIME_HEADER: str(now_us())}  # our clock, for the peer's estimate (clock.py)
-        return msgpack_response(wire.pack_heads(self.store.heads()), headers)
+        headers = {**self._charter(), TIME_HEADER: str(now_us())}  # our clock (clock.py)
+        return msgpack_response(self.answers.heads(), headers)
+
+    async def reconcile(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/reconcile: one step of set reconciliation over our heads."""
+        answer = self.answers.reconcile(await read_body(request))
+        return msgpack_response(answer, self._charter())
+
+    async def reconcile_infos(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/reconcile/infos: one step of set reconciliation over our infos."""
+        return msgpack_response(self.answers.reconcile_infos(await read_body(request)))
+
+    async def infos(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/infos: the infos we share of the agents asked for."""
+        return msgpack_response(self.answers.infos_of(await read_body(request)))
+
+    async def reconcile_forks(self, request: web.Request) -> web.Response:
+        """POST /v1/gossip/reconcile/forks: one step of set reconciliation over forked authors."""
+        return msgpack_response(self.answers.reconcile_forks(await read_body(request)))
+
+    async def evidence(self, request: web.Request) -> web.Response:
+        """GET /v1/gossip/forks/{author}: the evidence that an author forked (or [])."""
+        return msgpack_response(self.answers.evidence(author_param(request)))
 
     async def chain(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/chain/{author}: one page of an author's signed actions."""
         author = author_param(request)
         start = int_param(request, "from", 0, 0, 2**62)
         limit = int_param(request, "limit", 1000, 1, 1000)
-        items = await in_thread(self.store.chain_range, author, start, limit)
-        return msgpack_response(wire.pack([list(i) for i in items]))
+        return msgpack_response(await self.answers.chain(author, start, limit))
 
     async def post_actions(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/actions: take a batch; answer what was accepted and refused."""
@@ -81,6 +97,9 @@ class GossipHandlers:
                 shape_errors.append([index, "bad-encoding"])
         # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
         # that lack it too get it by their own anti-entropy rounds.
+        kept = [(i, p) for i, p in pairs if self.gossip.scope.keeps(p)]
+        self.metrics["gossip_out_of_scope"] += len(pairs) - len(kept)
+        pairs = kept  # another grid's actions (grid scope): their heads are noted, not kept
         batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
         self._members_lane(request, batch)
         if request.headers.get(wire.PUSH_HEADER) == "all" and self.gossip.small_community():
@@ -158,7 +177,7 @@ class GossipHandlers:
 
     async def get_peers(self, request: web.Request) -> web.Response:
         """GET /v1/gossip/peers: our own agent info first, then every unexpired one we hold."""
-        return msgpack_response(wire.pack(self.infos.shareable(now_us())))
+        return msgpack_response(self.answers.peers())
 
     async def post_peers(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/peers: take a peer's agent infos; new peers get a round at once."""

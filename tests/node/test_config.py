@@ -44,3 +44,17 @@ def test_bad_config_is_a_clear_error(tmp_path, body, message):
 def test_missing_config_says_run_init(tmp_path):
     with pytest.raises(UserError, match="picogrid init"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("value, error", [("grid", None), ("community", None),
+                                          ("everything", "node.replicate")])
+def test_replicate_is_community_or_grid_and_survives_a_save(tmp_path, value, error):
+    cfg = NodeConfig(dir=tmp_path, name="a", role="consumer", household="h", grid="g",
+                     community="c", admin="ab" * 32, replicate=value)
+    cfg.save()
+    if error:
+        with pytest.raises(UserError, match=error):
+            load_config(tmp_path)
+        return
+    assert load_config(tmp_path).replicate == value
+    assert ("replicate" in (tmp_path / "config.toml").read_text()) is (value == "grid")

@@ -17,6 +17,8 @@ from ledger.store import Store
 from ledger.testing import ChainSigner, identity, wire_items
 from node.charters import CharterBook
 from node.journal import Journal
+from node.p2p import wire
+from node.p2p.answers import GossipAnswers
 from node.p2p.client import PeerError, PeerTransport
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
@@ -42,6 +44,8 @@ class Side:
                                push=lambda actions: self.gossip.eager_push(actions))
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
                              self.metrics, round_ms=100, connect=self.connect)
+        self.answers = GossipAnswers(self.store, self.book, self.journal, self.gossip,
+                                     self.infos, self.metrics)
         net[self.url] = self
 
     def connect(self, url: str) -> PeerTransport:
@@ -62,6 +66,20 @@ class Direct:
     async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
         charter = self.side.book.charter
         return self.side.store.heads(), charter.version if charter else 0
+
+    async def reconcile(self, query: bytes, kind: str = "heads") -> tuple[bytes, int]:
+        answers = self.side.answers
+        if kind == "heads":
+            return answers.reconcile(query), answers.charter_version()
+        if kind == "infos":
+            return answers.reconcile_infos(query), 0
+        return answers.reconcile_forks(query), 0
+
+    async def infos(self, agents: list[bytes]) -> list:
+        return wire.unpack(self.side.answers.infos_of(wire.pack(agents)))
+
+    async def evidence(self, author: bytes) -> list:
+        return wire.unpack(self.side.answers.evidence(author))
 
     async def chain(self, author: bytes, start: int = 0,
                     limit: int = 1000) -> list[tuple[bytes, bytes]]:
@@ -100,6 +118,9 @@ class Unreachable:
     base = "http://127.0.0.1:1"
 
     async def heads(self) -> tuple[dict[bytes, tuple[int, bytes]], int]:
+        raise PeerError(f"{self.base}: connection refused")
+
+    async def reconcile(self, query: bytes, kind: str = "heads") -> tuple[bytes, int]:
         raise PeerError(f"{self.base}: connection refused")
 
 

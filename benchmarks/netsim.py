@@ -1,0 +1,320 @@
+"""Network simulator: N real node cores in one process over an in-memory transport.
+
+Each simulated node is a real `Node` (its own SQLite store on tmpfs, the real `ingest` with every
+signature checked, the real `Gossip` with its eager push, anti-entropy rounds and peer exchange)
+whose gossip talks through `netsim_transport.Net` instead of aiohttp: 20-300 ms per link, 1 %
+message loss, partitions and churn. The agent loop is replaced by a load generator that signs
+orders at the kit's pace (4 actions per agent per interval: offer or bid, settlement, reading).
+
+Adapter: a Node is built but not started (no HTTP server, no hardware, no agent loop); its
+journal's verify pool and store writer are shared by all nodes (two verify threads, one writer
+thread, instead of three threads per node); its gossip gets the simulator's transport through
+`connect` (the way `Gossip` takes any `PeerTransport`), and peers' requests are answered by its
+own `GossipAnswers`, the code behind the HTTP handlers.
+
+Real clock, not virtual: the code under test reads time.monotonic and the wall clock itself.
+
+Prints one JSON line. Every node starts knowing node 0 only and finds the others by peer exchange.
+
+    python benchmarks/netsim.py [--nodes 100] [--grids 10] [--trials 20] [--round-ms 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from netsim_transport import HTTP_HEADERS, Net  # noqa: E402
+
+from ledger.testing import ChainSigner, genesis_payload, identity, order_payload  # noqa: E402
+from node.config import NodeConfig  # noqa: E402
+from node.node import Node  # noqa: E402
+from node.p2p.answers import GossipAnswers  # noqa: E402
+
+HOLOCHAIN_REFERENCE = {"wind_tunnel_mean_sync_lag_s": 49, "peers": 10}
+ADMIN = "00" * 32
+POLL_S = 0.02
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile of values (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def rss_bytes() -> int:
+    """This process's resident set, now."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Sim:
+    """A community of simulated nodes over one Net."""
+
+    def __init__(self, n: int, grids: int, directory: Path, round_ms: int, seed: int = 1,
+                 know_all: bool = False, replicate: str = "community", **net_options) -> None:
+        self.net = Net(seed=seed, **net_options)
+        self.replicate = replicate
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self.nodes: list[Node] = []
+        self.tasks: list[asyncio.Task] = []
+        for i in range(n):
+            self.nodes.append(self._node(i, f"g{i % grids}", directory, round_ms, seed))
+        self.urls = [node.cfg.url for node in self.nodes]
+        if know_all:  # skip discovery: every node starts knowing every URL
+            for node in self.nodes:
+                for url in self.urls:
+                    node.peers.add_url(url, bootstrap=True)
+
+    def _node(self, i: int, grid: str, directory: Path, round_ms: int, seed: int) -> Node:
+        url = f"http://n{i}.sim"  # agent infos carry http(s) URLs only
+        cfg = NodeConfig(dir=directory / f"n{i}", name=f"n{i}", role="consumer",
+                         household=f"h{i}", grid=grid, community="sim", admin=ADMIN,
+                         listen=f"127.0.0.1:{i + 1}", public_url=url,
+                         peers=[] if i == 0 else ["http://n0.sim"], round_ms=round_ms,
+                         replicate=self.replicate)
+        cfg.dir.mkdir(parents=True)
+        node = Node(cfg, identity(seed * 100_000 + i))
+        journal = node.journal
+        journal.pool.shutdown(), journal.writer.shutdown()
+        journal.pool, journal.writer = self.pool, self.writer
+        node.peers.rng.seed(seed * 100_000 + i)
+        node.chain.append("genesis", genesis_payload("sim", grid, name=cfg.name))
+        node.refresh_own_info()
+        answers = GossipAnswers(node.store, node.book, journal, node.gossip, node.infos,
+                                node.metrics)
+        node.gossip.connect = self.net.add(url, answers)
+        return node
+
+    def start(self) -> None:
+        """Start every node's gossip loop."""
+        for node in self.nodes:
+            self.tasks.append(asyncio.create_task(node.gossip.run()))
+
+    async def stop(self) -> None:
+        """Stop gossip, close stores and pools."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for node in self.nodes:
+            await node.gossip.close()
+        for node in self.nodes:
+            node.store.close()
+        self.pool.shutdown()
+        self.writer.shutdown()
+
+    def holders(self, author: bytes, seq: int, nodes: list[Node] | None = None) -> int:
+        """How many nodes hold `author`'s chain up to `seq`."""
+        return sum(1 for n in nodes or self.nodes
+                   if (h := n.store.head(author)) is not None and h.seq >= seq)
+
+    def should_hold(self, author: bytes, seq: int) -> list[Node]:
+        """The nodes that should hold `author`'s action at `seq`: every node, or under grid
+        scope (beyond the genesis) the nodes of the author's grid."""
+        if self.replicate != "grid" or seq == 0:
+            return self.nodes
+        grid = next(n.cfg.grid for n in self.nodes if n.identity.agent == author)
+        return [n for n in self.nodes if n.cfg.grid == grid]
+
+    async def wait_all(self, pairs: list[tuple[bytes, int]], limit_s: float) -> float:
+        """Seconds until every node that should hold every (author, seq) holds it; inf after
+        limit_s."""
+        started = time.monotonic()
+        wanted = [(a, s, self.should_hold(a, s)) for a, s in pairs]
+        while time.monotonic() - started < limit_s:
+            if all(self.holders(a, s, nodes) == len(nodes) for a, s, nodes in wanted):
+                return time.monotonic() - started
+            await asyncio.sleep(POLL_S)
+        return float("inf")
+
+    async def wait_forked(self, author: bytes, limit_s: float) -> float:
+        """Seconds until every node knows `author` forked; inf after limit_s."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit_s:
+            if all(author in n.store.forked_authors() for n in self.nodes):
+                return time.monotonic() - started
+            await asyncio.sleep(POLL_S)
+        return float("inf")
+
+    async def fork(self, victim: Node, first: Node, second: Node):
+        """Make `victim`'s agent sign two actions after its head, one taken by `first`, the
+        other by `second` (as a cheating agent would); its agent id."""
+        signer = ChainSigner(victim.identity)
+        base = victim.store.get_by_seq(victim.identity.agent, victim.store.head(
+            victim.identity.agent).seq)
+        one = signer.at(base, payload=order_payload(interval=base.seq + 1, price=1))
+        two = signer.at(base, payload=order_payload(interval=base.seq + 1, price=2))
+        await first.ingest([(one.action_bytes, one.signature)])
+        await second.ingest([(two.action_bytes, two.signature)])
+        return victim.identity.agent
+
+    async def net_idle(self, seconds: float) -> None:
+        """Let the community run for `seconds`."""
+        await asyncio.sleep(seconds)
+
+    async def settle(self, limit_s: float) -> float:
+        """Wait until every node holds every genesis and every other node's agent info."""
+        started = time.monotonic()
+        held = await self.wait_all([(n.identity.agent, 0) for n in self.nodes], limit_s)
+        while time.monotonic() - started < limit_s:
+            if all(len(n.peers.infos) >= len(self.nodes) - 1 for n in self.nodes):
+                return time.monotonic() - started
+            await asyncio.sleep(POLL_S * 10)
+        return held if held == float("inf") else float("inf")
+
+    async def post(self, node: Node, k: int):
+        """Sign one new order on `node` (eager push included), as its agent loop would."""
+        return await node.append("bid", order_payload(interval=k))
+
+    def gossip_bytes(self) -> tuple[int, int]:
+        """Body bytes sent by all nodes, and requests made, so far."""
+        return sum(self.net.sent.values()), sum(self.net.requests.values())
+
+    async def traffic(self, seconds: float, pace_s: float | None) -> dict:
+        """Gossip bytes per node per second over `seconds`, with every agent signing one order
+        per `pace_s` (None: idle)."""
+        b0, r0 = self.gossip_bytes()
+        kinds0 = dict(self.net.by_kind)
+        started, k = time.monotonic(), 10_000
+        while time.monotonic() - started < seconds:
+            if pace_s is not None:
+                k += 1
+                node = self.nodes[k % len(self.nodes)]
+                await self.post(node, k)
+                await asyncio.sleep(pace_s / len(self.nodes))
+            else:
+                await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - started
+        b1, r1 = self.gossip_bytes()
+        per_node = len(self.nodes) * elapsed
+        return {"body_bytes_per_node_s": round((b1 - b0) / per_node, 1),
+                "with_http_headers_est": round((b1 - b0 + 2 * HTTP_HEADERS * (r1 - r0))
+                                               / per_node, 1),
+                "requests_per_node_s": round((r1 - r0) / per_node, 2),
+                "by_endpoint": {k: round((v - kinds0.get(k, 0)) / per_node, 1)
+                                for k, v in sorted(self.net.by_kind.items())}}
+
+
+async def convergence(sim: Sim, trials: int, limit_s: float) -> dict:
+    """p50/p99 of the time until every node holds a new action posted on a random node."""
+    times = []
+    for t in range(trials):
+        node = sim.net.rng.choice(sim.nodes)
+        action = await sim.post(node, 1000 + t)
+        times.append(await sim.wait_all([(action.author, action.seq)], limit_s))
+    return {"p50_s": round(percentile(times, 0.5), 3), "p99_s": round(percentile(times, 0.99), 3),
+            "trials": trials}
+
+
+async def partition_heals(sim: Sim, cut_s: float, limit_s: float) -> dict:
+    """Split the community in two for cut_s, sign an action on each side, heal, and time until
+    every node holds both."""
+    half = len(sim.nodes) // 2
+    sim.net.partition(sim.urls[:half], sim.urls[half:])
+    left = await sim.post(sim.nodes[0], 5000)
+    right = await sim.post(sim.nodes[-1], 5001)
+    await asyncio.sleep(cut_s)
+    inside = (sim.holders(left.author, left.seq, sim.nodes[:half]) == half)
+    sim.net.heal()
+    healed = await sim.wait_all([(left.author, left.seq), (right.author, right.seq)], limit_s)
+    return {"cut_s": cut_s, "side_converged_while_cut": inside, "heal_s": round(healed, 3)}
+
+
+def stored_bytes(sim: Sim) -> dict:
+    """Per node, on average: bytes of the store files (database and write-ahead log), bytes of
+    signed actions held, and of those the actions of the node's own grid."""
+    files = held = own = 0
+    for node in sim.nodes:
+        files += sum(f.stat().st_size for f in node.cfg.dir.glob("store.sqlite3*"))
+        db = sqlite3.connect(f"file:{node.cfg.store_path}?mode=ro", uri=True)
+        try:
+            for grid, size in db.execute("SELECT grid, SUM(LENGTH(action_bytes) + "
+                                         "LENGTH(signature)) FROM actions GROUP BY grid"):
+                held += size
+                own += size if grid == node.cfg.grid else 0
+        finally:
+            db.close()
+    n = len(sim.nodes)
+    return {"store_files": files // n, "actions_held": held // n, "own_grid_actions": own // n,
+            "held_over_own_grid": round(held / own, 2) if own else None}
+
+
+async def fork_spread(sim: Sim, limit_s: float) -> dict:
+    """Seconds until every node of the community knows of a fork made in one grid (the
+    evidence a warrant carries, or the warrant)."""
+    grid = sim.nodes[1].cfg.grid
+    members = [n for n in sim.nodes if n.cfg.grid == grid]
+    if len(members) < 3:
+        return {"fork_everywhere_s": None, "why": "a grid needs 3 nodes for this figure"}
+    cheat = await sim.fork(members[0], members[1], members[2])
+    return {"fork_everywhere_s": round(await sim.wait_forked(cheat, limit_s), 3)}
+
+
+async def main(args: argparse.Namespace) -> dict:
+    """Build the community, measure, print one JSON line."""
+    rss0 = rss_bytes()
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
+        sim = Sim(args.nodes, args.grids, Path(d), args.round_ms, seed=args.seed,
+                  know_all=args.know_all, replicate=args.replicate,
+                  reconcile=not args.heads_list)
+        sim.start()
+        try:
+            settle_s = await sim.settle(args.limit)
+            figures = {
+                "nodes": args.nodes, "grids": args.grids, "round_ms": args.round_ms,
+                "anti_entropy": "heads list" if args.heads_list else "reconcile",
+                "replicate": args.replicate,
+                "latency_ms": [20, 300], "loss": sim.net.loss, "settle_s": round(settle_s, 2),
+                "convergence": await convergence(sim, args.trials, args.limit),
+                "quiet_s": await sim.net_idle(args.quiet) or args.quiet,
+                "gossip_idle": await sim.traffic(args.window, None),
+                "gossip_kit_pace": await sim.traffic(args.window, args.pace),
+                "partition": await partition_heals(sim, args.cut, args.limit),
+                "warrants": await fork_spread(sim, args.limit),
+                "stored_bytes_per_node": stored_bytes(sim),
+                "rss_bytes_per_node": (rss_bytes() - rss0) // args.nodes,
+                "messages_lost": sim.net.lost, "messages_delivered": sim.net.delivered,
+                "holochain_reference": HOLOCHAIN_REFERENCE,
+            }
+        finally:
+            await sim.stop()
+    return figures
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=100)
+    p.add_argument("--grids", type=int, default=10)
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--round-ms", type=int, default=1000)
+    p.add_argument("--window", type=float, default=10.0, help="seconds per traffic figure")
+    p.add_argument("--pace", type=float, default=15.0,
+                   help="seconds between two actions of one agent (the kit: 4 per minute)")
+    p.add_argument("--quiet", type=float, default=10.0,
+                   help="seconds left for the last heads to spread before the idle figure")
+    p.add_argument("--cut", type=float, default=5.0, help="seconds the partition lasts")
+    p.add_argument("--limit", type=float, default=120.0, help="give up waiting after this")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--heads-list", action="store_true",
+                   help="nodes do not offer reconcile: every round sends the whole heads list")
+    p.add_argument("--know-all", action="store_true", help="skip discovery by peer exchange")
+    p.add_argument("--replicate", choices=("community", "grid"), default="community",
+                   help="grid: each node holds its own grid's chains whole (scoped replication)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(parse()))))

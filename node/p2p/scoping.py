@@ -1,0 +1,133 @@
+"""Replication scoped by grid, in gossip: which chains this node holds whole, and the newest
+head it has heard of for the others (ledger.scope states the rule).
+
+A node in grid G holds every chain of G, and of every other author the genesis (who they are,
+which grid) and a *pointer*: the newest `(seq, hash)` a peer reported. The set it reconciles
+with peers is its heads with the pointers laid over them, so two synced nodes of different grids
+still agree in one 24-byte exchange. Pointers are what peers say, not checked: they only tell how
+far another grid has got; settlement and audit read this node's own grid alone. Fork evidence
+of every grid is reconciled separately (node.p2p.community), so it still reaches everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.actions import decode_action
+from ledger.scope import Holding, Scope
+from ledger.store import Store
+
+MAX_POINTERS = 100_000  # one per author of the community; beyond that, none are added
+
+Heads = dict[bytes, tuple[int, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a comparison with one peer asks for: ranges to pull, ranges to push, and the counts
+    of actions the peer holds that we lack (`lag`) and that it lacks (`behind`)."""
+
+    pulls: list[tuple[bytes, int, int]]
+    pushes: list[tuple[bytes, int]]
+    lag: int
+    behind: int
+
+
+class GridScope:
+    """The chains held whole (own grid; every chain when `grid` is None) and the pointers."""
+
+    def __init__(self, store: Store, grid: str | None = None) -> None:
+        self.store = store
+        self.rule = Scope(grid) if grid is not None else None
+        self.pointers: Heads = {}
+
+    @property
+    def scoped(self) -> bool:
+        """Whether this node holds only its own grid's chains whole."""
+        return self.rule is not None
+
+    def grid_of(self, author: bytes | None) -> str | None:
+        """The grid an author's genesis names (None: genesis not held)."""
+        head = self.store.head(author) if author is not None else None
+        return None if head is None else head.grid
+
+    def holding(self, author: bytes) -> Holding:
+        """How much of `author`'s chain this node keeps."""
+        if self.rule is None:
+            return Holding.FULL
+        return self.rule.holding(self.grid_of(author))
+
+    def own_grid(self, author: bytes | None) -> bool:
+        """Whether `author`'s chain is one this node holds whole (its grid's, or all)."""
+        return self.rule is None or self.grid_of(author) == self.rule.grid
+
+    def heads(self) -> Heads:
+        """Our heads with the pointers of other grids' chains laid over them (an author whose
+        genesis we lack has no item: the difference makes rounds fetch the genesis)."""
+        heads = self.store.heads()
+        for author, pointer in list(self.pointers.items()):
+            holding = self.holding(author)
+            if holding is Holding.FULL:  # its genesis showed it is ours
+                del self.pointers[author]
+                continue
+            if holding is Holding.UNKNOWN:
+                continue  # no genesis yet: left out, so that rounds keep asking for it
+            held = heads.get(author)
+            if held is None or held[0] < pointer[0]:
+                heads[author] = pointer
+        return heads
+
+    def note(self, author: bytes, seq: int, head: bytes) -> None:
+        """A peer reported `author`'s head: keep it as a pointer if newer than what we know."""
+        known = self.pointers.get(author)
+        if known is not None and known[0] >= seq:
+            return
+        if known is None and len(self.pointers) >= MAX_POINTERS:
+            return
+        self.pointers[author] = (seq, head)
+
+    def plan(self, theirs: Heads, ours: Heads, refused: set[bytes]) -> Plan:
+        """Compare a peer's heads with ours (pointers included): full chains are pulled from
+        where ours ends, another grid's chain only to its genesis (its head becomes a pointer),
+        and a head at our seq with another hash is pulled as fork evidence."""
+        pulls: list[tuple[bytes, int, int]] = []
+        lag = behind = 0
+        for author, (seq, h) in theirs.items():
+            mine = ours.get(author)
+            holding = self.holding(author)
+            if holding is not Holding.FULL:
+                self.note(author, seq, h)
+                if holding is Holding.UNKNOWN and author not in refused:
+                    pulls.append((author, 0, 0))  # the genesis tells the grid
+                    lag += 1
+                continue
+            if mine is None or mine[0] < seq:
+                start = 0 if mine is None else mine[0] + 1
+                lag += seq - start + 1
+                if author not in refused:
+                    pulls.append((author, start, seq))
+            elif mine[0] == seq and mine[1] != h:
+                pulls.append((author, seq, seq))  # same seq, other hash: the fork evidence
+        pushes: list[tuple[bytes, int]] = []
+        for author, (seq, _) in ours.items():
+            other = theirs.get(author)
+            if other is None or other[0] < seq:
+                start = 0 if other is None else other[0] + 1
+                if self.holding(author) is Holding.FULL or start == 0:
+                    pushes.append((author, start))
+                    behind += seq - start + 1
+        return Plan(pulls, pushes, lag, behind)
+
+    def keeps(self, item: tuple[bytes, bytes]) -> bool:
+        """Whether a pushed action is one this node holds (its grid's, a genesis, or anything
+        it cannot decode: ingest refuses that with its reason). Others become pointers."""
+        if self.rule is None:
+            return True
+        try:
+            action = decode_action(item[0], item[1], check_signature=False)
+        except Exception:
+            return True
+        if action.seq == 0 or self.holding(action.author) is not Holding.SPARSE:
+            return True
+        self.note(action.author, action.seq, action.hash)
+        return False
