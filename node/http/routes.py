@@ -26,7 +26,7 @@ def add_routes(app: web.Application, ctx: HttpContext) -> None:
         web.get("/v1/gossip/heads", gossip.heads),
         web.post("/v1/gossip/reconcile", gossip.reconcile),
         web.post("/v1/gossip/reconcile/infos", gossip.reconcile_infos),
-        web.post("/v1/gossip/infos", gossip.infos),
+        web.post("/v1/gossip/infos", gossip.infos_of),
         web.post("/v1/gossip/reconcile/forks", gossip.reconcile_forks),
         web.get("/v1/gossip/forks/{author_hex}", gossip.evidence),
         web.get("/v1/gossip/chain/{author_hex}", gossip.chain),

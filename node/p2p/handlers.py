@@ -66,7 +66,7 @@ class GossipHandlers:
         """POST /v1/gossip/reconcile/infos: one step of set reconciliation over our infos."""
         return msgpack_response(self.answers.reconcile_infos(await read_body(request)))
 
-    async def infos(self, request: web.Request) -> web.Response:
+    async def infos_of(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/infos: the infos we share of the agents asked for."""
         return msgpack_response(self.answers.infos_of(await read_body(request)))
 
