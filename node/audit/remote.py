@@ -16,7 +16,7 @@ from ledger.errors import Invalid
 from ledger.precheck import precheck
 from node.audit.chains import ChainReport, verify_chains
 from node.audit.market import audit_market
-from node.p2p.client import PeerClient, PeerError
+from node.p2p.client import PATIENCE, PeerClient, PeerError
 from node.p2p.session import RequestSigner, open_session
 
 PAGE = 1000
@@ -102,7 +102,7 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     """
     result = AuditResult(url=url.rstrip("/"), admin_pinned=admin is not None)
     async with open_session(signer, ca_file) as session:
-        client = PeerClient(session, url, timeout=timeout)
+        client = PeerClient(session, url, timeout=timeout, patience=PATIENCE)
         try:
             result.charter = await client.charter(admin)
         except PeerError as exc:

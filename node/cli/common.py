@@ -9,7 +9,7 @@ from typing import Any
 
 from ledger.keys import parse_agent_hex
 from node.errors import UserError
-from node.p2p.client import PeerClient
+from node.p2p.client import PATIENCE, PeerClient
 from node.p2p.session import RequestSigner, open_session
 
 
@@ -29,7 +29,7 @@ def with_client(url: str, fn: Callable[[PeerClient], Awaitable[Any]], timeout: f
 
     async def main() -> Any:
         async with open_session(signer, ca_file) as session:
-            return await fn(PeerClient(session, url, timeout=timeout))
+            return await fn(PeerClient(session, url, timeout=timeout, patience=PATIENCE))
 
     return asyncio.run(main())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import weakref
 from collections import Counter
@@ -14,6 +15,10 @@ from ledger.chain import now_us
 from ledger.charter import Charter, CharterError, parse_charter
 from node.p2p import wire
 
+MAX_WAIT_429_S = 5.0  # the longest one Retry-After is waited out
+# The answers a round always gets (heads, or their reconciliation) carry the peer's clock.
+CLOCK_PATHS = ("/v1/gossip/heads", "/v1/gossip/reconcile")
+PATIENCE = 12  # 429s in a row a command (audit, status, join) waits out before it gives up
 DEFAULT_TIMEOUT = 2.0
 # A node's session -> its metrics Counter: gossip bodies sent and received through that session
 # are added to "gossip_bytes_out" / "gossip_bytes_in" (see node.metrics).
@@ -42,10 +47,19 @@ class PeerError(Exception):
     """
 
     def __init__(self, message: str, *, status: int | None = None,
-                 unreachable: bool = False) -> None:
+                 unreachable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.unreachable = unreachable
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Any) -> float | None:
+    """A 429's Retry-After in seconds, when it is a plain number."""
+    try:
+        return max(0.0, float(headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 class PeerUnsupported(PeerError):
@@ -110,8 +124,12 @@ class PeerClient:
     """Talks to one base URL. Every call costs at most `timeout` seconds."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, patience: int = 0) -> None:
         self.session = session
+        # How many 429s in a row a GET waits out (Retry-After, at most MAX_WAIT_429_S each):
+        # a command such as `picogrid audit` reads a whole community from one address and waits
+        # its turn; gossip (0) skips the round instead.
+        self.patience = patience
         self.base = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.bytes: Counter | None = _BYTE_COUNTERS.get(session)
@@ -135,18 +153,29 @@ class PeerClient:
         return bytes(body)
 
     async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
+        for _ in range(self.patience):
+            try:
+                return await self._get_once(path, params)
+            except PeerError as exc:
+                if exc.status != 429:
+                    raise
+                await asyncio.sleep(min(MAX_WAIT_429_S, exc.retry_after or 1.0))
+        return await self._get_once(path, params)
+
+    async def _get_once(self, path: str, params: dict | None) -> tuple[bytes, Any]:
         try:
             sent = now_us()
             async with self.session.get(self.base + path, params=params,
                                         timeout=self.timeout) as resp:
-                if self.clock is not None and path == "/v1/gossip/heads":
+                if self.clock is not None and path in CLOCK_PATHS:
                     # Any answer has a clock (a refusal too: a closed community refuses a
                     # request signed by a clock far off, which is when the comparison matters).
                     self.clock(self.base, sent, now_us(), resp.headers)
                 body = await self._read(resp, path)
                 self._count(path, 0, len(body))
                 if resp.status != 200:
-                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}", status=resp.status)
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}", status=resp.status,
+                                    retry_after=_retry_after(resp.headers))
                 return body, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}",
@@ -159,10 +188,13 @@ class PeerClient:
     async def _post_full(self, path: str, body: bytes,
                          headers: dict | None = None) -> tuple[bytes, Any]:
         try:
+            sent = now_us()
             async with self.session.post(
                 self.base + path, data=body, timeout=self.timeout,
                 headers={"Content-Type": wire.CONTENT_TYPE, **(headers or {})},
             ) as resp:
+                if self.clock is not None and path in CLOCK_PATHS:
+                    self.clock(self.base, sent, now_us(), resp.headers)
                 data = await self._read(resp, path)
                 self._count(path, len(body), len(data))
                 if resp.status != 200:

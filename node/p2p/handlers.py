@@ -60,7 +60,7 @@ class GossipHandlers:
     async def reconcile(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/reconcile: one step of set reconciliation over our heads."""
         answer = self.answers.reconcile(await read_body(request))
-        return msgpack_response(answer, self._charter())
+        return msgpack_response(answer, {**self._charter(), TIME_HEADER: str(now_us())})
 
     async def reconcile_infos(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/reconcile/infos: one step of set reconciliation over our infos."""
