@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING
 
 from ledger.errors import REASONS
 from node.http.context import HttpContext
-
-if TYPE_CHECKING:
-    from node.observability.metrics import Exposition
+from node.observability.exposition import Exposition
 
 
 def clock_and_disk(out: Exposition, m: Counter[str], node: HttpContext) -> None:

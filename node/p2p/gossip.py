@@ -13,7 +13,7 @@
 - A URL learned from an info is called only once it proved the info's key (`Prover`); the
   infos one peer hands us are bounded by `PeerTable` as that peer's share.
 - An author whose pulled actions we rejected as `bad-time` (its clock is ahead of ours) is not
-  pulled again for BAD_TIME_PAUSE_S: the same actions would only be rejected again.
+  pulled again for `transfer.BAD_TIME_PAUSE_S`: the same actions would only be rejected again.
 
 A round runs as its own task: the loop starts the next round on time whatever the last one is
 doing, so a dead or slow peer costs one short timeout (in its own task) and then back-off, and
@@ -26,16 +26,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 
 import aiohttp
 
 from ledger import reconcile as rc
-from ledger.actions import Action, decode_action
+from ledger.actions import Action
 from ledger.chain import now_us
 from ledger.charter import CharterError
-from ledger.errors import Invalid
 from ledger.store import Store
 from node.charters import CharterBook
 from node.errors import NotSigned
@@ -47,26 +46,20 @@ from node.p2p.intake import PeerInfos
 from node.p2p.peers import Peer, PeerTable
 from node.p2p.prover import Prover
 from node.p2p.scoping import GridScope
+from node.p2p.transfer import MAX_PAGES_PER_ROUND, PAGE, PageTransfer  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 FANOUT = 3
 # In a community this small, a new action goes to every live peer at once and is not passed on:
 # epidemic forwarding there mostly delivers duplicates (about 3 in 4 in the 7-node demo).
 FULL_FANOUT = 8
-PAGE = 1000
-MAX_PAGES_PER_ROUND = 40
 PEER_EXCHANGE_EVERY = 10
 MAX_ROUNDS = 16
 MAX_REFUSED = 10_000
-# An author whose actions we just rejected as bad-time (its clock is ahead of ours) is not pulled
-# again for this long: the same actions would be rejected again, a thousand at a time.
-BAD_TIME_PAUSE_S = 10.0
-PIPELINE = 6  # pages of a pull in flight (written, verified, on the wire) ...
-PIPELINE_BYTES = 16 * 1024 * 1024  # ... and at most this much of them
 RECONCILE_RETRY_ROUNDS = 600  # a peer without /v1/gossip/reconcile is asked again after this
 
 
-class Gossip:
+class Gossip(PageTransfer):
     """Push, pull and peer exchange with the peers of `peers`, writing through `journal`.
 
     `connect(url)` gives the transport to one peer; it is set by `open` (HTTP over an aiohttp
@@ -314,96 +307,6 @@ class Gossip:
             self._forks_known = known
             for peer in self.peers.pick(time.monotonic(), FANOUT):
                 self.start_round(peer)
-
-    async def _pull(self, client: PeerTransport, pulls: list[tuple[bytes, int, int]]) -> None:
-        """Stream pages in: while one page is written, the next ones are verified on the pool
-        and another is on the wire (at most PIPELINE pages, PIPELINE_BYTES, in flight). Writes
-        keep the order of the pages."""
-        pages = 0
-        writes: deque[tuple[asyncio.Task, int]] = deque()
-        in_flight = 0
-        last: asyncio.Task | None = None
-        try:
-            for author, start, until in pulls:
-                while pages < MAX_PAGES_PER_ROUND and start <= until:
-                    limit = min(PAGE, until - start + 1)
-                    page = await client.chain(author, start, limit)
-                    pages += 1
-                    self.metrics["gossip_pulled"] += len(page)
-                    if not page:
-                        break
-                    checking = asyncio.ensure_future(self.journal.verify(page, now_us()))
-                    last = asyncio.create_task(
-                        self._write_page(author, start, page, checking, last)
-                    )
-                    size = sum(len(body) + len(sig) for body, sig in page)
-                    writes.append((last, size))
-                    in_flight += size
-                    while writes and (len(writes) >= PIPELINE or in_flight > PIPELINE_BYTES):
-                        task, done = writes.popleft()
-                        await task
-                        in_flight -= done
-                    start += len(page)  # a page may be short: bounded in bytes too
-        finally:
-            results = await asyncio.gather(*(t for t, _ in writes), return_exceptions=True)
-            for outcome in results:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-
-    async def _write_page(
-        self,
-        author: bytes,
-        start: int,
-        page: list,
-        checking: asyncio.Future,
-        previous: asyncio.Task | None,
-    ) -> None:
-        checked = await checking
-        if previous is not None:
-            await asyncio.wait([previous])  # its failure is reported by its own task
-        result = await self.journal.ingest(page, forward=False, checked=checked)
-        if any(reason == "bad-time" for _, reason in result.rejected):
-            if len(self._too_early) >= MAX_REFUSED:
-                self._too_early.clear()
-            self._too_early[author] = time.monotonic() + BAD_TIME_PAUSE_S
-        if start == 0 and (0, "wrong-community") in result.rejected:
-            # Its genesis names another community: do not fetch that chain again and again.
-            if len(self._refused) < MAX_REFUSED:
-                self._refused.add(author)
-
-    async def _push_ranges(self, client: PeerTransport, pushes: list[tuple[bytes, int]]) -> None:
-        loop = asyncio.get_running_loop()
-        store = self.store
-        pages = 0
-        for author, start in pushes:
-            while pages < MAX_PAGES_PER_ROUND:
-                items = await loop.run_in_executor(None, store.chain_range, author, start, PAGE)
-                if not items:
-                    break
-                for batch in wire.batches([list(i) for i in items]):
-                    self._own_rejected(client.base, batch, await client.push(batch))
-                pages += 1
-                self.metrics["gossip_pushed"] += len(items)
-                start += len(items)  # a page may be short (bounded in bytes); empty ends it
-
-    def _own_rejected(self, url: str, batch: list[list[bytes]], answer: dict) -> None:
-        """Count our own actions the peer rejected, by reason (a clock ahead shows here)."""
-        rejected = answer.get("rejected")
-        if self.on_own_rejected is None or not isinstance(rejected, list):
-            return
-        reasons: Counter[str] = Counter()
-        for entry in rejected[: len(batch)]:
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)
-                    and 0 <= entry[0] < len(batch) and isinstance(entry[1], str)):
-                continue
-            try:
-                author = decode_action(*batch[entry[0]], check_signature=False).author
-            except Invalid:
-                continue
-            if author == self.peers.own_agent and len(entry[1]) <= 40:
-                reasons[entry[1]] += 1
-        for reason, count in reasons.items():
-            self.on_own_rejected(reason, count, url)
 
     async def _exchange_charter(self, client: PeerTransport, version: int) -> None:
         """Take a newer charter from the peer, or hand ours to a peer that holds an older one."""
