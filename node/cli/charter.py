@@ -26,7 +26,8 @@ from node.errors import UserError
 from node.http.tls import tls_files
 from node.p2p.client import PeerClient, PeerError
 
-SETTABLE = ("interval_ms", "lead_ms", "grace_ms", "epoch_us", "effective_from")
+SETTABLE = ("interval_ms", "lead_ms", "grace_ms", "epoch_us", "effective_from", "view_ms",
+            "final_ms", "exclude_intervals")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feed-in", type=int)
     p.add_argument("--community-price", type=int)
     p.add_argument("--household-price", type=int)
+    p.add_argument("--max-order-wh", type=int, help="largest order of the grid (protocol 2 limit)")
+    p.add_argument("--max-price", type=int, help="highest order price of the grid")
+    p.add_argument("--max-capacity-wh", type=int, help="largest storage a genesis may declare")
+    p.add_argument("--max-power-w", type=int, help="largest power a genesis may declare")
     p.add_argument("--invite-only", action="store_true", help="close the community")
     p.add_argument("--open", action="store_true", help="open the community to anyone")
     p.add_argument("--auditor", action="append", default=[], metavar="HEX",
@@ -114,14 +119,16 @@ def _next_version_map(current: Charter, held: set[bytes], args: argparse.Namespa
     _auditors(m, current, args)
     grid_flags = {"mechanism": args.mechanism, "retail": args.retail, "feed_in": args.feed_in,
                   "community_price": args.community_price,
-                  "household_price": args.household_price}
+                  "household_price": args.household_price, "max_order_wh": args.max_order_wh,
+                  "max_price": args.max_price, "max_capacity_wh": args.max_capacity_wh,
+                  "max_power_w": args.max_power_w}
     if any(v is not None for v in grid_flags.values()) and not args.grid:
-        raise UserError("--mechanism and the tariffs need --grid G")
+        raise UserError("--mechanism, the tariffs and the limits need --grid G")
     if args.grid:
         rules = current.grids.get(args.grid, GridRules())
         changes = {k: v for k, v in grid_flags.items() if v is not None}
         if any(isinstance(v, int) and v < 0 for v in changes.values()):
-            raise UserError("tariffs must be >= 0")
+            raise UserError("tariffs and limits must be >= 0")
         m["grids"][args.grid] = dataclasses.replace(rules, **changes).to_map()
     return m
 

@@ -22,6 +22,7 @@ from nodeproc import (
     wait_until,
 )
 
+from ledger.charter import parse_charter
 from ledger.store import Store
 
 
@@ -266,3 +267,23 @@ def test_charter_numbers_beyond_64_bits_are_refused_before_signing(cluster):
         assert done.returncode == 2, done.stderr
         assert "64" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert len(Store(a.dir / "store.sqlite3").charters()) == 1
+
+
+def test_charter_sets_protocol_2_deadlines_and_grid_limits(cluster):
+    # The admin changes the view and final deadlines and a grid's limits; the next version holds
+    # them, signed, and a negative limit is refused before anything is signed.
+    a = cluster.found("A")
+    grace = parse_charter(Store(a.dir / "store.sqlite3").charters()[-1]).grace_ms
+    view, final = 3 * grace, 6 * grace
+    done = picogrid("charter", "--dir", a.dir, "--set", f"view_ms={view}",
+                    "--set", f"final_ms={final}",
+                    "--grid", "g1", "--max-order-wh", "5000", "--max-price", "90000")
+    assert done.returncode == 0, done.stderr
+    signed = Store(a.dir / "store.sqlite3").charters()
+    assert len(signed) == 2
+    newest = parse_charter(signed[-1])
+    assert (newest.view_ms, newest.final_ms) == (view, final)
+    assert (newest.grids["g1"].max_order_wh, newest.grids["g1"].max_price) == (5000, 90000)
+    refused = picogrid("charter", "--dir", a.dir, "--grid", "g1", "--max-order-wh", "-1",
+                       check=False)
+    assert refused.returncode == 2 and "limits must be >= 0" in refused.stderr, refused.stderr
