@@ -197,6 +197,13 @@ class SimClient:
 
         return self._decode(await self._call(request, handle, "peers"))
 
+    async def prove(self, nonce: bytes) -> object:
+        """The peer's answer to a challenge: its signed proof for this URL (protocol.md 12)."""
+        async def handle(answers: GossipAnswers) -> bytes:
+            return wire.pack(answers.infos.prove(nonce).wire())
+
+        return self._decode(await self._call(nonce, handle, "proof"))
+
     async def infos(self, agents: list[bytes]) -> list:
         """The peer's infos of these agents."""
         request = wire.pack(agents)
