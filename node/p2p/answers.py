@@ -16,6 +16,7 @@ from ledger.chain import now_us
 from ledger.errors import BAD_ENCODING
 from ledger.store import IngestResult, Store
 from node.charters import CharterBook
+from node.errors import NotSigned
 from node.journal import Journal
 from node.p2p import wire
 from node.p2p.gossip import Gossip
@@ -58,19 +59,7 @@ class GossipAnswers:
 
     async def actions(self, body: bytes, reached_all: bool) -> bytes:
         """Take a pushed batch; what was accepted and refused."""
-        items = wire.signed_list(wire.unpack(body))
-        pairs, shape_errors = [], []
-        for index, item in enumerate(items):
-            if (isinstance(item, list) and len(item) == 2
-                    and isinstance(item[0], bytes) and isinstance(item[1], bytes)):
-                pairs.append((index, (item[0], item[1])))
-            else:
-                shape_errors.append([index, "bad-encoding"])
-        # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
-        # that lack it too get it by their own anti-entropy rounds.
-        kept = [(i, p) for i, p in pairs if self.gossip.scope.keeps(p)]
-        self.metrics["gossip_out_of_scope"] += len(pairs) - len(kept)
-        pairs = kept  # another grid's actions: their heads are noted, the actions not kept
+        pairs, shape_errors = self.pairs_in(body)
         batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
         if reached_all and self.gossip.small_community():
             forward = False  # the author's node pushed to everyone; we likely know no one else
@@ -82,7 +71,7 @@ class GossipAnswers:
             # the culprit is rejected.
             log.warning("a batch of %d failed to store; retrying item by item", len(batch),
                         exc_info=True)
-            result = await self._ingest_each(batch, forward)
+            result = await self.ingest_each(batch, forward)
         answer = result.summary()
         answer["rejected"] = sorted(
             [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
@@ -91,12 +80,30 @@ class GossipAnswers:
             self.metrics["rejected:bad-encoding"] += 1
         return wire.pack(answer)
 
-    async def _ingest_each(self, batch: list[tuple[bytes, bytes]],
-                           forward: bool) -> IngestResult:
+    def pairs_in(self, body: bytes) -> tuple[list[tuple[int, tuple[bytes, bytes]]], list[list]]:
+        """A pushed body's well-shaped `(index, (body, signature))` items within our scope, and
+        `[index, "bad-encoding"]` for the rest (BadBody when it is not a list at all)."""
+        pairs, shape_errors = [], []
+        for index, item in enumerate(wire.signed_list(wire.unpack(body))):
+            if (isinstance(item, list) and len(item) == 2
+                    and isinstance(item[0], bytes) and isinstance(item[1], bytes)):
+                pairs.append((index, (item[0], item[1])))
+            else:
+                shape_errors.append([index, "bad-encoding"])
+        kept = [(i, p) for i, p in pairs if self.gossip.scope.keeps(p)]
+        self.metrics["gossip_out_of_scope"] += len(pairs) - len(kept)
+        return kept, shape_errors  # another grid's actions: their heads noted, actions not kept
+
+    async def ingest_each(self, batch: list[tuple[bytes, bytes]],
+                          forward: bool) -> IngestResult:
+        """Ingest item by item (the batch as a whole failed): the culprit is rejected, the
+        good items kept; a NotSigned (our disk is full) stops it, nothing judged."""
         total = IngestResult()
         for index, item in enumerate(batch):
             try:
                 one = await self.journal.ingest([item], forward=forward)
+            except NotSigned:
+                raise
             except Exception:
                 total.rejected.append((index, BAD_ENCODING))
                 self.metrics[f"rejected:{BAD_ENCODING}"] += 1

@@ -14,9 +14,8 @@ from aiohttp import web
 
 from ledger.actions import decode_action
 from ledger.chain import now_us
-from ledger.errors import BAD_ENCODING, BAD_SIGNATURE
+from ledger.errors import BAD_SIGNATURE
 from ledger.peerproof import NONCE_BYTES
-from ledger.store import IngestResult
 from node.disk import DISK_FULL
 from node.errors import NotSigned
 from node.http.limits import address_block
@@ -87,19 +86,9 @@ class GossipHandlers:
 
     async def post_actions(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/actions: take a batch; answer what was accepted and refused."""
-        items = wire.signed_list(wire.unpack(await read_body(request)))
-        pairs, shape_errors = [], []
-        for index, item in enumerate(items):
-            if (isinstance(item, list) and len(item) == 2
-                    and isinstance(item[0], bytes) and isinstance(item[1], bytes)):
-                pairs.append((index, (item[0], item[1])))
-            else:
-                shape_errors.append([index, "bad-encoding"])
+        pairs, shape_errors = self.answers.pairs_in(await read_body(request))
         # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
         # that lack it too get it by their own anti-entropy rounds.
-        kept = [(i, p) for i, p in pairs if self.gossip.scope.keeps(p)]
-        self.metrics["gossip_out_of_scope"] += len(pairs) - len(kept)
-        pairs = kept  # another grid's actions (grid scope): their heads are noted, not kept
         batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
         self._members_lane(request, batch)
         if request.headers.get(wire.PUSH_HEADER) == "all" and self.gossip.small_community():
@@ -115,7 +104,7 @@ class GossipHandlers:
             log.warning("a batch of %d failed to store; retrying item by item", len(batch),
                         exc_info=True)
             try:
-                result = await self._ingest_each(batch, forward)
+                result = await self.answers.ingest_each(batch, forward)
             except NotSigned as exc:
                 return self._refused(exc)
         if OVER_LIMIT in request and any(r == BAD_SIGNATURE for _, r in result.rejected):
@@ -147,24 +136,6 @@ class GossipHandlers:
                 fresh.add(action.author)
         if not request.app[LIMITER_KEY].lane(address_block(request.remote), fresh):
             raise TooMany(wait)
-
-    async def _ingest_each(self, batch: list[tuple[bytes, bytes]],
-                           forward: bool) -> IngestResult:
-        total = IngestResult()
-        for index, item in enumerate(batch):
-            try:
-                one = await self.journal.ingest([item], forward=forward)
-            except NotSigned:
-                raise
-            except Exception:
-                total.rejected.append((index, BAD_ENCODING))
-                self.metrics[f"rejected:{BAD_ENCODING}"] += 1
-                continue
-            total.accepted += one.accepted
-            total.duplicate += one.duplicate
-            total.pending += one.pending
-            total.rejected += [(index, reason) for _, reason in one.rejected]
-        return total
 
     def _refused(self, exc: NotSigned) -> web.Response:
         """503 with a JSON body: this node cannot store now; no action of the batch was judged."""
