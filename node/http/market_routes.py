@@ -48,8 +48,9 @@ def current_interval(node: HttpContext) -> int:
     return interval_at(node.charters, now_us())
 
 
-def _range(request: web.Request, node: HttpContext) -> tuple[int, int]:
-    now_k = current_interval(node)
+def _range(request: web.Request, node: HttpContext, now_k: int | None = None
+           ) -> tuple[int, int]:
+    now_k = current_interval(node) if now_k is None else now_k
     to = int_param(request, "to", now_k, -(2**40), 2**40)
     # The last 24 intervals; before the market's first interval, just the current one.
     frm = int_param(request, "from", min(to, max(0, to - 23)), -(2**40), 2**40)
@@ -205,7 +206,8 @@ async def get_bill(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
+def summary_json(node: HttpContext, grid: str, frm: int, to: int,
+                 current: int | None = None) -> dict:
     """A day at a glance for the dashboard: per interval figures and the KPIs so far, every
     agent keyed by id (`names` gives each a display name that tells equal names apart)."""
     series, settled, names = [], [], {}
@@ -233,7 +235,7 @@ def summary_json(node: HttpContext, grid: str, frm: int, to: int) -> dict:
         })
     return {
         "grid": grid, "from": frm, "to": to,
-        "current": current_interval(node),
+        "current": current_interval(node) if current is None else current,
         "names": {a.hex(): n for a, n in names.items()},
         "series": series,
         "kpis": kpis_of(settled, by_id=True),
@@ -252,15 +254,17 @@ async def get_summary(request: web.Request) -> web.Response:
     node = _node(request)
     if not node.charters:
         return json_error(404, "no charter yet")
-    frm, to = _range(request, node)
+    # The clock is read once: the cache key and the body name the same current interval.
+    current = current_interval(node)
+    frm, to = _range(request, node, current)
     grid = _grid(request, node)
     # Cached until the interval changes or the store takes a new action or a fork: a poll
     # between those costs one indexed look-up, not 24 clearings.
-    key = (grid, frm, to, current_interval(node), node.store.latest_rowid(),
+    key = (grid, frm, to, current, node.store.latest_rowid(),
            len(node.store.forked_authors()))
     cache = request.app[SUMMARY_CACHE]
     if cache.get("key") != key:
-        body = await in_thread(summary_json, node, grid, frm, to)
+        body = await in_thread(summary_json, node, grid, frm, to, current)
         cache.clear()
         cache.update(key=key, body=body)
         node.metrics["summary_computed"] += 1

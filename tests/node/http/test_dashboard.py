@@ -129,6 +129,15 @@ return {interval: board.getAttribute('data-interval'), leds: leds, flows: flows}
 """
 
 
+ANIMATIONS = """
+const out = {};
+for (const el of document.querySelectorAll('[data-board] [data-led]')) {
+  out[el.getAttribute('data-led')] = [el.getAttribute('data-mode'), getComputedStyle(el).animationName];
+}
+return out;
+"""
+
+
 def board_matches_api(driver, url: str) -> dict | None:
     """The board's interval and LEDs, when they equal the API's for that interval."""
     shown = driver.execute_script(SNAPSHOT)
@@ -198,20 +207,16 @@ def test_dashboard_in_chromium(kit, browser):
         "the board to show the next settled interval",
     )
     assert int(later["interval"]) > k
-    flashing = [name for name, mode in sunny["leds"].items() if mode == "flashing"]
-    animations = driver.execute_script(
-        "return arguments[0].map(n => getComputedStyle([...document.querySelectorAll("
-        "'[data-board] [data-led]')].find(e => e.getAttribute('data-led') === n)).animationName)",
-        flashing,
+    # each LED's mode and its CSS animation, read at one moment (the board moves on by itself):
+    # flashing ones animate, the others stand still
+    animated = wait_for(
+        lambda: (a := driver.execute_script(ANIMATIONS))
+        and any(mode == "flashing" for mode, _ in a.values()) and a,
+        40,
+        "a moment with flashing LEDs to look at",
     )
-    assert animations == ["led-flash"] * len(flashing)
-    solid = [name for name, mode in sunny["leds"].items() if mode != "flashing"]
-    still = driver.execute_script(
-        "return arguments[0].map(n => getComputedStyle([...document.querySelectorAll("
-        "'[data-board] [data-led]')].find(e => e.getAttribute('data-led') === n)).animationName)",
-        solid,
-    )
-    assert set(still) == {"none"}
+    for name, (mode, animation) in animated.items():
+        assert animation == ("led-flash" if mode == "flashing" else "none"), (name, animated)
     # the energy flows drawn were that interval's (checked above): trades, so some flows
     assert sunny["view"]["trades"] and sunny["flows"], "a sunny interval has trades and flows"
 
