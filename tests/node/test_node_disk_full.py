@@ -162,7 +162,9 @@ def test_a_full_disk_is_named_and_signing_resumes_once_space_returns(kit):
                    if a["type"] == "settlement")
     wait_for(settled_after, 30, f"a settlement after interval {k}, once space returned", logs)
     owed = {a["payload"]["interval"] for a in chain(node.url, agent) if a["type"] == "settlement"}
-    assert k in owed or f"interval {k}: no settlement signed" in log_path.read_text(), logs()
+    # (named in /v1/info: the log holds back a second "short error" line within a minute)
+    abstained = get_json(node.url + "/v1/info")["settlement"]["abstained"]
+    assert k in owed or str(k) in abstained, (abstained, logs())
     wait_for(lambda: not get_json(node.url + "/v1/info")["disk"]["full"], 10,
              "the flag going down", logs)
     assert metric(node.url, "picogrid_disk_full") == 0
