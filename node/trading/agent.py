@@ -82,6 +82,7 @@ class AgentLoop:
         self.ordered: set[int] = set()
         self.settled: set[int] = set()
         self.read: set[int] = set()
+        self.unsigned_readings: dict[int, dict] = {}  # closed on the meter, not yet signed
         self.soc_wh = 0  # from the latest reading ...
         self.soc_interval = -(2**62)  # ... which was of this interval
         self.net_wh: dict[int, int] = {}  # per settled interval: bought - sold (contracted)
@@ -249,8 +250,9 @@ class AgentLoop:
         if k > self.fed_through:
             self.planned[k] = planned_meter(self.me, signed.clearing)
         self.interval_s = charter_interval_s(charter_in_force(self.charters, k).interval_ms)
-        if first and (k - 1) not in self.ordered - self.read:
-            self._feed_meter(k)  # no reading of k-1 to come, after which k would be fed
+        closing = (k - 1) in self.ordered - self.read and (k - 1) not in self.unsigned_readings
+        if first and not closing:
+            self._feed_meter(k)  # no close of k-1 on the meter to come, after which k is fed
 
     def _feed_meter(self, k: int) -> None:
         """The meter is told interval k's agreed flows (a real sensor ignores them)."""
@@ -271,20 +273,25 @@ class AgentLoop:
         return max(0, min(self.me.capacity_wh, soc))
 
     async def sign_reading(self, k: int) -> None:
-        """Close interval `k` on the meter and sign its reading."""
-        self.read.add(k)
-        if self.fed_through < k:  # k's flows unknown (no market in k, or settled before a
-            self._feed_meter(k)  # restart): the meter is told none
-        # The last sample and the close run on the meter's own thread: a real sensor takes about
-        # a second for its 10 reads; trouble is reported as MEASURING, never fatal.
-        reading = await read_meter(self.meter, k, glue=self.glue, status=self.status)
-        if (k + 1) in self.planned:  # from now on the meter measures k+1
-            self._feed_meter(k + 1)
+        """Close interval `k` on the meter and sign its reading. The meter is closed once; a
+        reading that could not be signed (a full disk, a clock set off) is kept and signed on a
+        later step, so it is never lost."""
+        reading = self.unsigned_readings.get(k)
+        if reading is None:
+            if self.fed_through < k:  # k's flows unknown (no market in k, or settled before a
+                self._feed_meter(k)  # restart): the meter is told none
+            # The last sample and the close run on the meter's own thread: a real sensor takes
+            # about a second for its 10 reads; trouble is reported as MEASURING, never fatal.
+            reading = await read_meter(self.meter, k, glue=self.glue, status=self.status)
+            if (k + 1) in self.planned:  # from now on the meter measures k+1
+                self._feed_meter(k + 1)
+            self.unsigned_readings[k] = reading
         if reading.get("soc_wh") is not None:
             self.soc_wh, self.soc_interval = reading["soc_wh"], k
-        await self.append("reading", reading)
+        await self.append("reading", reading)  # NotSigned: kept, and tried again next step
+        del self.unsigned_readings[k]
+        self.read.add(k)
         self.metrics["readings_signed"] += 1
-
 
 def charter_interval_s(interval_ms: int) -> int:
     """A charter's interval in whole seconds (at least 1)."""

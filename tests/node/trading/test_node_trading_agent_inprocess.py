@@ -17,6 +17,7 @@ from ledger.testing import identity
 from node.charters import CharterBook
 from node.cli.community import default_charter, write_genesis
 from node.config import NodeConfig
+from node.errors import NotSigned
 from node.journal import Journal
 from node.trading.agent import AgentLoop
 
@@ -130,5 +131,38 @@ async def test_a_settlement_that_failed_to_sign_is_signed_on_a_later_tick(cfg):
         assert parts.own("settlement").count(k) == 1  # signed once, on a later tick
         assert k in parts.agent.settled
         assert parts.own("view").count(k) == 1  # the view is not signed twice
+    finally:
+        parts.close()
+
+
+async def test_a_reading_that_failed_to_sign_is_kept_and_signed_on_a_later_step(cfg):
+    parts = Parts(cfg)
+    refused: list[dict] = []
+    closed: list[int] = []
+    sign = parts.agent.append
+    meter_close = parts.agent.meter.close_interval
+
+    def counting_close(k: int):  # the meter closes each interval once, refusal or not
+        closed.append(k)
+        return meter_close(k)
+
+    async def append_refusing_the_first_reading(type_: str, payload: dict):
+        if type_ == "reading" and not refused:
+            refused.append(payload)
+            raise NotSigned("disk-full", "database or disk is full")
+        return await sign(type_, payload)
+
+    parts.agent.append = append_refusing_the_first_reading
+    parts.agent.meter.close_interval = counting_close
+    try:
+        await run_until(parts, lambda: refused and refused[0]["interval"] in parts.own("reading"),
+                        20)
+        assert refused, "no reading was due in 20 s"
+        k = refused[0]["interval"]
+        signed = [a.payload for a in parts.store.chain(ME.agent, 0, 1000)
+                  if a.type == "reading" and a.payload["interval"] == k]
+        assert signed == [refused[0]]  # the very reading refused, signed once
+        assert closed.count(k) == 1 and k in parts.agent.read
+        assert not parts.agent.unsigned_readings
     finally:
         parts.close()
