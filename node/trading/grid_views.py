@@ -96,6 +96,24 @@ def has_views(store: Store, grid: str, k: int) -> bool:
     return bool(store.by_interval(grid, k, ("view",)))
 
 
+def evidence_orders(store: Store, grid: str, k: int, forked: frozenset[bytes]) -> list[Order]:
+    """The orders for `k` of `grid` that this node holds as fork evidence.
+
+    A forked author's chain holds one branch of the fork; the other branch is held only as
+    evidence. When a majority of views counted the branch this chain lacks, that order can never
+    be fetched (every node keeps the first branch it got), yet it is held: its author is barred
+    from the book anyway, so it must not be reported missing (the node would abstain)."""
+    out = []
+    for author in sorted(forked):
+        head = store.head(author)
+        if head is None or head.grid != grid:
+            continue
+        for a in store.fork_evidence(author):
+            if a.type in ("offer", "bid") and a.payload["interval"] == k:
+                out.append(order_of(a))
+    return out
+
+
 def views_context(
     store: Store,
     charters: list[Charter],
@@ -104,22 +122,26 @@ def views_context(
     orders: list[Order],
     participants: dict[bytes, Participant],
 ) -> Context | None:
-    """The judge's context for interval `k` of `grid` (None: the grid has no market in `k`)."""
+    """The judge's context for interval `k` of `grid` (None: the grid has no market in `k`).
+    Its orders are `orders` and the orders for `k` held as fork evidence (`evidence_orders`)."""
     charter = charter_in_force(charters, k)
     rules = charter.grids.get(grid)
     if rules is None:
         return None
     d = deadlines(charters, k)
+    forked = frozenset(store.forked_authors())
+    held = {o.hash for o in orders}
+    evidence = [o for o in evidence_orders(store, grid, k, forked) if o.hash not in held]
     return Context(
         interval=k,
         settlers=grid_settlers(store, grid, d.gate_us),
         views=complete_views(view_pages(store, grid, k), gate_us=d.gate_us, view_us=d.view_us),
-        orders=orders,
+        orders=[*orders, *evidence],
         participants=participants,
         rules=rules,
         gate_us=d.gate_us,
         interval_ms=energy_window_ms(charter),
-        forked=frozenset(store.forked_authors()),
+        forked=forked,
         excluded=frozenset(excluded_for(store, charters, grid, k)),
     )
 

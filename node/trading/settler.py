@@ -100,7 +100,7 @@ class Settler:
         self.abstained: dict[int, str] = {}  # interval -> why it abstained (the latest few)
         self.generation = 0  # bumped by every new action that can change a book ...
         self.listening = False  # ... once the settler listens to the journal (`attach`)
-        self._books: dict[int, tuple[int, IntervalBook | None]] = {}
+        self._books: dict[int, tuple[tuple[int, int], IntervalBook | None]] = {}
 
     def attach(self, listeners: list) -> None:
         """Listen to the journal's new actions: books are then re-read only when they may
@@ -115,11 +115,12 @@ class Settler:
             self.generation += 1
 
     async def _book(self, k: int) -> IntervalBook | None:
-        """`k`'s book, read again only when the store took something that may change it."""
+        """`k`'s book, read again only when the store took something that may change it (fork
+        evidence learned from a peer reaches no listener, so the forked authors count too)."""
         cached = self._books.get(k)
-        if self.listening and cached is not None and cached[0] == self.generation:
+        generation = (self.generation, len(self.store.forked_authors()))
+        if self.listening and cached is not None and cached[0] == generation:
             return cached[1]
-        generation = self.generation
         loop = asyncio.get_running_loop()
         ib = await loop.run_in_executor(
             None, interval_book, self.store, self.charters, self.grid, k
