@@ -145,13 +145,20 @@ def _auditors(m: dict, current: Charter, args: argparse.Namespace) -> None:
 
 
 def _publish(cfg: NodeConfig, version: int, signed: bytes) -> str:
+    """Hand the charter to DIR's node; saved in its store only when no node answers there (the
+    node publishes it when it next runs). A running node's refusal is the user's to see: saving
+    behind its back would leave it on the old charter while the command said it was done."""
     async def publish(client: PeerClient) -> None:
         await client.post_charter(signed)
 
     try:
         with_client(cfg.url, publish, ca_file=tls_files(cfg).ca)
         return f"published through {cfg.url}"
-    except PeerError:
+    except PeerError as exc:
+        if not exc.unreachable:
+            again = " (it is busy: run the command again)" if exc.status == 429 else ""
+            raise UserError(f"the node at {cfg.url} did not take charter version {version}"
+                            f"{again}: {exc}; nothing was saved") from None
         store = Store(cfg.store_path, Membrane(cfg.community))
         try:
             store.save_charter(version, signed)

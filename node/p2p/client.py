@@ -6,7 +6,7 @@ import asyncio
 import json
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -18,7 +18,7 @@ from node.p2p import wire
 MAX_WAIT_429_S = 5.0  # the longest one Retry-After is waited out
 # The answers a round always gets (heads, or their reconciliation) carry the peer's clock.
 CLOCK_PATHS = ("/v1/gossip/heads", "/v1/gossip/reconcile")
-PATIENCE = 12  # 429s in a row a command (audit, status, join) waits out before it gives up
+PATIENCE = 12  # 429s in a row a command (audit, status, join, charter) waits out, then gives up
 DEFAULT_TIMEOUT = 2.0
 # A node's session -> its metrics Counter: gossip bodies sent and received through that session
 # are added to "gossip_bytes_out" / "gossip_bytes_in" (see node.metrics).
@@ -126,9 +126,10 @@ class PeerClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str,
                  timeout: float = DEFAULT_TIMEOUT, patience: int = 0) -> None:
         self.session = session
-        # How many 429s in a row a GET waits out (Retry-After, at most MAX_WAIT_429_S each):
-        # a command such as `picogrid audit` reads a whole community from one address and waits
-        # its turn; gossip (0) skips the round instead.
+        # How many 429s in a row a request waits out (Retry-After, at most MAX_WAIT_429_S each):
+        # a command such as `picogrid audit` reads a whole community from one address, and
+        # `picogrid charter` posts to a node its neighbours keep busy, and each waits its turn;
+        # gossip (0) skips the round instead.
         self.patience = patience
         self.base = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -152,15 +153,21 @@ class PeerClient:
                 raise too_large
         return bytes(body)
 
-    async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
+    async def _patiently(self, send: Callable[[], Awaitable[tuple[bytes, Any]]]) -> tuple[bytes, Any]:
+        """`send()`, sent again after each of up to `patience` 429s in a row (Retry-After, at most
+        MAX_WAIT_429_S each). A 429 is no verdict on what was sent (PROTOCOL section 14), so a
+        POST is sent again as safely as a GET."""
         for _ in range(self.patience):
             try:
-                return await self._get_once(path, params)
+                return await send()
             except PeerError as exc:
                 if exc.status != 429:
                     raise
                 await asyncio.sleep(min(MAX_WAIT_429_S, exc.retry_after or 1.0))
-        return await self._get_once(path, params)
+        return await send()
+
+    async def _get(self, path: str, params: dict | None = None) -> tuple[bytes, Any]:
+        return await self._patiently(lambda: self._get_once(path, params))
 
     async def _get_once(self, path: str, params: dict | None) -> tuple[bytes, Any]:
         try:
@@ -187,6 +194,10 @@ class PeerClient:
 
     async def _post_full(self, path: str, body: bytes,
                          headers: dict | None = None) -> tuple[bytes, Any]:
+        return await self._patiently(lambda: self._post_once(path, body, headers))
+
+    async def _post_once(self, path: str, body: bytes,
+                         headers: dict | None) -> tuple[bytes, Any]:
         try:
             sent = now_us()
             async with self.session.post(
@@ -199,7 +210,7 @@ class PeerClient:
                 self._count(path, len(body), len(data))
                 if resp.status != 200:
                     raise PeerError(f"{self.base}{path}: HTTP {resp.status} {data[:200]!r}",
-                                    status=resp.status)
+                                    status=resp.status, retry_after=_retry_after(resp.headers))
                 return data, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}",
