@@ -1,16 +1,21 @@
 """Replication benchmark: two real `picogrid run` processes on loopback.
 
 Node A's store is seeded (while A is stopped) with 20,000 signed actions by 20 authors, members
-of A's open community. Both nodes then run; B does not know A until we hand it A's own signed
-agent info (`POST /v1/gossip/peers`, as peer exchange would): the clock starts there and stops
-when B's gossip heads show every one of the 20 chains complete. B pulls through the gossip
-endpoints and verifies every signature itself.
+of A's open community. Both nodes then run. B holds A's own chain (pushed to it as A's gossip
+would: a node acts only on the infos of members whose genesis it holds) but does not know where
+A listens until we hand it A's own signed agent info (`POST /v1/gossip/peers`, as peer exchange
+would): the clock starts there and stops when B's gossip heads show every one of the 20 chains
+complete. In between B does what a community's node does with a peer it learns of: it asks A to
+prove its key, reconciles heads with it, pulls the chains through the gossip endpoints and
+verifies every signature itself.
 
 Prints one JSON line. `verify_per_s` is the single-thread Ed25519 verify rate of this machine on
 the same actions, measured in the same run just before and just after the replication (the higher
-of the two, so a machine busy with something else cannot flatter the ratio); the target is `entries_per_s >= verify_per_s`
-(replication must beat what one core could merely verify, so it must verify in parallel while
-the next page streams in).
+of the two, so a machine busy with something else cannot flatter the ratio); the target is
+`entries_per_s >= verify_per_s` (replication must beat what one core could merely verify, so it
+must verify in parallel while the next page streams in).
+
+SIGTERM or Ctrl-C stop both nodes before the script exits (`StopSignals`); SIGKILL cannot.
 
     python benchmarks/replicate.py [--entries 20000] [--authors 20] [--round-ms 100]
 """
