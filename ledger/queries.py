@@ -38,6 +38,7 @@ class Queries:
     _db: sqlite3.Connection
     _lock: threading.RLock
     _heads: dict[bytes, Head]
+    _committed: dict[bytes, Head]
     _forked: set[bytes]
     _pending_by_author: Counter[bytes]
     _pending_bytes: Counter[bytes]
@@ -80,15 +81,16 @@ class Queries:
         )
         return found[0] if found else None
 
+    # The heads as last committed are read without the lock: a copy published after each commit
+    # and never changed, so a reader (the event loop) never waits for a batch being written.
+
     def heads(self) -> dict[bytes, tuple[int, bytes]]:
         """`{author: (seq, hash)}` of every chain held (PROTOCOL `GET /v1/gossip/heads`)."""
-        with self._lock:
-            return {a: (h.seq, h.hash) for a, h in self._heads.items()}
+        return {a: (h.seq, h.hash) for a, h in self._committed.items()}
 
     def head(self, author: bytes) -> Head | None:
         """The last action of `author`'s chain, as committed (never one of a batch in progress)."""
-        with self._lock:
-            return self._heads.get(author)
+        return self._committed.get(author)
 
     def chain_range(
         self, author: bytes, start: int = 0, limit: int = 1000, max_bytes: int = PAGE_BYTES
@@ -134,6 +136,7 @@ class Queries:
                 agent = dict(zip(cols, row, strict=True))
                 if agent["author"] not in self._heads:  # written by another connection
                     self._load_heads(" WHERE g.author = ?", (agent["author"],))
+                    self._committed = self._heads.copy()
                 head = self._heads[agent["author"]]
                 agent |= {"head_seq": head.seq, "head_hash": head.hash, "head_ts": head.ts}
                 out.append(agent | {"forked": agent["author"] in self._forked})

@@ -93,6 +93,7 @@ class Store(PendingBounds, Queries):
         create_or_check(self._db)
         self._data_version = -1
         self._heads: dict[bytes, Head] = {}
+        self._committed: dict[bytes, Head] = {}  # a copy of `_heads` as last committed
         self._ids: dict[bytes, int] = {}
         self._forked: set[bytes] = set()
         self._pending_by_author: Counter[bytes] = Counter()
@@ -354,6 +355,7 @@ class Store(PendingBounds, Queries):
             yield
             self._flush()
             db.execute("COMMIT")
+            self._committed = self._heads.copy()
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -363,6 +365,7 @@ class Store(PendingBounds, Queries):
     def _load_cache(self) -> None:
         self._heads, self._ids, self._rows = {}, {}, []
         self._load_heads("", ())
+        self._committed = self._heads.copy()
         self._forked = {a for (a,) in self._db.execute("SELECT author FROM forked")}
         rows = self._db.execute(
             "SELECT author, count(*), sum(length(action_bytes) + length(signature))"

@@ -280,11 +280,16 @@ class Cluster:
         kw.setdefault("admin", via.admin_hex)
         return init_agent(self.root, name, grid=grid, community=self.community, join=via, **kw)
 
-    def start(self, agent: Agent, peers: Iterable[Agent | str] = (), **kw: Any) -> Proc:
+    def start(
+        self, agent: Agent, peers: Iterable[Agent | str] = (), wait: bool = True, **kw: Any
+    ) -> Proc:
+        """Start the agent's node, held by the cluster at once; returns once it answers (unless
+        `wait`: then call `Proc.wait_ready`)."""
         kw.setdefault("round_ms", self.round_ms)
         proc = start(agent, peers, wait=False, **kw)
         self.procs.append(proc)
-        proc.wait_ready()
+        if wait:
+            proc.wait_ready()
         return proc
 
     def start_many(

@@ -11,6 +11,7 @@ from pathlib import Path
 from ledger.charter import MECHANISMS
 from market.scenario import Scenario, ScenarioError, day_scenario, load_scenario
 from node.cli import launcher as demo
+from node.cli.processes import StopSignals
 from node.errors import UserError
 
 # The kit's sun rises at 06:00 (curve 2) and is at 4 by 08:00: a newcomer sees trades and
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     total = args.intervals or scenario.intervals
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe
-    signals = demo.StopSignals()
+    signals = StopSignals()
     nodes: list[demo.DemoNode] = []
     try:
         base = args.dir or Path(tempfile.mkdtemp(prefix="picogrid-demo-"))

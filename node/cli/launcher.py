@@ -7,12 +7,10 @@ the nodes on consecutive ports, and follows the market through the first node's 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -280,48 +278,6 @@ def busy_ports(port: int, count: int, host: str = "127.0.0.1") -> list[int]:
             except OSError:
                 busy.append(p)
     return busy
-
-
-class StopSignals:
-    """SIGINT (Ctrl-C) and SIGTERM become KeyboardInterrupt, except inside `deferred()`.
-
-    Inside `deferred()` a signal is only noted, and raised when the block ends: a node process
-    is never started without the demo holding its handle, so none can be left behind. After
-    `stopping()` further signals are ignored, so a second Ctrl-C cannot cut the clean stop short.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._defer = 0
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
-        if not self._defer:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def deferred(self):
-        """Hold SIGINT/SIGTERM while the block runs; they act once it ends."""
-        self._defer += 1
-        try:
-            yield
-        finally:
-            self._defer -= 1
-        if self.requested and not self._defer:
-            raise KeyboardInterrupt
-
-    def stopping(self) -> None:
-        """True once a stop signal arrived."""
-        for sig in self.SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-
-    def restore(self) -> None:
-        """Put the previous signal handlers back."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:

@@ -5,10 +5,14 @@ A node runs as its own process, the way a Pi runs it: `run_argv` writes its comm
 then stops its nodes cleanly) with stdin closed and its output appended to files in its data
 directory, `answers` tells when its HTTP API is up, and `stop_processes` stops a group of them:
 SIGTERM (each node commits its writes and exits), then SIGKILL for any that overstay.
+`StopSignals` turns SIGINT and SIGTERM into KeyboardInterrupt in the launching process, so its
+`finally` stops the nodes whichever way it is told to stop (a process killed with SIGKILL
+cannot do that: its nodes live on in their own sessions).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -114,3 +118,45 @@ def get_json(url: str, timeout: float = 3.0) -> dict | list | None:
 def answers(url: str, timeout: float = 1.0) -> bool:
     """Whether the node at `url` answers `GET /v1/info` (it has started)."""
     return get_json(f"{url}/v1/info", timeout) is not None
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM become KeyboardInterrupt, except inside `deferred()`.
+
+    Inside `deferred()` a signal is only noted, and raised when the block ends: a node process
+    is never started without the launcher holding its handle, so none can be left behind. After
+    `stopping()` further signals are ignored, so a second Ctrl-C cannot cut the clean stop short.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._defer = 0
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if not self._defer:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Hold SIGINT/SIGTERM while the block runs; they act once it ends."""
+        self._defer += 1
+        try:
+            yield
+        finally:
+            self._defer -= 1
+        if self.requested and not self._defer:
+            raise KeyboardInterrupt
+
+    def stopping(self) -> None:
+        """Ignore further stop signals: the clean stop under way is not cut short."""
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        """Put the previous signal handlers back."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -7,8 +7,11 @@ renamed function, a changed fixture) until somebody wants a number from it.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,20 +19,50 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+GRACE_S = 20.0  # after SIGTERM, for a benchmark to stop its nodes (10 s each at most) and exit
+
+
 def run_bench(name: str, *args: str, timeout: float = 120) -> dict:
-    done = subprocess.run(
+    """Run a benchmark in a process group of its own; on timeout the group gets SIGTERM (the
+    benchmark stops its nodes), then SIGKILL for whatever is left."""
+    proc = subprocess.Popen(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout  # one JSON line, nothing else on stdout
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _, err = stop_group(proc)
+        pytest.fail(f"{name} took over {timeout} s; it was stopped\n{err[-6000:]}")
+    finally:
+        if proc.poll() is None:  # interrupted some other way
+            stop_group(proc)
+    assert proc.returncode == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out  # one JSON line, nothing else on stdout
     figures = json.loads(lines[0])
     assert figures["bench"] == name
     return figures
+
+
+def stop_group(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM the process group `proc` leads, SIGKILL it GRACE_S later; its output."""
+    signal_group(proc, signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        signal_group(proc, signal.SIGKILL)
+        return proc.communicate()
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass  # the whole group is gone already
 
 
 def test_ingest_prints_its_figures_and_the_reference():
@@ -55,10 +88,55 @@ def test_clearing_prints_its_figures():
         assert f[key] > 0, key
 
 
-@pytest.mark.xfail(strict=False, reason="open defect (issue #14): benchmarks/replicate.py stalls past 120 s since peer proofs and set reconciliation were merged; kept running so the fix shows")
 def test_replicate_copies_every_entry_between_two_real_nodes():
     f = run_bench("replicate", "--entries", "200", "--authors", "2")
     assert f["entries"] == 200 and f["entries_per_s"] > 0 and f["verify_per_s"] > 0
+
+
+def test_replicate_stops_its_nodes_when_it_is_terminated(tmp_path):
+    # Its temporary directory under tmp_path names its nodes: `picogrid run --dir <tmp_path>/...`
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCHMARKS / "replicate.py"), "--entries", "20000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        assert wait_for(lambda: nodes_under(tmp_path), 60), "no node of replicate.py started"
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=GRACE_S)
+        assert proc.returncode != 0 and "both nodes were stopped" in err, err
+        assert wait_for(lambda: not nodes_under(tmp_path), 5), nodes_under(tmp_path)
+    finally:
+        if proc.poll() is None:
+            stop_group(proc)
+        for pid in nodes_under(tmp_path):  # what the benchmark left behind, if anything
+            os.kill(pid, signal.SIGKILL)
+
+
+def nodes_under(root) -> list[int]:
+    """The pids of the `picogrid run` processes whose data directory is under `root`."""
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if b"run" in argv and any(a.startswith(str(root).encode()) for a in argv):
+            pids.append(int(entry))
+    return pids
+
+
+def wait_for(predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() >= deadline:
+            return value
+        time.sleep(0.02)
+    return value
 
 
 def test_converge_reaches_every_live_node():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -64,6 +66,35 @@ def test_a_chain_in_order_is_accepted_and_read_back(store):
     assert store.get_by_seq(signer.agent, 5) is None
     assert store.count() == 5
     assert store.integrity_problems() == []
+
+
+def test_heads_are_read_at_once_while_a_batch_is_being_written(store):
+    signer = ChainSigner(identity(1))
+    chain = signer.chain(6)
+    ingest(store, chain[:2])
+    inside, go_on = threading.Event(), threading.Event()
+
+    def rules_for(grid: str, interval: int | None) -> None:  # called as each order is placed
+        if interval == 4:  # seq 2 and 3 are placed, the transaction open, the store locked
+            inside.set()
+            go_on.wait(10)
+
+    store.limits = rules_for
+    writer = threading.Thread(target=ingest, args=(store, chain[2:]))
+    reader = ThreadPoolExecutor(1)  # the event loop, reading while the writer writes
+    writer.start()
+    try:
+        assert inside.wait(10)
+        read = reader.submit(lambda: (store.heads(), store.head(signer.agent)))
+        heads, head = read.result(timeout=5)  # a timeout: it waited for the writer's lock
+        assert heads == {signer.agent: (1, chain[1].hash)}  # the last commit, never half a batch
+        assert head.seq == 1
+    finally:
+        go_on.set()
+        writer.join(10)
+        reader.shutdown()
+    assert store.heads() == {signer.agent: (5, chain[5].hash)}
+    assert store.head(signer.agent).seq == 5
 
 
 def test_agents_come_from_the_genesis(store):
