@@ -40,8 +40,10 @@ from node.journal import Journal
 from node.observability.influx import InfluxExporter
 from node.p2p.client import PeerClient, PeerError, watch_clock
 from node.p2p.clock import ClockWatch
+from node.p2p.fetched import SWEEP_S
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
+from node.p2p.ondemand import OnDemand
 from node.p2p.peers import PeerTable
 from node.p2p.scoping import GridScope
 from node.p2p.session import RequestSigner, open_session
@@ -80,11 +82,13 @@ class Node:
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
                              self.metrics, cfg.round_ms, scope=scope)
         self.gossip.on_own_rejected = self.clock.own_rejected
+        # Under grid scope, other grids' chains are fetched when the API is asked for them.
+        self.ondemand = OnDemand(self.gossip, cfg.dir / "fetched")
         self.services = Services(clock=self.clock, disk=self.disk)
         self.started = time.monotonic()
         self.http = HttpContext(cfg, self.identity, self.store, self.book, self.peers,
                                 self.infos, self.metrics, self.journal, self.gossip,
-                                self.services, self.started)
+                                self.services, self.started, ondemand=self.ondemand)
         self.runner: web.AppRunner | None = None
         self.listener: asyncio.Server | None = None
         self.tasks: list[asyncio.Task] = []
@@ -172,6 +176,8 @@ class Node:
         self._start_agent()
         self.spawn(self._republish(), "republish")
         self.spawn(self._introduce(), "introduce")
+        if self.gossip.scope.scoped:
+            self.spawn(self._sweep_fetched(), "fetched")
         if self.cfg.influx_url:
             self._start_influx()
 
@@ -231,6 +237,12 @@ class Node:
             self.infos.refresh_own()
             self.peers.drop_expired(now_us())
 
+    async def _sweep_fetched(self) -> None:
+        """Drop the other grids' chains nobody read lately (node.p2p.fetched)."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            self.ondemand.sweep()
+
     async def _introduce(self) -> None:
         """Hand our genesis to each configured peer until it takes it: in a closed community a
         node answers only members, and a newly invited agent becomes one there this way."""
@@ -260,6 +272,7 @@ class Node:
             await self.runner.cleanup()
         if self.services.session is not None:
             await self.services.session.close()
+        self.ondemand.close()  # other grids' fetched chains are deleted
         # Writes already submitted finish before the store closes.
         self.journal.close()
         self.store.close()

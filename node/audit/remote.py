@@ -33,6 +33,7 @@ class AuditResult:
     market: dict = field(default_factory=dict)  # filled by the market audit, when it runs
     error: str = ""
     missing: list[bytes] = field(default_factory=list)  # charter members the node lacks
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +60,7 @@ class AuditResult:
             "invalid": sum(r.status == "invalid" for r in self.reports.values()),
             "market": self.market,
             "missing_members": [m.hex() for m in self.missing],
+            "notes": self.notes,
             "error": self.error or None,
         }
 
@@ -75,6 +77,38 @@ async def fetch_chain(client: PeerClient, author: bytes, until: int) -> list[tup
             break
         items += page  # a page may be short (bounded in bytes): go on up to the head
     return items
+
+
+async def fetch_served_chain(client: PeerClient, author: bytes) -> list[tuple[bytes, bytes]]:
+    """Every action of `author`'s chain through the JSON API (`GET /v1/agents/{id}/chain`),
+    page by page: a node that keeps its own grid only fetches another grid's chain for it."""
+    items: list[tuple[bytes, bytes]] = []
+    start: int | None = 0
+    while start is not None:
+        page = await client.json(f"/v1/agents/{author.hex()}/chain",
+                                 {"from": str(start), "limit": str(PAGE)})
+        try:
+            items += [(bytes.fromhex(a["action_bytes"]), bytes.fromhex(a["signature"]))
+                      for a in page["actions"]]
+            after = page["next"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PeerError(f"{client.base}: chain page of {author.hex()[:12]}: {exc!r}") from None
+        # a cursor that does not move on ends the chain (a node cannot keep us here)
+        start = after if isinstance(after, int) and after > start else None
+    return items
+
+
+async def scope_of(client: PeerClient) -> tuple[str | None, dict[bytes, str]]:
+    """(the node's grid when it keeps its own grid only, else None; every agent's grid as the
+    node lists it: a claim, checked against the genesis each chain starts with)."""
+    try:
+        info = await client.json("/v1/info")
+        listed = await client.json("/v1/agents")
+        grids = {bytes.fromhex(r["id"]): r["grid"] for r in listed}
+    except (PeerError, KeyError, TypeError, ValueError):
+        return None, {}
+    scoped = isinstance(info, dict) and info.get("replicate") == "grid"
+    return (info.get("grid") if scoped else None), grids
 
 
 async def fetch_charters(client: PeerClient, newest: Charter) -> list[Charter]:
@@ -94,11 +128,14 @@ async def fetch_charters(client: PeerClient, newest: Charter) -> list[Charter]:
 
 async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = None,
                     timeout: float = 10.0, signer: RequestSigner | None = None,
-                    ca_file: str | None = None) -> AuditResult:
+                    ca_file: str | None = None, grid: str | None = None) -> AuditResult:
     """Raises PeerError when the node cannot be reached at all (or refuses to answer).
 
     With `signer` (a member's or an auditor's key) every request is signed for the community
     the charter names, so a closed community's node answers; the charter itself is public.
+    `agent` audits one chain, `grid` every chain of one grid and its market. A node that keeps
+    its own grid only (`replicate = "grid"`) serves another grid's chains through its JSON API,
+    which fetches them from that grid's nodes (or answers 503: a PeerError).
     """
     result = AuditResult(url=url.rstrip("/"), admin_pinned=admin is not None)
     async with open_session(signer, ca_file) as session:
@@ -113,11 +150,29 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
             signer.community = result.charter.community
         heads, _ = await client.heads()
         charters = await fetch_charters(client, result.charter) if result.charter else []
-        authors = [agent] if agent is not None else sorted(heads)
+        own_grid, grids = await scope_of(client)
+        if agent is not None:
+            authors = [agent]
+        elif grid is not None:
+            authors = sorted(a for a in heads if grids.get(a) == grid)
+        else:
+            authors = sorted(heads)
         if agent is not None and agent not in heads:
             result.error = f"the node holds no chain for agent {agent.hex()}"
             return result
-        raw = {a: await fetch_chain(client, a, heads[a][0]) for a in authors}
+        if grid is not None and not authors:
+            result.error = f"the node holds no agent of grid {grid!r}"
+            return result
+        raw = {}
+        for a in authors:
+            if own_grid is not None and grids.get(a, own_grid) != own_grid:
+                raw[a] = await fetch_served_chain(client, a)  # fetched by the node for us
+            else:
+                raw[a] = await fetch_chain(client, a, heads[a][0])
+    if own_grid is not None and agent is None and grid is None:
+        result.notes.append(f"the node keeps only grid {own_grid!r} whole (replicate = "
+                            '"grid"): of other grids it serves the geneses here; audit one of '
+                            "them with --grid NAME (the node fetches it from that grid)")
     charter = result.charter
     membrane = charter.membrane() if charter else None
     claimed = {a: heads[a] for a in authors}
@@ -126,7 +181,7 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
     # and the report all use that one pass.
     checked = {a: precheck(list(items), now) for a, items in raw.items()}
     result.reports = verify_chains(raw, membrane, now, claimed=claimed, prechecked=checked)
-    if agent is None and charter is not None:  # a member the charter lists, but not served
+    if agent is None and grid is None and charter is not None:  # listed, but not served
         result.missing = [m for m in charter.members if m not in heads]
     if agent is None and charter is not None:
         result.market = audit_market(raw, charters or [charter], membrane, now,
@@ -142,11 +197,13 @@ async def audit_url(url: str, agent: bytes | None = None, admin: bytes | None = 
 
 async def safe_audit(url: str, agent: bytes | None, admin: bytes | None,
                      signer: RequestSigner | None = None,
-                     ca_file: str | None = None) -> AuditResult:
+                     ca_file: str | None = None, grid: str | None = None) -> AuditResult:
     """Audit `url`; an unreachable or refusing node is a result with an error, not an exception."""
     try:
-        return await audit_url(url, agent, admin, signer=signer, ca_file=ca_file)
+        return await audit_url(url, agent, admin, signer=signer, ca_file=ca_file, grid=grid)
     except PeerError as exc:
+        if exc.status == 503:  # it could not fetch another grid's chains for us
+            return AuditResult(url=url, error=f"unavailable: {exc}")
         if exc.status in (401, 403):
             hint = ("pass --key FILE with a member's or an auditor's key" if signer is None
                     else "this key is not a member's or an auditor's of this community")

@@ -21,9 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "signatures, links, schemas, membrane, forks, and every "
                                    "settlement recomputed from the signed orders. Exit 0 when "
                                    "all is valid, 1 when anything is forked, invalid or "
-                                   "disputed, 2 when the node cannot be reached.")
+                                   "disputed, 2 when the node cannot be reached (or cannot "
+                                   "fetch another grid's chains for the audit).")
     p.add_argument("url", metavar="URL")
     p.add_argument("--agent", metavar="HEX", help="audit only this agent's chain")
+    p.add_argument("--grid", metavar="NAME", help="audit every chain of this grid and its "
+                                                  "market (a node that keeps its own grid only "
+                                                  "fetches another grid's for the audit)")
     p.add_argument("--admin", metavar="HEX", help="the admin key you expect (else taken from "
                                                   "the charter the node serves)")
     p.add_argument("--key", metavar="FILE", type=Path,
@@ -47,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
             signer = RequestSigner(load_identity(args.key))
         except KeyFileError as exc:
             raise UserError(str(exc)) from None
-    result = asyncio.run(safe_audit(args.url, agent, admin, signer, args.ca))
-    unreachable = result.error.startswith(("unreachable", "refused"))
+    if agent is not None and args.grid:
+        raise UserError("--agent and --grid exclude each other")
+    result = asyncio.run(safe_audit(args.url, agent, admin, signer, args.ca, args.grid))
+    unreachable = result.error.startswith(("unreachable", "refused", "unavailable"))
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
     else:
@@ -89,6 +95,8 @@ def render(result: AuditResult) -> str:
                          f"{d['energy_wh']} Wh at {d['price']} ({lacked})")
         for note in market.get("notes", [])[:20]:
             lines.append(f"  note: {note}")
+    for note in data.get("notes", []):
+        lines.append(f"note: {note}")
     verdict = "ALL VALID" if result.ok else "PROBLEMS FOUND"
     lines.append(f"{len(rows)} agents, {data['forked']} forked, {data['invalid']} invalid: "
                  f"{verdict}")

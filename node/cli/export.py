@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -32,6 +32,7 @@ from ledger.store import Store
 from market.intervals import interval_start_us
 from market.participants import labels
 from node.cli.common import agent_hex_arg
+from node.cli.export_fetch import fetched_store, needs_fetch
 from node.config import NodeConfig, load_config
 from node.errors import UserError
 from node.trading.interval_view import interval_state
@@ -80,7 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--to", type=int, metavar="K", help="last interval (default: the last one in the store)"
     )
     p.add_argument("--agent", metavar="HEX", help="only this agent's trades and bill")
-    p.add_argument("--grid", help="another grid of the community (default: the node's own)")
+    p.add_argument("--grid", help="another grid of the community (default: the node's own); "
+                                  "a node that keeps its own grid only (replicate = \"grid\") "
+                                  "must be running: it fetches that grid's chains")
+    p.add_argument("--url", help="with --grid of another grid: the running node's URL "
+                                 "(default: its listen address)")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=run)
 
@@ -229,25 +234,33 @@ def run(args: argparse.Namespace) -> int:
         if not view.charters:
             raise UserError(f"{args.dir}: the store holds no charter yet; nothing to export")
         grid = args.grid or cfg.grid
-        held = view.store.intervals(grid)
-        frm = args.frm if args.frm is not None else (held[0] if held else 0)
-        to = args.to if args.to is not None else (held[-1] if held else frm - 1)
-        if args.frm is not None and args.to is not None and frm > to:
-            raise UserError("--from is after --to")
         if agent is not None and view.store.agent(agent) is None:
             raise UserError(f"no agent {agent.hex()} in this store")
-        trades, agents, bills = collect(view, grid, frm, to, agent)
-        if args.format == "csv":
-            text = to_csv(trades)
-        else:
-            text = to_json(view, grid, frm, to, trades, agents, bills)
-        write_output(text, args.output)
-        where = f" to {args.output}" if args.output else ""
-        print(
-            f"exported {len(trades)} trade(s) and {len(bills)} bill(s) of grid {grid!r}, "
-            f"intervals {frm}..{to}{where}",
-            file=sys.stderr,
-        )
-        return 0
+        if needs_fetch(cfg, grid):  # held here as geneses only: the running node fetches it
+            with fetched_store(view, grid, args.url) as store:
+                return export(replace(view, store=store), args, grid, agent)
+        return export(view, args, grid, agent)
     finally:
         view.store.close()
+
+
+def export(view: StoreView, args: argparse.Namespace, grid: str, agent: bytes | None) -> int:
+    """Write the export of `grid` from `view`'s store."""
+    held = view.store.intervals(grid)
+    frm = args.frm if args.frm is not None else (held[0] if held else 0)
+    to = args.to if args.to is not None else (held[-1] if held else frm - 1)
+    if args.frm is not None and args.to is not None and frm > to:
+        raise UserError("--from is after --to")
+    trades, agents, bills = collect(view, grid, frm, to, agent)
+    if args.format == "csv":
+        text = to_csv(trades)
+    else:
+        text = to_json(view, grid, frm, to, trades, agents, bills)
+    write_output(text, args.output)
+    where = f" to {args.output}" if args.output else ""
+    print(
+        f"exported {len(trades)} trade(s) and {len(bills)} bill(s) of grid {grid!r}, "
+        f"intervals {frm}..{to}{where}",
+        file=sys.stderr,
+    )
+    return 0

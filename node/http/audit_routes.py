@@ -11,6 +11,7 @@ from hardware.led_map import kit_shaped
 from ledger.chain import now_us
 from ledger.paging import chain_pages
 from ledger.queries import PAGE_BYTES
+from ledger.store import Store
 from market.participants import Participant, labels
 from node.audit.chains import verify_chains
 from node.http.auth import READER
@@ -48,6 +49,9 @@ async def info(request: web.Request) -> web.Response:
         "name": node.cfg.name,
         "community": node.cfg.community,
         "grid": node.cfg.grid,
+        # "grid": other grids' chains are held as geneses and fetched when asked (`fetched`)
+        "replicate": node.cfg.replicate,
+        "fetched": node.ondemand.held() if node.ondemand else {},
         "role": node.cfg.role,
         "household": node.cfg.household,
         "url": node.cfg.url,
@@ -107,14 +111,15 @@ async def chain(request: web.Request) -> web.Response:
     if node.store.head(author) is None:
         return json_error(404, "no such agent here")
 
-    def page() -> dict:  # off the event loop: decoding and JSON of large actions take a while
-        actions = node.store.chain(author, start, limit, JSON_PAGE_BYTES)
-        head = node.store.head(author)
+    def page(store: Store) -> dict:  # off the event loop: decoding and JSON take a while
+        actions = store.chain(author, start, limit, JSON_PAGE_BYTES)
+        head = store.head(author)
         nxt = start + len(actions) if head and start + len(actions) <= head.seq else None
         return {"agent": author.hex(), "from": start,
                 "actions": [action_json(a) for a in actions], "next": nxt}
 
-    return web.json_response(await in_thread(page))
+    async with node.agent_store(author) as store:  # another grid's: fetched on demand
+        return web.json_response(await in_thread(page, store))
 
 
 async def audit(request: web.Request) -> web.Response:
@@ -124,8 +129,8 @@ async def audit(request: web.Request) -> web.Response:
     if node.store.head(author) is None:
         return json_error(404, "no such agent here")
 
-    def run() -> dict:
-        items = [i for page in chain_pages(node.store.chain_range, author) for i in page]
+    def run(store: Store) -> dict:
+        items = [i for page in chain_pages(store.chain_range, author) for i in page]
         evidence = {author: [(a.action_bytes, a.signature)
                              for a in node.store.fork_evidence(author)]}
         report = verify_chains({author: items}, node.membrane(), now_us(), evidence=evidence)
@@ -136,8 +141,8 @@ async def audit(request: web.Request) -> web.Response:
     if slots.locked():
         node.metrics["http_429"] += 1
         return json_error(429, "audits are running; try again in a moment")
-    async with slots:
-        return web.json_response(await in_thread(run))
+    async with slots, node.agent_store(author) as store:  # another grid's: fetched on demand
+        return web.json_response(await in_thread(run, store))
 
 
 def community_json(node: HttpContext) -> dict:

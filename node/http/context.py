@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from node.config import NodeConfig
 from node.journal import Journal
 from node.p2p.gossip import Gossip
 from node.p2p.intake import PeerInfos
+from node.p2p.ondemand import OnDemand
 from node.p2p.peers import PeerTable
 from node.services import Services
 
@@ -36,6 +38,7 @@ class HttpContext:
     gossip: Gossip
     services: Services = field(default_factory=Services)
     started: float = field(default_factory=time.monotonic)
+    ondemand: OnDemand | None = None  # other grids' chains, under replicate = "grid"
 
     @property
     def charters(self) -> list[Charter]:
@@ -55,6 +58,19 @@ class HttpContext:
     def membrane(self) -> Membrane:
         """Who may join, by the newest charter."""
         return self.book.membrane()
+
+    def grid_store(self, grid: str) -> AbstractAsyncContextManager[Store]:
+        """`async with` it: the store that holds `grid`'s chains (ours, or another grid's
+        fetched on demand; GridUnavailable when that fails)."""
+        if self.ondemand is None:
+            return nullcontext(self.store)
+        return self.ondemand.reading(grid)
+
+    def agent_store(self, author: bytes) -> AbstractAsyncContextManager[Store]:
+        """`async with` it: the store that holds `author`'s chain (see `grid_store`)."""
+        if self.ondemand is None:
+            return nullcontext(self.store)
+        return self.ondemand.reading_author(author)
 
     def uptime(self) -> float:
         """Seconds since the node was created."""

@@ -10,6 +10,7 @@ from aiohttp import web
 from hardware.led_map import led_states
 from ledger.chain import now_us
 from ledger.keys import parse_agent_hex
+from ledger.store import Store
 from market.intervals import (
     gate_closure_us,
     interval_at,
@@ -86,11 +87,13 @@ def _phase(node: HttpContext, k: int, state: IntervalState) -> str:
     return "metered"
 
 
-def interval_json(node: HttpContext, grid: str, k: int) -> dict:
-    """Interval `k` of `grid`: book, clearing, settlements, figures, LEDs."""
-    state = interval_state(node.store, node.charters, grid, k)
+def interval_json(node: HttpContext, grid: str, k: int, store: Store | None = None) -> dict:
+    """Interval `k` of `grid`: book, clearing, settlements, figures, LEDs (read from `store`,
+    by default the node's own)."""
+    store = node.store if store is None else store
+    state = interval_state(store, node.charters, grid, k)
     names = _names(state)
-    socs = socs_before(node.store, grid, k, state.participants, charters=node.charters)
+    socs = socs_before(store, grid, k, state.participants, charters=node.charters)
     figures = figures_of(state, socs, by_id=True)
     agents = [{"name": p.name, "role": p.role, "household": p.household,
                "capacity_wh": p.capacity_wh} for p in state.participants.values()]
@@ -152,13 +155,16 @@ async def get_interval(request: web.Request) -> web.Response:
     if abs(k) > 2**40:
         raise BadRequest("interval out of range")
     grid = _grid(request, node)
-    body = await in_thread(interval_json, node, grid, k)
+    async with node.grid_store(grid) as store:  # another grid's: fetched on demand
+        body = await in_thread(interval_json, node, grid, k, store)
     return web.json_response(body)
 
 
-def trades_in(node: HttpContext, grid: str, frm: int, to: int, agent: bytes | None) -> list[dict]:
+def trades_in(node: HttpContext, grid: str, frm: int, to: int, agent: bytes | None,
+              store: Store | None = None) -> list[dict]:
     """Every trade of the range (only `agent`'s when given), as JSON rows."""
-    return reports.trades_in(node.store, node.charters, grid, frm, to, agent)
+    store = node.store if store is None else store
+    return reports.trades_in(store, node.charters, grid, frm, to, agent)
 
 
 async def get_trades(request: web.Request) -> web.Response:
@@ -177,7 +183,8 @@ async def get_trades(request: web.Request) -> web.Response:
             raise BadRequest(f"bad agent id: {exc}") from None
     frm, to = _range(request, node)
     grid = _grid(request, node)
-    rows = await in_thread(trades_in, node, grid, frm, to, agent)
+    async with node.grid_store(grid) as store:  # another grid's: fetched on demand
+        rows = await in_thread(trades_in, node, grid, frm, to, agent, store)
     if fmt == "csv":
         out = io.StringIO()
         cols = ["interval", "seller_name", "buyer_name", "energy_wh", "price", "status",
@@ -189,9 +196,11 @@ async def get_trades(request: web.Request) -> web.Response:
     return web.json_response({"from": frm, "to": to, "grid": grid, "trades": rows})
 
 
-def bill_json(node: HttpContext, agent: bytes, grid: str, frm: int, to: int) -> dict:
+def bill_json(node: HttpContext, agent: bytes, grid: str, frm: int, to: int,
+              store: Store | None = None) -> dict:
     """`agent`'s bills over the range, summed, with its grid-only baseline."""
-    return reports.bill_json(node.store, node.charters, agent, grid, frm, to)
+    store = node.store if store is None else store
+    return reports.bill_json(store, node.charters, agent, grid, frm, to)
 
 
 async def get_bill(request: web.Request) -> web.Response:
@@ -202,21 +211,23 @@ async def get_bill(request: web.Request) -> web.Response:
     if row is None:
         return json_error(404, "no such agent here")
     frm, to = _range(request, node)
-    body = await in_thread(bill_json, node, agent, row["grid"], frm, to)
+    async with node.grid_store(row["grid"]) as store:  # another grid's: fetched on demand
+        body = await in_thread(bill_json, node, agent, row["grid"], frm, to, store)
     return web.json_response(body)
 
 
 def summary_json(node: HttpContext, grid: str, frm: int, to: int,
-                 current: int | None = None) -> dict:
+                 current: int | None = None, store: Store | None = None) -> dict:
     """A day at a glance for the dashboard: per interval figures and the KPIs so far, every
     agent keyed by id (`names` gives each a display name that tells equal names apart)."""
+    store = node.store if store is None else store
     series, settled, names = [], [], {}
     for k in range(frm, to + 1):
-        state = interval_state(node.store, node.charters, grid, k)
+        state = interval_state(store, node.charters, grid, k)
         names.update(_names(state))
         if not state.settlements:
             continue
-        socs = socs_before(node.store, grid, k, state.participants, charters=node.charters)
+        socs = socs_before(store, grid, k, state.participants, charters=node.charters)
         settled.append((state, socs))
         figures = figures_of(state, socs, by_id=True)
         statuses = [s.status for s in state.statuses]
@@ -258,16 +269,18 @@ async def get_summary(request: web.Request) -> web.Response:
     current = current_interval(node)
     frm, to = _range(request, node, current)
     grid = _grid(request, node)
-    # Cached until the interval changes or the store takes a new action or a fork: a poll
-    # between those costs one indexed look-up, not 24 clearings.
-    key = (grid, frm, to, current, node.store.latest_rowid(),
-           len(node.store.forked_authors()))
-    cache = request.app[SUMMARY_CACHE]
-    if cache.get("key") != key:
-        body = await in_thread(summary_json, node, grid, frm, to, current)
-        cache.clear()
-        cache.update(key=key, body=body)
-        node.metrics["summary_computed"] += 1
+    async with node.grid_store(grid) as store:  # another grid's: fetched on demand
+        # Cached until the interval changes or the store takes a new action or a fork: a poll
+        # between those costs one indexed look-up, not 24 clearings. (A fetched grid's store
+        # has a path of its own, never used again once it is dropped.)
+        key = (grid, frm, to, current, str(store.path), store.latest_rowid(),
+               len(store.forked_authors()))
+        cache = request.app[SUMMARY_CACHE]
+        if cache.get("key") != key:
+            body = await in_thread(summary_json, node, grid, frm, to, current, store)
+            cache.clear()
+            cache.update(key=key, body=body)
+            node.metrics["summary_computed"] += 1
     return web.json_response(cache["body"])
 
 

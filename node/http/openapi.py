@@ -178,9 +178,11 @@ ROUTES: dict[tuple[str, str], dict] = {
             query("from", {**INT, "minimum": 0}, "first seq (default 0)"),
             query("limit", {**INT, "minimum": 1, "maximum": 1000}, "at most (default 100)"),
         ),
-        errors=(400, 404),
+        errors=(400, 404, 503),
     ),
-    ("GET", "/v1/agents/{id}/audit"): op("Re-verify one chain now", AUDIT, errors=(400, 404)),
+    ("GET", "/v1/agents/{id}/audit"): op(
+        "Re-verify one chain now", AUDIT, errors=(400, 404, 503)
+    ),
     ("GET", "/v1/actions/{hash}"): op("One action by its hash", ACTION, errors=(400, 404)),
     ("GET", "/v1/community"): op("The community: charter, grids, their agents and URLs", COMMUNITY),
     ("GET", "/v1/openapi.json"): op("This document", ANY_OBJ, errors=()),
@@ -189,7 +191,7 @@ ROUTES: dict[tuple[str, str], dict] = {
         "One interval of a grid: book, trades, settlements, readings, figures",
         INTERVAL,
         params=(GRID_Q,),
-        errors=(400, 404),
+        errors=(400, 404, 503),
     ),
     ("GET", "/v1/trades"): op(
         "Trades of a range of intervals, with their status",
@@ -201,7 +203,7 @@ ROUTES: dict[tuple[str, str], dict] = {
             query("format", enum("json", "csv"), "json (default) or csv"),
         ),
         alternatives={"text/csv": STR},
-        errors=(400, 404),
+        errors=(400, 404, 503),
     ),
     ("GET", "/v1/agents/{id}/bill"): op(
         "One agent's bill over a range of intervals (energy in Wh, money in milli-cents)",
@@ -220,7 +222,7 @@ ROUTES: dict[tuple[str, str], dict] = {
             }
         ),
         params=FROM_TO,
-        errors=(400, 404),
+        errors=(400, 404, 503),
     ),
     ("GET", "/v1/summary"): op(
         "A range of intervals at a glance: series and KPIs",
@@ -236,7 +238,7 @@ ROUTES: dict[tuple[str, str], dict] = {
             }
         ),
         params=(*FROM_TO, GRID_Q),
-        errors=(400, 404),
+        errors=(400, 404, 503),
     ),
     ("GET", "/metrics"): op("Prometheus metrics", STR, content="text/plain", errors=()),
     ("GET", "/"): op("The dashboard", STR, content="text/html", errors=()),
@@ -246,8 +248,12 @@ ROUTES: dict[tuple[str, str], dict] = {
 }
 
 ERROR = obj({"error": STR})
-# 503: the node cannot store now (error "disk-full"); nothing of the batch was judged.
+# 503 to a push: the node cannot store now (error "disk-full"); nothing of the batch was judged.
 UNAVAILABLE = obj({"error": enum("disk-full"), "message": STR, "retry_after_s": INT})
+# 503 to a read of another grid (replicate = "grid"): its chains could not be fetched now.
+GRID_UNAVAILABLE = obj({"error": STR, "grid": STR,
+                        "reason": enum("no-peer", "timeout", "too-large", "busy"),
+                        "retry_after_s": INT})
 REASONS = {
     400: "undecodable or wrongly shaped input",
     404: "not held here",
@@ -255,6 +261,8 @@ REASONS = {
     429: "too many requests from this address",
     503: "this node's disk is full: nothing of the batch was judged or stored; send it again later",
 }
+GRID_REASON = ("another grid's chains, which this node keeps as geneses only (replicate = "
+               "\"grid\"), could not be fetched from that grid's nodes now; never a part of them")
 
 
 def path_params(path: str) -> list[str]:
@@ -271,8 +279,11 @@ def _operation(method: str, path: str, entry: dict) -> dict:
     content.update({k: {"schema": v} for k, v in entry["alternatives"].items()})
     responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
     for code in (*entry["errors"], 429):
-        schema = UNAVAILABLE if code == 503 else ERROR
-        responses[str(code)] = {"description": REASONS[code], "content": {JSON: {"schema": schema}}}
+        schema, reason = ERROR, REASONS[code]
+        if code == 503:
+            schema, reason = (UNAVAILABLE, reason) if method == "POST" else \
+                (GRID_UNAVAILABLE, GRID_REASON)
+        responses[str(code)] = {"description": reason, "content": {JSON: {"schema": schema}}}
     out: dict[str, Any] = {
         "summary": entry["summary"],
         "operationId": f"{method.lower()}{re.sub(r'[^a-z0-9]+', '_', path)}",

@@ -184,6 +184,10 @@ INFO = obj(
         "name": STR,
         "community": STR,
         "grid": STR,
+        "replicate": {**enum("community", "grid"), "description": "grid: other grids' chains "
+                      "are held as geneses and fetched when asked"},
+        "fetched": {**mapping(INT), "description": "other grids fetched and held now: grid -> "
+                    "bytes of signed actions"},
         "role": ROLE,
         "household": STR,
         "url": {**STR, "description": "where peers reach this node; empty when they cannot"},

@@ -26,6 +26,7 @@ from node.http.context import CONTEXT
 from node.http.inflate import BodyError, inflate
 from node.http.limits import RequestLimits, address_block
 from node.p2p import wire
+from node.p2p.ondemand import GridUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,18 @@ async def _handle(metrics: Counter, request: web.Request, handler) -> web.Stream
     except (BadRequest, wire.BadBody, ValueError) as exc:
         metrics["http_400"] += 1
         return json_error(400, str(exc) or "bad request")
+    except GridUnavailable as exc:
+        return grid_unavailable(metrics, exc)
+
+
+def grid_unavailable(metrics: Counter, exc: GridUnavailable) -> web.Response:
+    """503 with Retry-After: another grid's chains could not be fetched now; the node never
+    answers with part of a grid (node.p2p.ondemand)."""
+    metrics["http_503"] += 1
+    return web.json_response(
+        {"error": str(exc), "grid": exc.grid, "reason": exc.reason,
+         "retry_after_s": exc.retry_after_s},
+        status=503, headers={"Retry-After": str(exc.retry_after_s)})
 
 
 async def read_body(request: web.Request) -> bytes:

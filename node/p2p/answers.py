@@ -90,7 +90,7 @@ class GossipAnswers:
                 pairs.append((index, (item[0], item[1])))
             else:
                 shape_errors.append([index, "bad-encoding"])
-        kept = [(i, p) for i, p in pairs if self.gossip.scope.keeps(p)]
+        kept = self.gossip.scope.kept(pairs)
         self.metrics["gossip_out_of_scope"] += len(pairs) - len(kept)
         return kept, shape_errors  # another grid's actions: their heads noted, actions not kept
 

@@ -62,6 +62,15 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def _said(body: bytes) -> str:
+    """`: <error>` of a JSON error answer (`{"error": ...}`), cut short; else nothing."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return ""
+    return f": {' '.join(error.split())[:300]}" if isinstance(error, str) else ""
+
+
 class PeerUnsupported(PeerError):
     """The peer does not offer the endpoint (an older node): fall back, do not back off."""
 
@@ -181,8 +190,8 @@ class PeerClient:
                 body = await self._read(resp, path)
                 self._count(path, 0, len(body))
                 if resp.status != 200:
-                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}", status=resp.status,
-                                    retry_after=_retry_after(resp.headers))
+                    raise PeerError(f"{self.base}{path}: HTTP {resp.status}{_said(body)}",
+                                    status=resp.status, retry_after=_retry_after(resp.headers))
                 return body, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerError(f"{self.base}{path}: {exc.__class__.__name__} {exc}",

@@ -118,16 +118,34 @@ class GridScope:
                     behind += seq - start + 1
         return Plan(pulls, pushes, lag, behind)
 
-    def keeps(self, item: tuple[bytes, bytes]) -> bool:
-        """Whether a pushed action is one this node holds (its grid's, a genesis, or anything
-        it cannot decode: ingest refuses that with its reason). Others become pointers."""
+    def kept(self, pairs: list[tuple[int, tuple[bytes, bytes]]]
+             ) -> list[tuple[int, tuple[bytes, bytes]]]:
+        """The pushed `(index, item)` pairs this node holds: its grid's actions, geneses, and
+        what it cannot decode (ingest refuses that with its reason). An author whose genesis
+        we lack is judged by its genesis in the same batch; with none there, its later actions
+        are not kept (pending, they would enter the chain with the genesis whatever its grid):
+        the genesis comes by rounds, then the chain if it is ours. The rest become pointers."""
         if self.rule is None:
-            return True
-        try:
-            action = decode_action(item[0], item[1], check_signature=False)
-        except Exception:
-            return True
-        if action.seq == 0 or self.holding(action.author) is not Holding.SPARSE:
-            return True
-        self.note(action.author, action.seq, action.hash)
-        return False
+            return pairs
+        decoded = []
+        in_batch: dict[bytes, str] = {}  # author -> the grid its genesis in this batch names
+        for _, (body, signature) in pairs:
+            try:
+                action = decode_action(body, signature, check_signature=False)
+            except Exception:
+                action = None
+            decoded.append(action)
+            if action is not None and action.seq == 0 and isinstance(action.payload, dict) \
+                    and isinstance(action.payload.get("grid"), str):
+                in_batch.setdefault(action.author, action.payload["grid"])
+        out = []
+        for pair, action in zip(pairs, decoded, strict=True):
+            if action is None or action.seq == 0:
+                out.append(pair)
+                continue
+            grid = self.grid_of(action.author) or in_batch.get(action.author)
+            if self.rule.holding(grid) is Holding.FULL:
+                out.append(pair)
+            else:
+                self.note(action.author, action.seq, action.hash)
+        return out

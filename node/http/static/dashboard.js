@@ -67,6 +67,7 @@
     seenTrades: new Set(),
     audits: {}, // agent id -> {status, length, problems} | {running} | {error}
     ok: false,
+    error: null, // why the last refresh failed, when the node said (503: another grid unavailable)
   };
 
   // -- small helpers -------------------------------------------------------------------------
@@ -163,11 +164,25 @@
   // http://NODE/#token=TOKEN (the node's dashboard.token): the token is kept in this browser and
   // sent with every request; it never goes into a URL the node sees.
   const TOKEN_KEY = "picogrid-token";
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  const hashParams = new URLSearchParams(location.hash.slice(1));
+  const fromHash = hashParams.get("token");
   if (fromHash) {
     localStorage.setItem(TOKEN_KEY, fromHash);
-    history.replaceState(null, "", location.pathname + location.search);
+    hashParams.delete("token");
+    const rest = hashParams.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
   }
+
+  // http://NODE/#grid=NAME shows another grid of the community: a node that keeps its own grid
+  // only fetches that grid's chains from its nodes (503 while none answers: the error is shown).
+  function viewGrid() {
+    const asked = new URLSearchParams(location.hash.slice(1)).get("grid");
+    return asked || (state.info ? state.info.grid : null);
+  }
+  window.addEventListener("hashchange", () => {
+    state.summary = state.view = state.tradesKey = null;
+    tick();
+  });
 
   function apiHeaders() {
     const token = localStorage.getItem(TOKEN_KEY);
@@ -191,7 +206,7 @@
   // -- the board: who sits where --------------------------------------------------------------
 
   function gridAgents() {
-    const grid = state.info ? state.info.grid : null;
+    const grid = viewGrid();
     return state.agents.filter((a) => a.grid === grid);
   }
 
@@ -216,7 +231,7 @@
     const info = state.info;
     if (info) {
       setText($("#community"), info.community);
-      setText($("#grid"), info.grid);
+      setText($("#grid"), viewGrid() === info.grid ? info.grid : `${viewGrid()} (seen from grid ${info.grid})`);
       setText($("#node-name"), info.name);
       document.title = `PicoGrid · ${info.name}`;
     }
@@ -230,9 +245,10 @@
     renderCountdown();
     const live = $("#live");
     live.dataset.state = state.ok ? "live" : state.info ? "offline" : "connecting";
+    const why = state.error ? ` (${state.error})` : "";
     setText(
       $("#live-text"),
-      state.ok ? `live · ${new Date().toLocaleTimeString([], { hour12: false })}` : state.info ? "offline · retrying" : "connecting…",
+      state.ok ? `live · ${new Date().toLocaleTimeString([], { hour12: false })}` : state.info ? `offline · retrying${why}` : "connecting…",
     );
   }
 
@@ -264,9 +280,9 @@
     }
     $("#follow-live").setAttribute("aria-pressed", state.pinned === null ? "true" : "false");
     const card = $("#board-card");
-    const drawing = drawingOf(state.info ? state.info.grid : null);
+    const drawing = drawingOf(viewGrid());
     if (card.dataset.drawing !== drawing) card.dataset.drawing = drawing;
-    setText($("#board-title"), drawing === "kit" ? "The kit" : `Grid ${state.info ? state.info.grid : ""}`);
+    setText($("#board-title"), drawing === "kit" ? "The kit" : `Grid ${viewGrid() || ""}`);
     $("#board").setAttribute("aria-hidden", drawing === "kit" ? "false" : "true");
     renderFirstInterval();
     if (drawing === "kit") {
@@ -833,7 +849,7 @@
       tip: (k) => tipOf(k, (r) => Object.entries(r.soc_wh || {}).map(([b, wh]) => `${labelOf(b)}: ${fmtWh(wh)}`).join("\n")),
     });
 
-    const rules = state.community && state.info && state.community.grids[state.info.grid] ? state.community.grids[state.info.grid].rules : null;
+    const rules = state.community && state.community.grids[viewGrid()] ? state.community.grids[viewGrid()].rules : null;
     const refs = rules
       ? [
           { value: rules.retail / 1000, color: COLORS.retail, label: "retail" },
@@ -952,7 +968,7 @@
 
   function renderAgents() {
     const tbody = $("#agents tbody");
-    const grid = state.info ? state.info.grid : null;
+    const grid = viewGrid();
     const agents = state.agents
       .slice()
       .sort((a, b) => (a.grid === grid ? 0 : 1) - (b.grid === grid ? 0 : 1) || a.grid.localeCompare(b.grid) || (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || labelOf(a.id, a.name).localeCompare(labelOf(b.id, b.name)));
@@ -1082,7 +1098,7 @@
     for (const t of state.trades) state.seenTrades.add(`${t.interval}:${t.offer}:${t.bid}`);
     if (!trades.length) tbody.replaceChildren(html("tr", { class: "empty-row" }, html("td", { colspan: 8 }, "no trades in this window yet")));
     const [from, to] = state.window || [0, 23];
-    $("#trades-csv").setAttribute("href", `/v1/trades?format=csv&from=${from}&to=${to}`);
+    $("#trades-csv").setAttribute("href", `/v1/trades?format=csv&grid=${encodeURIComponent(viewGrid())}&from=${from}&to=${to}`);
   }
 
   function missingText(t) {
@@ -1230,7 +1246,7 @@
   async function latestSettledView(series, current) {
     const ks = series.map((r) => r.interval).sort((a, b) => b - a).slice(0, 3);
     for (const k of ks) {
-      const v = await api(`/v1/intervals/${k}?grid=${encodeURIComponent(state.info.grid)}`);
+      const v = await api(`/v1/intervals/${k}?grid=${encodeURIComponent(viewGrid())}`);
       const pending = v.trades.some((t) => t.status === "pending");
       if (isSettled(v) && (!pending || k < current)) return v;
     }
@@ -1251,7 +1267,7 @@
     }
     const current = state.summary ? state.summary.current : estimateCurrent();
     const [from, to] = chartWindow(current);
-    const grid = encodeURIComponent(info.grid);
+    const grid = encodeURIComponent(viewGrid());
     const summary = await api(`/v1/summary?grid=${grid}&from=${from}&to=${to}`);
     state.summary = summary;
     state.window = chartWindow(summary.current);
@@ -1293,8 +1309,10 @@
     clearTimeout(timer);
     try {
       await refresh();
+      state.error = null;
     } catch (err) {
       state.ok = false;
+      state.error = err && err.status === 503 ? err.message : null;
     }
     try {
       renderAll();
