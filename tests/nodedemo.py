@@ -47,8 +47,6 @@ def first_interval(out: str, planned: int) -> int:
     return first
 
 
-
-
 def processes_mentioning(text: str) -> list[int]:
     """Pids of live (not zombie) processes whose command line contains `text`."""
     found = []

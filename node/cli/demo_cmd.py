@@ -210,14 +210,16 @@ def _say(message: str) -> None:
     print(("\r" if tty else "") + message + (" " * 4 if tty else ""))
 
 
-def day_summary(watch: Supervisor, shown: list[int], charter: Charter | None,
-                timeout_s: float = 30.0) -> str:
+def day_summary(
+    watch: Supervisor, shown: list[int], charter: Charter | None, timeout_s: float = 30.0
+) -> str:
     """The trades of the intervals `shown`, counted by outcome once each is final.
 
     A trade's outcome is final after its interval's final deadline (before it, a revision may
     still heal a disagreement, and the trade shows as pending); so this waits for the last
-    interval's, then reads every trade of the day from one node in one request, asking again
-    (at most `timeout_s`) while one is still pending there (a settlement it has not expanded).
+    interval's, then reads every trade of the day from one node (`GET /v1/trades`), asking
+    again (at most `timeout_s`) while one is still pending there (a settlement it has not
+    expanded).
     """
     if not shown:
         return "no interval settled"
@@ -229,8 +231,7 @@ def day_summary(watch: Supervisor, shown: list[int], charter: Charter | None,
     url = watch.url()
     while True:
         url = watch.url()
-        got = demo.get_json(f"{url}/v1/trades?from={frm}&to={to}", timeout=10.0)
-        rows = got.get("trades", []) if isinstance(got, dict) else None
+        rows = _trades(url, frm, to)
         pending = rows is None or any(t["status"] == "pending" for t in rows)
         if not pending or time.monotonic() > deadline:
             break
@@ -246,6 +247,18 @@ def day_summary(watch: Supervisor, shown: list[int], charter: Charter | None,
         how = ", ".join(e if c == 1 else f"{e} x{c}" for e, c in Counter(ends).items())
         text += f"\nnode {name} died {times} ({how}) and was restarted"
     return text
+
+
+def _trades(url: str, frm: int, to: int, per_request: int = 100) -> list[dict] | None:
+    """Every trade of intervals `frm`..`to` as one node's API lists them (None: no answer)."""
+    rows: list[dict] = []
+    for start in range(frm, to + 1, per_request):
+        end = min(to, start + per_request - 1)
+        got = demo.get_json(f"{url}/v1/trades?from={start}&to={end}", timeout=10.0)
+        if not isinstance(got, dict):
+            return None
+        rows += got.get("trades", [])
+    return rows
 
 
 STUCK_INTERVALS = 3

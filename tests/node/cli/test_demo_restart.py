@@ -50,8 +50,16 @@ def test_a_node_killed_mid_day_is_restarted_and_nothing_is_disputed(run_demo, tm
     port = free_port_run(7)
     victim = "Home 1"  # the node the demo reads the market from: it must read from another
     demo = run_demo(
-        "--intervals", str(INTERVALS), "--interval-seconds", str(INTERVAL_S),
-        "--port", str(port), "--dir", str(tmp_path / "demo"), "--start-hour", "9",
+        "--intervals",
+        str(INTERVALS),
+        "--interval-seconds",
+        str(INTERVAL_S),
+        "--port",
+        str(port),
+        "--dir",
+        str(tmp_path / "demo"),
+        "--start-hour",
+        "9",
     )
     demo.wait_for(lambda: len(demo.lines()) >= 3, 90, "three settled intervals")
     old = kill_node(demo, victim)
@@ -98,8 +106,9 @@ def test_a_node_killed_mid_day_is_restarted_and_nothing_is_disputed(run_demo, tm
     assert int(summary["failed"]) == sum(t["status"] == "failed" for t in trades)
 
 
-def run_alone_and_read(agent_dir: Path, port: int, shown: list[int]
-                       ) -> tuple[list[dict], dict[int, int]]:
+def run_alone_and_read(
+    agent_dir: Path, port: int, shown: list[int]
+) -> tuple[list[dict], dict[int, int]]:
     """Start `picogrid run` on a data directory the demo left; return the trades of `shown` and,
     per interval, how many agents settled it, as its API says; the node is stopped after."""
     log = agent_dir / "after-demo.log"
@@ -125,8 +134,16 @@ def run_alone_and_read(agent_dir: Path, port: int, shown: list[int]
 def test_a_node_that_keeps_dying_makes_the_demo_give_up(run_demo, tmp_path):
     victim = "Home battery"
     demo = run_demo(
-        "--intervals", "40", "--interval-seconds", "2", "--port", str(free_port_run(7)),
-        "--dir", str(tmp_path / "demo"), "--start-hour", "10",
+        "--intervals",
+        "40",
+        "--interval-seconds",
+        "2",
+        "--port",
+        str(free_port_run(7)),
+        "--dir",
+        str(tmp_path / "demo"),
+        "--start-hour",
+        "10",
     )
     demo.wait_for(lambda: demo.lines(), 90, "a settled interval")
     started = time.monotonic()
@@ -135,8 +152,7 @@ def test_a_node_that_keeps_dying_makes_the_demo_give_up(run_demo, tmp_path):
         pid = kill_node(demo, victim)
         killed.append(pid)
         if len(killed) < 4:
-            demo.wait_for(lambda: lock_pid(demo, victim) not in (None, *killed), 30,
-                          "the restart")
+            demo.wait_for(lambda: lock_pid(demo, victim) not in (None, *killed), 30, "the restart")
     code = demo.wait(30)
     assert time.monotonic() - started < 60
     out, err = demo.stdout(), demo.stderr()
