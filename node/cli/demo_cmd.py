@@ -6,12 +6,15 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
-from ledger.charter import MECHANISMS
+from ledger.charter import MECHANISMS, Charter
+from market.book import deadlines
 from market.scenario import Scenario, ScenarioError, day_scenario, load_scenario
 from node.cli import launcher as demo
 from node.cli.processes import StopSignals
+from node.cli.supervisor import NodeKeepsDying, Supervisor
 from node.errors import UserError
 
 # The kit's sun rises at 06:00 (curve 2) and is at 4 by 08:00: a newcomer sees trades and
@@ -99,12 +102,22 @@ def run(args: argparse.Namespace) -> int:
                 f"{first % 24:02d}:00"
             )
         print(demo.LEGEND)
-        follow(nodes, total, first=first)
+
+        def restart(node: demo.DemoNode) -> None:
+            with signals.deferred():  # as at the start: no node runs without the demo's handle
+                demo.start_one(node, hardware=args.hardware)
+
+        watch = Supervisor(nodes, restart, say=_say)
+        shown = follow(nodes, total, first=first, watch=watch)
+        print(day_summary(watch, shown, nodes[0].charter))
         if args.intervals is not None:
             return 0
         print(f"the day is done; the nodes keep trading. Dashboard: {url}/  Ctrl-C to stop.")
         while True:
-            time.sleep(1)
+            watch.sleep(1)
+    except NodeKeepsDying as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nstopping the PicoGrid ...")
         return 0
@@ -153,25 +166,24 @@ def _start_in_s(interval_s: int, agents: int) -> float:
     return 0.4 * interval_s + 2.0 + 0.5 * agents
 
 
-def follow(nodes: list[demo.DemoNode], total: int, first: int = 0) -> None:
-    """Print a line per settled interval and a progress bar, until `total` are settled.
+def follow(
+    nodes: list[demo.DemoNode], total: int, first: int = 0, watch: Supervisor | None = None
+) -> list[int]:
+    """Print a line per settled interval and a progress bar, until `total` are settled; return
+    the intervals shown.
 
-    An interval that some node never settles (it was down at the time) is printed with a note
-    once it is `STUCK_INTERVALS` intervals late, so the demo never waits forever.
+    The market is read from the first node that is up (`watch` restarts a node that dies
+    meanwhile). An interval that some node never settles (it was down at the time) is printed
+    with a note once it is `STUCK_INTERVALS` intervals late, so the demo never waits forever.
     """
-    url = nodes[0].url
+    watch = watch or Supervisor(nodes, demo.start_one)
     n = len(nodes)
     k = first
     tty = demo.is_tty()
     local = demand = 0
     while k < first + total:
-        for node in nodes:
-            if node.proc is not None and node.proc.poll() is not None:
-                raise SystemExit(
-                    f"node {node.name} exited (code {node.proc.returncode}); "
-                    f"see {node.dir / 'node.log'}"
-                )
-        view = demo.get_json(f"{url}/v1/intervals/{k}")
+        watch.check()
+        view = demo.get_json(f"{watch.url()}/v1/intervals/{k}")
         note = ""
         if view is not None and not demo.interval_settled(view, n):
             now_us = time.time_ns() // 1000
@@ -181,7 +193,7 @@ def follow(nodes: list[demo.DemoNode], total: int, first: int = 0) -> None:
         if view is None or (not note and not demo.interval_settled(view, n)):
             if tty:
                 print("\r" + demo.progress_bar(k - first, total), end="", flush=True)
-            time.sleep(_poll_delay(view))
+            watch.sleep(_poll_delay(view))
             continue
         got, wanted = demo.home_supply(view)
         local, demand = local + got, demand + wanted
@@ -190,6 +202,64 @@ def follow(nodes: list[demo.DemoNode], total: int, first: int = 0) -> None:
         k += 1
     if tty:
         print("\r" + demo.progress_bar(total, total))
+    return list(range(first, first + total))
+
+
+def _say(message: str) -> None:
+    """A line of the supervisor's, over the progress bar in a terminal."""
+    tty = demo.is_tty()
+    print(("\r" if tty else "") + message + (" " * 4 if tty else ""))
+
+
+def day_summary(
+    watch: Supervisor, shown: list[int], charter: Charter | None, timeout_s: float = 30.0
+) -> str:
+    """The trades of the intervals `shown`, counted by outcome once each is final.
+
+    A trade's outcome is final after its interval's final deadline (before it, a revision may
+    still heal a disagreement, and the trade shows as pending); so this waits for the last
+    interval's, then reads every trade of the day from one node (`GET /v1/trades`), asking
+    again (at most `timeout_s`) while one is still pending there (a settlement it has not
+    expanded).
+    """
+    if not shown:
+        return "no interval settled"
+    if charter is not None:
+        final_us = deadlines([charter], shown[-1]).final_us
+        watch.sleep(max(0.0, (final_us - time.time_ns() // 1000) / 1e6 + 0.2))
+    frm, to = shown[0], shown[-1]
+    deadline = time.monotonic() + timeout_s
+    url = watch.url()
+    while True:
+        url = watch.url()
+        rows = _trades(url, frm, to)
+        pending = rows is None or any(t["status"] == "pending" for t in rows)
+        if not pending or time.monotonic() > deadline:
+            break
+        watch.sleep(0.5)
+    if rows is None:
+        return f"the day's trades: no node answered {url}/v1/trades"
+    counts = Counter(t["status"] for t in rows)
+    parts = [f"{counts[s]} {s}" for s in ("confirmed", "disputed", "failed")]
+    parts += [f"{counts[s]} {s}" for s in ("pending", "superseded") if counts[s]]
+    text = f"the day's trades, intervals {frm}-{to} ({len(shown)}): " + ", ".join(parts)
+    for name, ends in watch.restarts().items():
+        times = "once" if len(ends) == 1 else f"{len(ends)} times"
+        how = ", ".join(e if c == 1 else f"{e} x{c}" for e, c in Counter(ends).items())
+        text += f"\nnode {name} died {times} ({how}) and was restarted"
+    return text
+
+
+def _trades(url: str, frm: int, to: int, per_request: int = 100) -> list[dict] | None:
+    """Every trade of intervals `frm`..`to` as one node's API lists them (None: no answer)."""
+    rows: list[dict] = []
+    for start in range(frm, to + 1, per_request):
+        end = min(to, start + per_request - 1)
+        got = demo.get_json(f"{url}/v1/trades?from={start}&to={end}", timeout=10.0)
+        if not isinstance(got, dict):
+            return None
+        rows += got.get("trades", [])
+    return rows
 
 
 STUCK_INTERVALS = 3

@@ -40,6 +40,7 @@ class DemoNode:
     dir: Path
     port: int
     proc: subprocess.Popen | None = None
+    charter: Charter | None = None  # the charter its genesis holds (the demo's deadlines)
 
     @property
     def url(self) -> str:
@@ -87,7 +88,7 @@ def prepare(
         grids={GRID: rules},
     ).sign(admin)
     nodes = [
-        DemoNode(spec.name, base / slug(spec.name), port + i)
+        DemoNode(spec.name, base / slug(spec.name), port + i, charter=charter)
         for i, spec in enumerate(scenario.agents)
     ]
     meters = kit_meters(scenario, interval_s) if hardware else {}
@@ -144,7 +145,12 @@ def kit_meters(scenario: Scenario, interval_s: int) -> dict[str, dict]:
 def start(nodes: list[DemoNode], hardware: bool = False) -> None:
     """Start a `picogrid run` process for every node; its output goes to its `node.log`."""
     for node in nodes:
-        node.proc = spawn(run_argv(node.dir, hardware=hardware), node.dir / "node.log")
+        start_one(node, hardware)
+
+
+def start_one(node: DemoNode, hardware: bool = False) -> None:
+    """Start (or start again) the node's `picogrid run`, appending to its `node.log`."""
+    node.proc = spawn(run_argv(node.dir, hardware=hardware), node.dir / "node.log")
 
 
 def stop(nodes: list[DemoNode], timeout: float = 10.0) -> None:
@@ -221,10 +227,12 @@ def interval_line(view: dict, self_sufficiency: float | None, note: str = "") ->
     trades = view.get("trades", [])
     confirmed = sum(t["status"] == "confirmed" for t in trades)
     disputed = sum(t["status"] == "disputed" for t in trades)
+    failed = sum(t["status"] == "failed" for t in trades)  # a side never settled (it was down)
     ss_text = f"{self_sufficiency * 100:.0f}%" if self_sufficiency is not None else "-"
     head = f"interval {view['interval']:>3} ({view['interval'] % 24:02d}:00)  made {gen:>5} Wh  " \
         f"used {demand:>5} Wh  "
-    trades_part = f"trades {confirmed}" + (f", {disputed} DISPUTED" if disputed else "")
+    trades_part = f"trades {confirmed}" + (f", {disputed} DISPUTED" if disputed else "") \
+        + (f", {failed} failed" if failed else "")
     stored = "stored " + ("+".join(map(str, socs)) if socs else "-") + " Wh"
     parts = [head.rstrip(), stored, trades_part, f"local {ss_text}"]
     if len("  ".join(parts)) > LINE_WIDTH:

@@ -152,3 +152,13 @@ def test_settle_times_confirmation_on_real_nodes_with_no_dispute():
     assert 0 < f["kit_p50_s"] <= f["kit_p99_s"] and 0 < f["grid_p50_s"] <= f["grid_p99_s"]
     assert f["grid_largest_settlement_trades"] >= 20  # community solar sold to every sybil
     assert f["disputed"] == 0 and f["verify_per_s"] > 0
+
+
+def test_demo_disputes_counts_a_short_day_with_a_node_killed():
+    f = run_bench("demo_disputes", "--runs", "1", "--intervals", "4", "--interval-seconds", "2",
+                  "--busy", "0", "--kill", "Home 2", "--kill-after", "1", timeout=200)
+    (run,) = f["runs"]
+    assert f["all_exit_0"] and f["all_summarised"] and run["intervals_shown"] == 4
+    assert run["killed"] == "Home 2" and run["restarts"] == 1 and run["back_after_s"] > 0
+    assert run["confirmed"] > 0
+    assert f["disputed_total"] == 0 and f["lines_disputed_total"] == 0
