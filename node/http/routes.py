@@ -71,6 +71,7 @@ def build_app(ctx: HttpContext) -> web.Application:
     app[LIMITER_KEY] = RequestLimits(rate=ctx.cfg.rate_limit, burst=2 * ctx.cfg.rate_limit)
     audit_routes.set_up_audits(app)
     dashboard.set_up_dashboard(app)
+    metrics.set_up_metrics(app, ctx)
     if ctx.services.session is not None:
         count_gossip_bytes(ctx.services.session, ctx.metrics)  # our client's gossip bytes
     add_routes(app, ctx)
