@@ -252,7 +252,7 @@ ERROR = obj({"error": STR})
 UNAVAILABLE = obj({"error": enum("disk-full"), "message": STR, "retry_after_s": INT})
 # 503 to a read of another grid (replicate = "grid"): its chains could not be fetched now.
 GRID_UNAVAILABLE = obj({"error": STR, "grid": STR,
-                        "reason": enum("no-peer", "timeout", "too-large", "busy"),
+                        "reason": enum("no-peer", "timeout", "too-large", "busy", "disk"),
                         "retry_after_s": INT})
 REASONS = {
     400: "undecodable or wrongly shaped input",

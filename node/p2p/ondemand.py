@@ -22,6 +22,8 @@ signature, schema, time) and `Store.ingest` (links, membrane, charter limits, fo
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -42,13 +44,15 @@ MAX_PEERS_TRIED = 3
 PAGE = 1000
 PULLS_AT_ONCE = 4  # chains fetched from one peer at a time
 
-NO_PEER, TIMEOUT, TOO_LARGE, BUSY = "no-peer", "timeout", "too-large", "busy"
-RETRY_AFTER_S = {NO_PEER: 30, TIMEOUT: 5, TOO_LARGE: 300, BUSY: 30}
+log = logging.getLogger(__name__)
+
+NO_PEER, TIMEOUT, TOO_LARGE, BUSY, DISK = "no-peer", "timeout", "too-large", "busy", "disk"
+RETRY_AFTER_S = {NO_PEER: 30, TIMEOUT: 5, TOO_LARGE: 300, BUSY: 30, DISK: 60}
 
 
 class GridUnavailable(Exception):
     """Another grid's chains could not be fetched now; `reason` is one of NO_PEER, TIMEOUT,
-    TOO_LARGE, BUSY (answered 503, docs/http-api.md)."""
+    TOO_LARGE, BUSY, DISK (answered 503, docs/http-api.md)."""
 
     def __init__(self, grid: str, reason: str, message: str) -> None:
         super().__init__(message)
@@ -90,12 +94,23 @@ class OnDemand:
         except Busy as exc:
             self.metrics["ondemand_refused"] += 1
             raise GridUnavailable(grid, BUSY, f"{exc}; try again in a minute") from None
+        except (sqlite3.Error, OSError) as exc:  # a full or failing disk: named, never a 500
+            raise self._disk(grid, exc) from None
         entry.readers += 1
         try:
-            await self._up_to_date(entry)
+            try:
+                await self._up_to_date(entry)
+            except (sqlite3.Error, OSError) as exc:
+                raise self._disk(grid, exc) from None
             yield entry.store
         finally:
             self.cache.release(entry)
+
+    def _disk(self, grid: str, exc: Exception) -> GridUnavailable:
+        self.metrics["ondemand_disk_error"] += 1
+        log.warning("fetching grid %r: the side store failed: %s", grid, exc)
+        return GridUnavailable(grid, DISK, f"the chains of grid {grid!r} could not be stored "
+                               f"here ({exc}); free some disk space or ask a node of that grid")
 
     @asynccontextmanager
     async def reading_author(self, author: bytes) -> AsyncIterator[Store]:

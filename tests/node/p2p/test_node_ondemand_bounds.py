@@ -6,6 +6,7 @@ bounds hold: time, bytes, peers that fail, the number of grids kept and how long
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -185,6 +186,21 @@ async def test_a_grid_larger_than_the_bound_is_refused_and_not_kept(world, monke
     assert node.ondemand.held() == {}
     node.ondemand.cache.writer.submit(lambda: None).result(5)  # the deletion has run
     assert node.files() == []
+
+
+async def test_a_side_store_that_cannot_be_written_is_a_clear_error(world, monkeypatch):
+    node, _, _, add_peer = world
+    add_peer(1)
+
+    def full(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(node.ondemand.cache, "entry", full)
+    with pytest.raises(GridUnavailable) as caught:
+        async with node.ondemand.reading("g2"):
+            pass
+    assert caught.value.reason == ondemand.DISK and caught.value.grid == "g2"
+    assert "disk is full" in str(caught.value)
 
 
 async def test_forks_the_node_knows_are_laid_over_the_fetched_grid(world):
