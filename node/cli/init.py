@@ -17,7 +17,7 @@ from node.cli.common import agent_hex_arg
 from node.cli.community import create_admin, create_identity, default_charter, write_genesis
 from node.config import DEFAULT_PORT, NodeConfig
 from node.errors import UserError
-from node.p2p.client import PeerClient, PeerError
+from node.p2p.client import PATIENCE, PeerClient, PeerError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def fetch_charter(url: str, community: str, admin_hex: str | None, yes: bool) ->
     """The charter of the community at `url`, checked against the admin key given or asked for."""
     async def get() -> Charter:
         async with aiohttp.ClientSession() as session:
-            return await PeerClient(session, url, timeout=5).charter()
+            return await PeerClient(session, url, timeout=5, patience=PATIENCE).charter()
 
     try:
         charter = asyncio.run(get())
