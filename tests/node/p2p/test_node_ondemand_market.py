@@ -8,6 +8,7 @@ only."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from nodemarket import Kit
@@ -57,7 +58,14 @@ def test_a_node_of_another_grid_serves_audits_and_exports_the_kits_market(tmp_pa
             assert {a["agent"] for a in report["agents"]} == {a.hex() for a in members}
             assert report["market"]["settlements_checked"] >= len(members)
 
-            mine, reference = export(outside.dir, k), export(kit.nodes[0].dir, k)
+            # (readings of k may still be arriving at either node: bills move with them, so the
+            # two exports are compared until they agree, for a bounded time)
+            deadline = time.monotonic() + 60
+            while True:
+                mine, reference = export(outside.dir, k), export(kit.nodes[0].dir, k)
+                if mine["agents"] == reference["agents"] or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
             assert mine["trades"] and mine["trades"] == reference["trades"]
             assert mine["agents"] == reference["agents"]
         finally:
