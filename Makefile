@@ -36,9 +36,13 @@ system-deps:
 demo: $(VENV)/.installed
 	$(BIN)/picogrid demo
 
+# Most tests wait on real processes and intervals, so three run at once even on two cores
+# (each must pass beside two busy loops anyway); `make test WORKERS=0` runs them one by one.
+WORKERS ?= 3
+
 test: $(VENV)/.installed-test system-deps
 	$(BIN)/ruff check ledger market hardware node tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check ledger market hardware node tests benchmarks
