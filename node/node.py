@@ -262,9 +262,7 @@ class Node:
 
     async def stop(self) -> None:
         """Cancel the tasks, close the server and the session; writes finish, the store closes."""
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_all(self.tasks)
         await self.gossip.close()
         if self.listener is not None:
             self.listener.close()  # no new connections; cleanup closes the open ones
@@ -281,3 +279,23 @@ class Node:
     def uptime(self) -> float:
         """Seconds since the node was created."""
         return time.monotonic() - self.started
+
+
+async def cancel_all(tasks: list[asyncio.Task], patience_s: float = 10.0) -> None:
+    """Cancel `tasks` and wait until they end. A cancellation that arrives just as an
+    `asyncio.wait_for` inside a task completes is lost on Python 3.11 (the task runs on), so
+    the tasks still running are cancelled again every second; after `patience_s` they are
+    named in the log and left behind rather than hang the stop."""
+    pending = {t for t in tasks if not t.done()}
+    deadline = time.monotonic() + patience_s
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+        if pending and time.monotonic() >= deadline:
+            log.error("stopping: %d task(s) did not end when cancelled: %s", len(pending),
+                      ", ".join(sorted(t.get_name() for t in pending)))
+            return
+    for task in tasks:  # retrieve outcomes so none is reported as never retrieved
+        if task.done() and not task.cancelled():
+            task.exception()

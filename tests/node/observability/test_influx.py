@@ -122,8 +122,8 @@ def influxd(tmp_path_factory):
 
 async def query(influx_url: str, db: str, q: str) -> list[dict]:
     """Rows of an InfluxQL query (times in microseconds), every series together."""
-    async with (
-        aiohttp.ClientSession() as s,
+    async with (  # bounded: a server slow on a loaded machine fails the test, never hangs it
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s,
         s.get(f"{influx_url}/query", params={"db": db, "q": q, "epoch": "u"}) as resp,
     ):
         assert resp.status == 200, await resp.text()
