@@ -7,9 +7,12 @@ holds it. Every node is polled on its own keep-alive connection every 25 ms; a n
 polled once it holds the action.
 
 Prints one JSON line: p50/p99 over trials of the time until EVERY node holds the action (the
-target: p99 under 2 s), and p50/p99 of the single-node arrival times.
+target: p99 under 2 s), and p50/p99 of the single-node arrival times. Nodes are started
+`START_BATCH` at a time; on a machine with fewer cores than that takes, each gets
+`--start-timeout` seconds to answer (a loaded 2-core machine needs far more than 20 s at 100).
+SIGTERM or Ctrl-C stop every node before the script exits (`StopSignals`).
 
-    python benchmarks/converge.py [--nodes 30] [--trials 20] [--round-ms 1000]
+    python benchmarks/converge.py [--nodes 30] [--trials 20] [--round-ms 1000] [--start-timeout 20]
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from nodeproc import Author, Cluster, get_json, heads, post_actions, wait_until  # noqa: E402
+
+from node.cli.processes import StopSignals  # noqa: E402
 
 POLL_S = 0.025
 START_BATCH = 10  # processes started at once; each batch answers before the next starts
@@ -66,14 +71,19 @@ class Watcher:
         return float("inf")
 
 
-def setup(c: Cluster, n: int) -> list:
+def setup(c: Cluster, n: int, start_timeout: float) -> list:
     first = c.found("node 0")
     c.start(first)
     with ThreadPoolExecutor(4) as pool:
         others = list(pool.map(lambda i: c.join(f"node {i}", via=first), range(1, n)))
     nodes = [first, *others]
     for at in range(0, len(others), START_BATCH):  # a loaded machine starts 100 slowly
-        c.start_many(others[at:at + START_BATCH], peers=[first], round_ms=c.round_ms)
+        c.start_many(
+            others[at : at + START_BATCH],
+            peers=[first],
+            round_ms=c.round_ms,
+            ready_timeout=start_timeout,
+        )
     everyone = {a.agent for a in nodes}
 
     def settled() -> bool:
@@ -84,41 +94,55 @@ def setup(c: Cluster, n: int) -> list:
                 return False
         return True
 
-    wait_until(settled, 180, "every node knows every peer and chain", interval=1.0, logs=c.logs)
+    wait_until(
+        settled, 180 + 2 * n, "every node knows every peer and chain", interval=1.0, logs=c.logs
+    )
     return nodes
 
 
-def run(n: int, trials: int, round_ms: int) -> dict:
+def run(
+    n: int, trials: int, round_ms: int, signals: StopSignals, start_timeout: float = 20.0
+) -> dict:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp, Cluster(Path(tmp), "converge", round_ms) as c:
-        nodes = setup(c, n)
-        author = Author(community="converge", name="news")
-        post_actions(nodes[0].url, [author.genesis()])
-        wait_until(
-            lambda: all(author.agent in heads(a.url) for a in nodes),
-            30,
-            "every node holds the author's genesis",
-            logs=c.logs,
-        )
-        watchers = [Watcher(a.port) for a in nodes]
-        all_hold, arrivals = [], []
-        pool = ThreadPoolExecutor(n)
-        for _ in range(trials):
-            action = author.next()
-            target = rng.choice(nodes)
-            started = time.perf_counter()
-            post_actions(target.url, [action])
-            results = list(
-                pool.map(
-                    lambda w, s=action.seq, t0=started: w.wait_for(author.agent, s, t0, t0 + 10),
-                    watchers,
-                )
+        try:
+            return measure(c, n, trials, round_ms, rng, start_timeout)
+        except KeyboardInterrupt:
+            signals.stopping()  # a second signal cannot cut the nodes' stop short
+            raise
+
+
+def measure(
+    c: Cluster, n: int, trials: int, round_ms: int, rng: random.Random, start_timeout: float
+) -> dict:
+    nodes = setup(c, n, start_timeout)
+    author = Author(community="converge", name="news")
+    post_actions(nodes[0].url, [author.genesis()])
+    wait_until(
+        lambda: all(author.agent in heads(a.url) for a in nodes),
+        30,
+        "every node holds the author's genesis",
+        logs=c.logs,
+    )
+    watchers = [Watcher(a.port) for a in nodes]
+    all_hold, arrivals = [], []
+    pool = ThreadPoolExecutor(n)
+    for _ in range(trials):
+        action = author.next()
+        target = rng.choice(nodes)
+        started = time.perf_counter()
+        post_actions(target.url, [action])
+        results = list(
+            pool.map(
+                lambda w, s=action.seq, t0=started: w.wait_for(author.agent, s, t0, t0 + 10),
+                watchers,
             )
-            all_hold.append(max(results))
-            arrivals += results
-            time.sleep(0.5 + rng.random() * round_ms / 1000)  # land anywhere in a round
-        pool.shutdown()
-        alive = sum(p.alive() for p in c.procs)
+        )
+        all_hold.append(max(results))
+        arrivals += results
+        time.sleep(0.5 + rng.random() * round_ms / 1000)  # land anywhere in a round
+    pool.shutdown()
+    alive = sum(p.alive() for p in c.procs)
     return {
         "bench": "converge",
         "nodes": n,
@@ -139,8 +163,19 @@ def main() -> None:
     p.add_argument("--nodes", type=int, default=30)
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--round-ms", type=int, default=1000)
+    p.add_argument(
+        "--start-timeout",
+        type=float,
+        default=20.0,
+        help="seconds each node may take to answer once started",
+    )
     args = p.parse_args()
-    print(json.dumps(run(args.nodes, args.trials, args.round_ms)))
+    signals = StopSignals()  # SIGTERM stops the nodes (Cluster's exit), as Ctrl-C does
+    try:
+        print(json.dumps(run(args.nodes, args.trials, args.round_ms, signals, args.start_timeout)))
+    except KeyboardInterrupt:
+        print("stopped: every node was stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -293,9 +293,10 @@ class Cluster:
         return proc
 
     def start_many(
-        self, agents: list[Agent], peers: Iterable[Agent | str] = (), **kw: Any
+        self, agents: list[Agent], peers: Iterable[Agent | str] = (),
+        ready_timeout: float = START_TIMEOUT, **kw: Any
     ) -> list[Proc]:
-        """Start several nodes at once, then wait until each answers."""
+        """Start several nodes at once, then wait until each answers (`ready_timeout` each)."""
         kw.setdefault("round_ms", self.round_ms)
         peers = list(peers)
         procs = []
@@ -304,7 +305,7 @@ class Cluster:
             self.procs.append(proc)
             procs.append(proc)
         for proc in procs:
-            proc.wait_ready()
+            proc.wait_ready(ready_timeout)
         return procs
 
     def logs(self) -> str:
