@@ -13,7 +13,7 @@ must be 0. `verify_per_s`, measured in the same run, is PyNaCl's single-thread E
 rate: the machine's reference (the confirmation time is mostly the charter's deadlines, so it
 moves little with it; the grid's posting time moves with it).
 
-Prints one JSON line.
+Prints one JSON line. SIGTERM or Ctrl-C stop every node before the script exits (`StopSignals`).
 
     python benchmarks/settle.py                       # the full run (about 5 minutes)
     python benchmarks/settle.py --intervals 2 --agents 20 --grid-interval-s 10
@@ -37,6 +37,7 @@ from nodemarket import Kit, Sybils, counts, now_us, sleep_until  # noqa: E402
 
 from ledger.keys import Identity, verify  # noqa: E402
 from market.scenario import default_scenario  # noqa: E402
+from node.cli.processes import StopSignals  # noqa: E402
 
 GRID_NODES = ("Community solar", "Neighbourhood battery", "Home 1", "Home 2")
 
@@ -131,12 +132,17 @@ def main() -> int:
     p.add_argument("--grid-intervals", type=int, default=2)
     p.add_argument("--grid-interval-s", type=int, default=40)
     args = p.parse_args()
-    reference = verify_rate()
-    with tempfile.TemporaryDirectory(prefix="picogrid-settle-") as tmp:
-        kit_times, kit_disputed = kit_run(Path(tmp), args.intervals, args.interval_s)
-        grid_times, grid_disputed, largest = grid_run(
-            Path(tmp), args.agents, args.grid_intervals, args.grid_interval_s
-        )
+    StopSignals()  # SIGTERM, like Ctrl-C, unwinds through the kits' exits: their nodes stop
+    try:
+        reference = verify_rate()
+        with tempfile.TemporaryDirectory(prefix="picogrid-settle-") as tmp:
+            kit_times, kit_disputed = kit_run(Path(tmp), args.intervals, args.interval_s)
+            grid_times, grid_disputed, largest = grid_run(
+                Path(tmp), args.agents, args.grid_intervals, args.grid_interval_s
+            )
+    except KeyboardInterrupt:
+        print("stopped: every node was stopped", file=sys.stderr)
+        return 130
     print(
         json.dumps(
             {
