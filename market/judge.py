@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 from ledger.charter import GridRules
 from ledger.view import bitmap_authors, settlers_digest
-from market.book import book_from_views
+from market.book import Book, book_from_views
 from market.clearing import clear
 from market.orders import Order
 from market.participants import Participant
 from market.settle import settlement_payload_v2
+from market.trades import Clearing
 
 VERDICTS = ("matches", "differs", "unverifiable")
 COMPARED = (
@@ -90,20 +91,31 @@ def judge_settlement(agent: bytes, payload: dict, ctx: Context) -> Verdict:
         clearing = clear(
             list(book.orders), dict(ctx.participants), ctx.rules, interval_ms=ctx.interval_ms
         )
-        expected = settlement_payload_v2(
-            agent,
-            ctx.interval,
-            ctx.rules.mechanism,
-            book,
-            clearing,
-            ctx.settlers,
-            inline_max=len(clearing.trades),
-        )
-        if all(payload[k] == expected[k] for k in COMPARED):
-            return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
+        verdict = matches_clearing(agent, payload, ctx, book, clearing)
+        if verdict is not None:
+            return verdict
     return Verdict(
         "differs", "its settlement differs from the recomputation over the views it names"
     )
+
+
+def matches_clearing(
+    agent: bytes, payload: dict, ctx: Context, book: Book, clearing: Clearing
+) -> Verdict | None:
+    """`matches` (with its trades) when the settlement is the one `agent` signs for this book
+    and clearing; None when it differs."""
+    expected = settlement_payload_v2(
+        agent,
+        ctx.interval,
+        ctx.rules.mechanism,
+        book,
+        clearing,
+        ctx.settlers,
+        inline_max=len(clearing.trades),
+    )
+    if all(payload[k] == expected[k] for k in COMPARED):
+        return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
+    return None
 
 
 def _fork_knowledge(forked: frozenset[bytes]) -> list[frozenset[bytes]]:

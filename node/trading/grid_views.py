@@ -27,10 +27,10 @@ from market.book import (
 from market.clearing import clear
 from market.disputes import Signed, defaulters, excluded_from, exclusion_lag
 from market.intervals import charter_in_force
-from market.judge import COMPARED, Context, Verdict, judge_settlement
+from market.judge import Context, Verdict, judge_settlement, matches_clearing
 from market.orders import Order
 from market.participants import Participant
-from market.settle import expand_trades, is_v2, listed_trades, settlement_payload_v2
+from market.settle import expand_trades, is_v2, listed_trades
 from market.trades import Clearing
 
 DEMO_PACE_MS = 60_000
@@ -214,18 +214,9 @@ def judge_cached(
         cleared_views(ctx, payload, cache) if payload["mechanism"] == ctx.rules.mechanism else None
     )
     if cleared is not None:
-        book, clearing = cleared
-        expected = settlement_payload_v2(
-            agent,
-            ctx.interval,
-            ctx.rules.mechanism,
-            book,
-            clearing,
-            ctx.settlers,
-            inline_max=len(clearing.trades),
-        )
-        if all(payload[k] == expected[k] for k in COMPARED):
-            return Verdict("matches", trades=tuple(tuple(t) for t in expected["trades"]))
+        verdict = matches_clearing(agent, payload, ctx, *cleared)
+        if verdict is not None:
+            return verdict
     return judge_settlement(agent, payload, ctx)  # the full judge says why (or tries forks)
 
 
