@@ -185,17 +185,12 @@ def follow(
         watch.check()
         view = demo.get_json(f"{watch.url()}/v1/intervals/{k}")
         note = ""
-        if view is not None and not demo.interval_complete(view, n):
+        if view is not None and not demo.interval_settled(view, n):
             now_us = time.time_ns() // 1000
             length = view["end_us"] - view["start_us"]
             if now_us > view["settle_us"] + STUCK_INTERVALS * length:
-                settled, metered = len(view["settlements"]), len(view.get("readings", {}))
-                note = ", ".join(
-                    f"{what} by {count} of {n} agents"
-                    for what, count in (("settled", settled), ("metered", metered))
-                    if count < n
-                ) or "trades still pending"
-        if view is None or (not note and not demo.interval_complete(view, n)):
+                note = f"settled by {len(view['settlements'])} of {n} agents"
+        if view is None or (not note and not demo.interval_settled(view, n)):
             if tty:
                 print("\r" + demo.progress_bar(k - first, total), end="", flush=True)
             watch.sleep(_poll_delay(view))

@@ -195,12 +195,6 @@ def interval_settled(view: dict, agents: int) -> bool:
     )
 
 
-def interval_complete(view: dict, agents: int) -> bool:
-    """True when the interval is settled and every agent's meter reading is in: its figures
-    (energy made and used) are then final."""
-    return interval_settled(view, agents) and len(view.get("readings", {})) >= agents
-
-
 def home_supply(view: dict) -> tuple[int, int]:
     """(locally supplied Wh, demand Wh) of the homes in a settled interval's view.
 
