@@ -12,7 +12,6 @@ reconciliation (node.p2p.sets): the agent infos, and which authors forked (with 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -94,11 +93,4 @@ class CommunitySync:
             raise PeerError(f"{base}: fork evidence of {author.hex()[:12]}: {exc}") from None
         if first.author != author:
             raise PeerError(f"{base}: fork evidence names another author")
-        loop = asyncio.get_running_loop()
-        new = await loop.run_in_executor(self.journal.writer, self.store.take_evidence,
-                                         first, second)
-        if new:
-            self.metrics["forks_learned"] += 1
-            log.warning("fork: agent %s signed two actions at seq %d (evidence from %s)",
-                        author.hex()[:12], first.seq, base)
-        return new
+        return await self.journal.take_evidence(first, second, base)
