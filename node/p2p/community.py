@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 
 from ledger import reconcile as rc
-from ledger.actions import blake2b256
 from ledger.errors import Invalid
 from ledger.store import Store
 from ledger.validation import check_warrant
@@ -25,6 +24,7 @@ from node.journal import Journal
 from node.p2p import sets, wire
 from node.p2p.client import PeerError, PeerTransport
 from node.p2p.intake import PeerInfos
+from node.p2p.scoping import forked_hash
 
 log = logging.getLogger(__name__)
 MAX_EVIDENCE_PER_ROUND = 16
@@ -58,7 +58,7 @@ class CommunitySync:
         """The authors we know forked, as a set to reconcile."""
         forked = frozenset(self.store.forked_authors())
         if self._forks is None or self._forks[0] != forked:
-            items = {a: (0, blake2b256(b"picogrid-forked" + a)) for a in forked}
+            items = {a: (0, forked_hash(a)) for a in forked}
             self._forks = (forked, rc.HeadSet.of(items))
         return self._forks[1]
 
