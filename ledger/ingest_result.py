@@ -13,7 +13,9 @@ class IngestResult:
     or as fork evidence), `duplicate`, `pending` or `rejected` (`(index in the batch, reason)`).
 
     `new` lists the actions added to chains (released pending actions included, which `released`
-    counts); `forks` the pairs of actions that revealed a fork this batch, for a warrant.
+    counts); `forks` the pairs of actions that revealed a fork this batch, for a warrant;
+    `forked` every author this batch marked forked for the first time (by such a pair, or by a
+    warrant's evidence), each once.
     """
 
     accepted: int = 0
@@ -22,6 +24,7 @@ class IngestResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     new: list[Action] = field(default_factory=list)
     forks: list[tuple[Action, Action]] = field(default_factory=list)
+    forked: list[bytes] = field(default_factory=list)
     released: int = 0
 
     def summary(self) -> dict:

@@ -175,6 +175,12 @@ class Queries:
         with self._lock:
             return set(self._forked)
 
+    def fork_seq(self, author: bytes) -> int | None:
+        """The seq at which `author` was first found to fork; None when not known as forked."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM forked WHERE author = ?", (author,)).fetchone()
+        return row[0] if row else None
+
     def fork_evidence(self, author: bytes) -> list[Action]:
         """The signed actions that prove `author` forked, by seq."""
         return self._rows_of(

@@ -213,6 +213,7 @@ class Store(PendingBounds, Queries):
             assert first is not None, "a chain is contiguous up to its head"
             self._record_fork(first, action)
             result.forks.append((first, action))
+            result.forked.append(author)
             return FORK
         if author in self._forked:
             raise Invalid(FORKED_AUTHOR, "author is forked")
@@ -244,6 +245,7 @@ class Store(PendingBounds, Queries):
             first, second = check_warrant(action.payload, check_signatures=False)
             if first.author not in self._forked:
                 self._record_fork(first, second)
+                result.forked.append(first.author)
         return ACCEPTED
 
     def _insert_agent(self, genesis: Action) -> int:

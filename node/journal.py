@@ -57,6 +57,8 @@ class Journal:
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="store")
         self.listeners: list[Listener] = []
+        # Told of the authors the store marked forked for the first time (the fork alarm).
+        self.on_forked: Callable[[list[bytes]], None] | None = None
 
     async def append(self, type_: str, payload: dict) -> Action:
         """Sign and store our next action, then push it to a few peers at once; NotSigned when
@@ -136,11 +138,32 @@ class Journal:
             self.metrics[f"rejected:{reason}"] += 1
         if result.new and forward:
             self.push(result.new)
+        if result.forked:
+            self._forked(result.forked)
         for first, second in result.forks:
             await self._publish_warrant(first, second)
         if result.new:
             await self._notify(result.new)
         return result
+
+    async def take_evidence(self, first: Action, second: Action, source: str) -> bool:
+        """Keep checked fork evidence of a member (`Store.take_evidence`) on the store thread;
+        True when it marked the author forked, which is then told to `on_forked`."""
+        loop = asyncio.get_running_loop()
+        new = await loop.run_in_executor(self.writer, self.store.take_evidence, first, second)
+        if new:
+            self.metrics["forks_learned"] += 1
+            log.warning("fork: agent %s signed two actions at seq %d (evidence from %s)",
+                        first.author.hex()[:12], first.seq, source)
+            self._forked([first.author])
+        return new
+
+    def _forked(self, authors: list[bytes]) -> None:
+        if self.on_forked is not None:
+            try:
+                self.on_forked(authors)
+            except Exception:  # the alarm is best effort: the evidence is stored
+                log.exception("could not raise the fork alarm")
 
     def _count_bad_time(self, items: list[tuple[bytes, bytes]], result: IngestResult) -> None:
         """Name the authors of the actions we rejected as bad-time (their clocks are ahead)."""

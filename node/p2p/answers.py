@@ -59,7 +59,7 @@ class GossipAnswers:
 
     async def actions(self, body: bytes, reached_all: bool) -> bytes:
         """Take a pushed batch; what was accepted and refused."""
-        pairs, shape_errors = self.pairs_in(body)
+        pairs, shape_errors, dropped = self.pairs_in(body)
         batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
         if reached_all and self.gossip.small_community():
             forward = False  # the author's node pushed to everyone; we likely know no one else
@@ -73,16 +73,20 @@ class GossipAnswers:
                         exc_info=True)
             result = await self.ingest_each(batch, forward)
         answer = result.summary()
+        kept, refused = await self.fork_evidence(dropped)
+        answer["accepted"] += kept
         answer["rejected"] = sorted(
-            [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
+            [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors + refused
         )
         for _ in shape_errors:
             self.metrics["rejected:bad-encoding"] += 1
         return wire.pack(answer)
 
-    def pairs_in(self, body: bytes) -> tuple[list[tuple[int, tuple[bytes, bytes]]], list[list]]:
-        """A pushed body's well-shaped `(index, (body, signature))` items within our scope, and
-        `[index, "bad-encoding"]` for the rest (BadBody when it is not a list at all)."""
+    def pairs_in(self, body: bytes) -> tuple[list[tuple[int, tuple[bytes, bytes]]], list[list],
+                                             list[tuple[int, tuple[bytes, bytes]]]]:
+        """A pushed body's well-shaped `(index, (body, signature))` items within our scope,
+        `[index, "bad-encoding"]` for the rest (BadBody when it is not a list at all), and the
+        well-shaped items our scope does not keep (where fork evidence may be)."""
         pairs, shape_errors = [], []
         for index, item in enumerate(wire.signed_list(wire.unpack(body))):
             if (isinstance(item, list) and len(item) == 2
@@ -92,7 +96,22 @@ class GossipAnswers:
                 shape_errors.append([index, "bad-encoding"])
         kept = self.gossip.scope.kept(pairs)
         self.metrics["gossip_out_of_scope"] += len(pairs) - len(kept)
-        return kept, shape_errors  # another grid's actions: their heads noted, actions not kept
+        held = {index for index, _ in kept}
+        dropped = [p for p in pairs if p[0] not in held]
+        return kept, shape_errors, dropped  # another grid's actions: heads noted, not kept
+
+    async def fork_evidence(self, dropped: list[tuple[int, tuple[bytes, bytes]]]
+                            ) -> tuple[int, list[list]]:
+        """Fork evidence among the pushed items our scope did not keep (node.p2p.forkpush),
+        taken after the batch (a genesis in it makes its author a member): how many items were
+        kept as evidence, and `[index, reason]` of those refused."""
+        if not dropped:
+            return 0, []
+        evidence = self.gossip.forkpush.candidates(dropped)
+        if not evidence:
+            return 0, []
+        kept, refused = await self.gossip.forkpush.take(evidence, "a pushed batch")
+        return len(kept), [[i, reason] for i, reason in refused]
 
     async def ingest_each(self, batch: list[tuple[bytes, bytes]],
                           forward: bool) -> IngestResult:

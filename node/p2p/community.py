@@ -12,13 +12,11 @@ reconciliation (node.p2p.sets): the agent infos, and which authors forked (with 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
 
 from ledger import reconcile as rc
-from ledger.actions import blake2b256
 from ledger.errors import Invalid
 from ledger.store import Store
 from ledger.validation import check_warrant
@@ -26,6 +24,7 @@ from node.journal import Journal
 from node.p2p import sets, wire
 from node.p2p.client import PeerError, PeerTransport
 from node.p2p.intake import PeerInfos
+from node.p2p.scoping import forked_hash
 
 log = logging.getLogger(__name__)
 MAX_EVIDENCE_PER_ROUND = 16
@@ -59,7 +58,7 @@ class CommunitySync:
         """The authors we know forked, as a set to reconcile."""
         forked = frozenset(self.store.forked_authors())
         if self._forks is None or self._forks[0] != forked:
-            items = {a: (0, blake2b256(b"picogrid-forked" + a)) for a in forked}
+            items = {a: (0, forked_hash(a)) for a in forked}
             self._forks = (forked, rc.HeadSet.of(items))
         return self._forks[1]
 
@@ -94,11 +93,4 @@ class CommunitySync:
             raise PeerError(f"{base}: fork evidence of {author.hex()[:12]}: {exc}") from None
         if first.author != author:
             raise PeerError(f"{base}: fork evidence names another author")
-        loop = asyncio.get_running_loop()
-        new = await loop.run_in_executor(self.journal.writer, self.store.take_evidence,
-                                         first, second)
-        if new:
-            self.metrics["forks_learned"] += 1
-            log.warning("fork: agent %s signed two actions at seq %d (evidence from %s)",
-                        author.hex()[:12], first.seq, base)
-        return new
+        return await self.journal.take_evidence(first, second, base)

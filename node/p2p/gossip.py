@@ -42,6 +42,7 @@ from node.journal import Journal
 from node.p2p import sets, wire
 from node.p2p.client import PeerClient, PeerError, PeerTransport, PeerUnsupported
 from node.p2p.community import CommunitySync
+from node.p2p.forkpush import ForkPush
 from node.p2p.intake import PeerInfos
 from node.p2p.peers import Peer, PeerTable
 from node.p2p.prover import Prover
@@ -80,6 +81,11 @@ class Gossip(PageTransfer):
         self.connect = connect
         self.scope = scope or GridScope(store)  # by default every chain is held whole
         self.community = CommunitySync(store, infos, journal, metrics, self.first_contact)
+        # The fork alarm: evidence pushed at once to peers of other grids (node.p2p.forkpush).
+        self.forkpush = ForkPush(store, peers, self.scope, journal, metrics,
+                                 lambda: self.connect,
+                                 lambda coro: self._spawn(coro, self._push_tasks))
+        journal.on_forked = self.forkpush.alarm
         self._forks_known = 0  # forked authors we knew at the last round
         self.rounds = 0
         self._push_tasks: set[asyncio.Task] = set()

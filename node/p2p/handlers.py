@@ -86,7 +86,7 @@ class GossipHandlers:
 
     async def post_actions(self, request: web.Request) -> web.Response:
         """POST /v1/gossip/actions: take a batch; answer what was accepted and refused."""
-        pairs, shape_errors = self.answers.pairs_in(await read_body(request))
+        pairs, shape_errors, dropped = self.answers.pairs_in(await read_body(request))
         # A small batch is news and is passed on; a big one is someone's catch-up, and the peers
         # that lack it too get it by their own anti-entropy rounds.
         batch, forward = [p for _, p in pairs], len(pairs) <= FORWARD_MAX
@@ -110,8 +110,10 @@ class GossipHandlers:
         if OVER_LIMIT in request and any(r == BAD_SIGNATURE for _, r in result.rejected):
             request.app[LIMITER_KEY].deny_lane(address_block(request.remote))
         answer = result.summary()
+        kept, refused = await self.answers.fork_evidence(dropped)  # pushed by a fork alarm
+        answer["accepted"] += kept
         answer["rejected"] = sorted(
-            [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors
+            [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors + refused
         )
         for _ in shape_errors:
             self.metrics["rejected:bad-encoding"] += 1

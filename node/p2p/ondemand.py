@@ -266,10 +266,7 @@ class OnDemand:
             await self._to_own_store(first, second)
 
     async def _to_own_store(self, first: Action, second: Action) -> None:
-        loop = asyncio.get_running_loop()
-        if await loop.run_in_executor(self.gossip.journal.writer, self.store.take_evidence,
-                                      first, second):
-            self.metrics["forks_learned"] += 1
+        await self.gossip.journal.take_evidence(first, second, "a fetch of its grid")
 
     async def _evidence(self, entry: Fetched, authors: list[bytes]) -> None:
         """The forks we know of the grid's authors, laid over its side store."""

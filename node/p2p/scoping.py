@@ -7,19 +7,33 @@ with peers is its heads with the pointers laid over them, so two synced nodes of
 still agree in one 24-byte exchange. Pointers are what peers say, not checked: they only tell how
 far another grid has got; settlement and audit read this node's own grid alone. Fork evidence
 of every grid is reconciled separately (node.p2p.community), so it still reaches everyone.
+
+An author known to have forked has a fixed item instead of its head, in every mode:
+`(seq of the fork, BLAKE2b-256("picogrid-forked" || author))`, the same on every node that found
+the fork at that seq. Nodes that hold different branches of its chain, or heads at different
+seqs (its actions after the fork are refused), would otherwise find the difference, and pull or
+push, every round. An author we know forked is neither pulled nor pushed; a peer's fixed item
+for an author we do not know forked is pulled up to its seq (the chain before the fork) but not
+pushed to, and its hash is not pulled as evidence: the forks set tells us in the same round.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.actions import decode_action
+from ledger.actions import blake2b256, decode_action
 from ledger.scope import Holding, Scope
 from ledger.store import Store
 
 MAX_POINTERS = 100_000  # one per author of the community; beyond that, none are added
 
 Heads = dict[bytes, tuple[int, bytes]]
+
+
+def forked_hash(author: bytes) -> bytes:
+    """The hash of the heads-set item of an author known to have forked (and of its item in the
+    forks set)."""
+    return blake2b256(b"picogrid-forked" + author)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,7 @@ class GridScope:
         self.store = store
         self.rule = Scope(grid) if grid is not None else None
         self.pointers: Heads = {}
+        self._forked: dict[bytes, tuple[int, bytes]] = {}  # author -> its fixed heads item
 
     @property
     def scoped(self) -> bool:
@@ -75,7 +90,17 @@ class GridScope:
             held = heads.get(author)
             if held is None or held[0] < pointer[0]:
                 heads[author] = pointer
+        for author in self.store.forked_authors():
+            heads[author] = self.forked_item(author)
         return heads
+
+    def forked_item(self, author: bytes) -> tuple[int, bytes]:
+        """The fixed heads item of an author we know forked."""
+        item = self._forked.get(author)
+        if item is None:
+            seq = self.store.fork_seq(author)
+            item = self._forked[author] = (seq or 0, forked_hash(author))
+        return item
 
     def note(self, author: bytes, seq: int, head: bytes) -> None:
         """A peer reported `author`'s head: keep it as a pointer if newer than what we know."""
@@ -92,11 +117,18 @@ class GridScope:
         and a head at our seq with another hash is pulled as fork evidence."""
         pulls: list[tuple[bytes, int, int]] = []
         lag = behind = 0
+        forked = self.store.forked_authors()
+        marked: set[bytes] = set()  # authors the peer knows forked and we do not (yet)
         for author, (seq, h) in theirs.items():
+            if author in forked:
+                continue  # nothing more of a forked chain is taken
+            if h == forked_hash(author):
+                marked.add(author)
             mine = ours.get(author)
             holding = self.holding(author)
             if holding is not Holding.FULL:
-                self.note(author, seq, h)
+                if author not in marked:
+                    self.note(author, seq, h)
                 if holding is Holding.UNKNOWN and author not in refused:
                     pulls.append((author, 0, 0))  # the genesis tells the grid
                     lag += 1
@@ -106,10 +138,12 @@ class GridScope:
                 lag += seq - start + 1
                 if author not in refused:
                     pulls.append((author, start, seq))
-            elif mine[0] == seq and mine[1] != h:
+            elif mine[0] == seq and mine[1] != h and author not in marked:
                 pulls.append((author, seq, seq))  # same seq, other hash: the fork evidence
         pushes: list[tuple[bytes, int]] = []
         for author, (seq, _) in ours.items():
+            if author in forked or author in marked:
+                continue
             other = theirs.get(author)
             if other is None or other[0] < seq:
                 start = 0 if other is None else other[0] + 1
