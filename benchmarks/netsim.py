@@ -12,11 +12,15 @@ thread, instead of three threads per node); its gossip gets the simulator's tran
 `connect` (the way `Gossip` takes any `PeerTransport`), and peers' requests are answered by its
 own `GossipAnswers`, the code behind the HTTP handlers.
 
-Real clock, not virtual: the code under test reads time.monotonic and the wall clock itself.
+Virtual clock (benchmarks/netsim_clock.py): with `--slowdown K` the whole simulation runs on a
+clock K times slower than real time, so each node gets K times this process's CPU; every figure is
+in virtual seconds. The default K is one per 100 nodes; `--slowdown 1` is the real clock.
+`clock.loop_lag` says whether K sufficed: how late a 100 ms timer fired, in virtual ms.
 
 Prints one JSON line. Every node starts knowing node 0 only and finds the others by peer exchange.
 
     python benchmarks/netsim.py [--nodes 100] [--grids 10] [--trials 20] [--round-ms 1000]
+                                [--slowdown K]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+import netsim_clock  # noqa: E402
 from netsim_transport import HTTP_HEADERS, Net  # noqa: E402
 
 from ledger.testing import ChainSigner, genesis_payload, identity, order_payload  # noqa: E402
@@ -264,11 +269,19 @@ async def fork_spread(sim: Sim, limit_s: float) -> dict:
 
 async def main(args: argparse.Namespace) -> dict:
     """Build the community, measure, print one JSON line."""
-    rss0 = rss_bytes()
+    rss0, real0, cpu0 = rss_bytes(), netsim_clock.real_monotonic(), time.process_time()
+    probe = netsim_clock.LagProbe()
+
+    async def phase(name: str, measure):
+        probe.phase(name)
+        return await measure
+
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
         sim = Sim(args.nodes, args.grids, Path(d), args.round_ms, seed=args.seed,
                   know_all=args.know_all, replicate=args.replicate,
                   reconcile=not args.heads_list)
+        probe.phase("settle")
+        probe.start()
         sim.start()
         try:
             settle_s = await sim.settle(args.limit)
@@ -277,19 +290,27 @@ async def main(args: argparse.Namespace) -> dict:
                 "anti_entropy": "heads list" if args.heads_list else "reconcile",
                 "replicate": args.replicate,
                 "latency_ms": [20, 300], "loss": sim.net.loss, "settle_s": round(settle_s, 2),
-                "convergence": await convergence(sim, args.trials, args.limit),
-                "quiet_s": await sim.net_idle(args.quiet) or args.quiet,
-                "gossip_idle": await sim.traffic(args.window, None),
-                "gossip_kit_pace": await sim.traffic(args.window, args.pace),
-                "partition": await partition_heals(sim, args.cut, args.limit),
-                "warrants": await fork_spread(sim, args.limit),
+                "convergence": await phase("convergence",
+                                           convergence(sim, args.trials, args.limit)),
+                "quiet_s": await phase("quiet", sim.net_idle(args.quiet)) or args.quiet,
+                "gossip_idle": await phase("idle", sim.traffic(args.window, None)),
+                "gossip_kit_pace": await phase("kit_pace", sim.traffic(args.window, args.pace)),
+                "partition": await phase("partition",
+                                         partition_heals(sim, args.cut, args.limit)),
+                "warrants": await phase("warrants", fork_spread(sim, args.limit)),
                 "stored_bytes_per_node": stored_bytes(sim),
                 "rss_bytes_per_node": (rss_bytes() - rss0) // args.nodes,
                 "messages_lost": sim.net.lost, "messages_delivered": sim.net.delivered,
                 "holochain_reference": HOLOCHAIN_REFERENCE,
             }
         finally:
+            await probe.stop()
             await sim.stop()
+    real_s = netsim_clock.real_monotonic() - real0
+    figures["clock"] = {"slowdown": args.slowdown, "real_s": round(real_s, 1),
+                        "cpu_cores_used": round((time.process_time() - cpu0) / real_s, 2),
+                        "load_average": [round(x, 1) for x in os.getloadavg()],
+                        "loop_lag": probe.figures()}
     return figures
 
 
@@ -313,8 +334,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--know-all", action="store_true", help="skip discovery by peer exchange")
     p.add_argument("--replicate", choices=("community", "grid"), default="community",
                    help="grid: each node holds its own grid's chains whole (scoped replication)")
-    return p.parse_args(argv)
+    p.add_argument("--slowdown", type=float, default=0.0,
+                   help="run the clock K times slower than real time, so that each node gets K "
+                        "times the CPU (1: the real clock; default: one per 100 nodes)")
+    args = p.parse_args(argv)
+    if not args.slowdown:
+        args.slowdown = netsim_clock.auto_slowdown(args.nodes)
+    if args.slowdown < 1:
+        p.error("--slowdown must be at least 1")
+    return args
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(parse()))))
+    arguments = parse()
+    print(json.dumps(netsim_clock.run(main(arguments), arguments.slowdown)))
