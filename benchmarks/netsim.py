@@ -42,6 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import netsim_clock  # noqa: E402
 from netsim_transport import HTTP_HEADERS, Net  # noqa: E402
 
+from ledger.chain import now_us  # noqa: E402
 from ledger.testing import ChainSigner, genesis_payload, identity, order_payload  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
 from node.node import Node  # noqa: E402
@@ -98,10 +99,24 @@ class Sim:
         node.peers.rng.seed(seed * 100_000 + i)
         node.chain.append("genesis", genesis_payload("sim", grid, name=cfg.name))
         node.refresh_own_info()
+        # 1,000 stores in one process: SQLite's page cache and the log between checkpoints
+        # (4 MB and 16 MB each on a node) would fill the memory; smaller here, same data
+        node.store._db.execute("PRAGMA cache_size=-512")
+        node.store._db.execute("PRAGMA wal_autocheckpoint=256")
         answers = GossipAnswers(node.store, node.book, journal, node.gossip, node.infos,
                                 node.metrics)
         node.gossip.connect = self.net.add(url, answers)
         return node
+
+    async def preload(self) -> None:
+        """Give every node every genesis and every agent info, as in a community that has run
+        a while: a cold start of N nodes checks N * N signatures of each kind."""
+        geneses = [(g.action_bytes, g.signature) for g in
+                   (n.store.get_by_seq(n.identity.agent, 0) for n in self.nodes)]
+        infos = [list(n.infos.own.wire()) for n in self.nodes]
+        for node in self.nodes:
+            await node.ingest(geneses, forward=False)
+            node.infos.take(infos, now_us())
 
     def start(self) -> None:
         """Start every node's gossip loop."""
@@ -274,17 +289,23 @@ async def main(args: argparse.Namespace) -> dict:
 
     async def phase(name: str, measure):
         probe.phase(name)
-        return await measure
+        result = await measure
+        print(f"netsim: {name} done at {time.monotonic() - virtual0:.1f} virtual s, "
+              f"{netsim_clock.real_monotonic() - real0:.0f} real s", file=sys.stderr, flush=True)
+        return result
 
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
         sim = Sim(args.nodes, args.grids, Path(d), args.round_ms, seed=args.seed,
                   know_all=args.know_all, replicate=args.replicate,
                   reconcile=not args.heads_list)
+        if args.preload:
+            await sim.preload()
+        virtual0 = time.monotonic()
         probe.phase("settle")
         probe.start()
         sim.start()
         try:
-            settle_s = await sim.settle(args.limit)
+            settle_s = await phase("settle", sim.settle(args.limit))
             figures = {
                 "nodes": args.nodes, "grids": args.grids, "round_ms": args.round_ms,
                 "anti_entropy": "heads list" if args.heads_list else "reconcile",
@@ -334,6 +355,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--know-all", action="store_true", help="skip discovery by peer exchange")
     p.add_argument("--replicate", choices=("community", "grid"), default="community",
                    help="grid: each node holds its own grid's chains whole (scoped replication)")
+    p.add_argument("--preload", action="store_true",
+                   help="every node starts with every genesis and agent info (no cold start)")
     p.add_argument("--slowdown", type=float, default=0.0,
                    help="run the clock K times slower than real time, so that each node gets K "
                         "times the CPU (1: the real clock; default: one per 100 nodes)")
