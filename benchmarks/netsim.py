@@ -12,12 +12,15 @@ thread, instead of three threads per node); its gossip gets the simulator's tran
 `connect` (the way `Gossip` takes any `PeerTransport`), and peers' requests are answered by its
 own `GossipAnswers`, the code behind the HTTP handlers.
 
-Real clock, not virtual: the code under test reads time.monotonic and the wall clock itself.
+Virtual clock (benchmarks/netsim_clock.py): with `--slowdown K` the whole simulation runs on a
+clock K times slower than real time, so each node gets K times this process's CPU; every figure is
+in virtual seconds. The default K is one per 100 nodes; `--slowdown 1` is the real clock.
+`clock.loop_lag` says whether K sufficed: how late a 100 ms timer fired, in virtual ms.
 
 Prints one JSON line. Every node starts knowing node 0 only and finds the others by peer exchange.
 
     python benchmarks/netsim.py [--nodes 100] [--grids 10] [--trials 20] [--round-ms 1000]
-                                [--forks 10] [--know-all] [--replicate grid]
+                                [--forks 10] [--know-all] [--replicate grid] [--slowdown K]
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+import netsim_clock  # noqa: E402
 from netsim_transport import HTTP_HEADERS, Net  # noqa: E402
 
+from ledger.chain import now_us  # noqa: E402
 from ledger.testing import ChainSigner, genesis_payload, identity, order_payload  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
 from node.node import Node  # noqa: E402
@@ -94,10 +99,24 @@ class Sim:
         node.peers.rng.seed(seed * 100_000 + i)
         node.chain.append("genesis", genesis_payload("sim", grid, name=cfg.name))
         node.refresh_own_info()
+        # 1,000 stores in one process: SQLite's page cache and the log between checkpoints
+        # (4 MB and 16 MB each on a node) would fill the memory; smaller here, same data
+        node.store._db.execute("PRAGMA cache_size=-512")
+        node.store._db.execute("PRAGMA wal_autocheckpoint=256")
         answers = GossipAnswers(node.store, node.book, journal, node.gossip, node.infos,
                                 node.metrics)
         node.gossip.connect = self.net.add(url, answers)
         return node
+
+    async def preload(self) -> None:
+        """Give every node every genesis and every agent info, as in a community that has run
+        a while: a cold start of N nodes checks N * N signatures of each kind."""
+        geneses = [(g.action_bytes, g.signature) for g in
+                   (n.store.get_by_seq(n.identity.agent, 0) for n in self.nodes)]
+        infos = [list(n.infos.own.wire()) for n in self.nodes]
+        for node in self.nodes:
+            await node.ingest(geneses, forward=False)
+            node.infos.take(infos, now_us())
 
     def start(self) -> None:
         """Start every node's gossip loop."""
@@ -276,32 +295,54 @@ async def fork_spread(sim: Sim, trials: int, limit_s: float) -> dict:
 
 async def main(args: argparse.Namespace) -> dict:
     """Build the community, measure, print one JSON line."""
-    rss0 = rss_bytes()
+    rss0, real0, cpu0 = rss_bytes(), netsim_clock.real_monotonic(), time.process_time()
+    probe = netsim_clock.LagProbe()
+
+    async def phase(name: str, measure):
+        probe.phase(name)
+        result = await measure
+        print(f"netsim: {name} done at {time.monotonic() - virtual0:.1f} virtual s, "
+              f"{netsim_clock.real_monotonic() - real0:.0f} real s", file=sys.stderr, flush=True)
+        return result
+
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
         sim = Sim(args.nodes, args.grids, Path(d), args.round_ms, seed=args.seed,
                   know_all=args.know_all, replicate=args.replicate,
                   reconcile=not args.heads_list)
+        if args.preload:
+            await sim.preload()
+        virtual0 = time.monotonic()
+        probe.phase("settle")
+        probe.start()
         sim.start()
         try:
-            settle_s = await sim.settle(args.limit)
+            settle_s = await phase("settle", sim.settle(args.limit))
             figures = {
                 "nodes": args.nodes, "grids": args.grids, "round_ms": args.round_ms,
                 "anti_entropy": "heads list" if args.heads_list else "reconcile",
                 "replicate": args.replicate,
                 "latency_ms": [20, 300], "loss": sim.net.loss, "settle_s": round(settle_s, 2),
-                "convergence": await convergence(sim, args.trials, args.limit),
-                "quiet_s": await sim.net_idle(args.quiet) or args.quiet,
-                "gossip_idle": await sim.traffic(args.window, None),
-                "gossip_kit_pace": await sim.traffic(args.window, args.pace),
-                "partition": await partition_heals(sim, args.cut, args.limit),
-                "warrants": await fork_spread(sim, args.forks, args.limit),
+                "convergence": await phase("convergence",
+                                           convergence(sim, args.trials, args.limit)),
+                "quiet_s": await phase("quiet", sim.net_idle(args.quiet)) or args.quiet,
+                "gossip_idle": await phase("idle", sim.traffic(args.window, None)),
+                "gossip_kit_pace": await phase("kit_pace", sim.traffic(args.window, args.pace)),
+                "partition": await phase("partition",
+                                         partition_heals(sim, args.cut, args.limit)),
+                "warrants": await phase("warrants", fork_spread(sim, args.forks, args.limit)),
                 "stored_bytes_per_node": stored_bytes(sim),
                 "rss_bytes_per_node": (rss_bytes() - rss0) // args.nodes,
                 "messages_lost": sim.net.lost, "messages_delivered": sim.net.delivered,
                 "holochain_reference": HOLOCHAIN_REFERENCE,
             }
         finally:
+            await probe.stop()
             await sim.stop()
+    real_s = netsim_clock.real_monotonic() - real0
+    figures["clock"] = {"slowdown": args.slowdown, "real_s": round(real_s, 1),
+                        "cpu_cores_used": round((time.process_time() - cpu0) / real_s, 2),
+                        "load_average": [round(x, 1) for x in os.getloadavg()],
+                        "loop_lag": probe.figures()}
     return figures
 
 
@@ -328,8 +369,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--know-all", action="store_true", help="skip discovery by peer exchange")
     p.add_argument("--replicate", choices=("community", "grid"), default="community",
                    help="grid: each node holds its own grid's chains whole (scoped replication)")
-    return p.parse_args(argv)
+    p.add_argument("--preload", action="store_true",
+                   help="every node starts with every genesis and agent info (no cold start)")
+    p.add_argument("--slowdown", type=float, default=0.0,
+                   help="run the clock K times slower than real time, so that each node gets K "
+                        "times the CPU (1: the real clock; default: one per 100 nodes)")
+    args = p.parse_args(argv)
+    if not args.slowdown:
+        args.slowdown = netsim_clock.auto_slowdown(args.nodes)
+    if args.slowdown < 1:
+        p.error("--slowdown must be at least 1")
+    return args
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(parse()))))
+    arguments = parse()
+    print(json.dumps(netsim_clock.run(main(arguments), arguments.slowdown)))

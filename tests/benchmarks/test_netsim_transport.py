@@ -127,3 +127,6 @@ def test_the_benchmark_prints_one_json_line_with_every_figure() -> None:
     assert stored["store_files"] > 0 and figures["rss_bytes_per_node"] > 0
     assert stored["own_grid_actions"] < stored["actions_held"]  # other grids: geneses only
     assert figures["holochain_reference"] == {"wind_tunnel_mean_sync_lag_s": 49, "peers": 10}
+    clock = figures["clock"]  # 6 nodes: the real clock by default, and how late its timers fired
+    assert clock["slowdown"] == 1 and clock["real_s"] > 0
+    assert clock["loop_lag"]["quiet"]["samples"] > 0
