@@ -111,6 +111,12 @@ class Journal:
         if keep and type_ in KEPT_TYPES and len(self.unsigned) < MAX_UNSIGNED:
             self.unsigned.append((type_, payload))
 
+    def expect(self, count: int) -> None:
+        """About `count` actions are on their way: start the verifier processes now if they
+        will be used, so they are ready sooner (the first pages are verified in threads)."""
+        if self.workers is not None and count >= PROCESS_MIN and not self.workers.ready():
+            self.workers.warm()
+
     async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> Checked:
         """The intrinsic checks of a batch (signatures included): on the verifier processes
         when they run and the batch is large enough (the first such batch starts them), else
