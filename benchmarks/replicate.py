@@ -18,6 +18,7 @@ must verify in parallel while the next page streams in).
 SIGTERM or Ctrl-C stop both nodes before the script exits (`StopSignals`); SIGKILL cannot.
 
     python benchmarks/replicate.py [--entries 20000] [--authors 20] [--round-ms 100]
+                                   [--verify-processes N]
 """
 
 from __future__ import annotations
@@ -142,13 +143,14 @@ def make_actions(community: str, authors: int, entries: int) -> tuple[list, list
     return items, members
 
 
-def run(entries: int, authors: int, round_ms: int, signals: StopSignals) -> dict:
+def run(entries: int, authors: int, round_ms: int, signals: StopSignals,
+        verify_processes: int | None = None) -> dict:
     """Measure in a fresh directory; both nodes are stopped at the end, whatever happens (a
     SIGTERM or Ctrl-C arrives as KeyboardInterrupt, see `StopSignals`)."""
     with tempfile.TemporaryDirectory() as tmp:
         c = Cluster(Path(tmp), "bench", round_ms)
         try:
-            return measure(c, entries, authors, signals)
+            return measure(c, entries, authors, signals, verify_processes)
         finally:
             signals.stopping()  # a second signal cannot cut the stop short
             c.close()
@@ -163,13 +165,16 @@ def start(c: Cluster, agent: Agent, signals: StopSignals) -> Proc:
     return proc
 
 
-def measure(c: Cluster, entries: int, authors: int, signals: StopSignals) -> dict:
+def measure(c: Cluster, entries: int, authors: int, signals: StopSignals,
+            verify_processes: int | None = None) -> dict:
     a = c.found("A")
     pa = start(c, a, signals)
     b = c.join("B", via=a)
     pa.terminate()
     cfg = load_config(b.dir)  # B must not know A before the clock starts
     cfg.peers = []
+    if verify_processes is not None:
+        cfg.extra.setdefault("node", {})["verify_processes"] = verify_processes
     cfg.save()
     items, members = make_actions(a.community, authors, entries)
     sample = items[: min(len(items), 5000)]
@@ -213,6 +218,7 @@ def measure(c: Cluster, entries: int, authors: int, signals: StopSignals) -> dic
         "entries": entries,
         "authors": authors,
         "round_ms": c.round_ms,
+        "verify_processes": verify_processes,
         "seconds": round(seconds, 3),
         "entries_per_s": round(entries / seconds),
         "verify_per_s": round(verify_per_s),
@@ -231,10 +237,12 @@ def main() -> None:
     p.add_argument("--entries", type=int, default=20_000)
     p.add_argument("--authors", type=int, default=20)
     p.add_argument("--round-ms", type=int, default=100)
+    p.add_argument("--verify-processes", type=int, default=None,
+                   help="B's [node] verify_processes (default: one per core; 0: threads only)")
     args = p.parse_args()
     signals = StopSignals()  # from here on, SIGTERM or Ctrl-C stops both nodes before we exit
     try:
-        figures = run(args.entries, args.authors, args.round_ms, signals)
+        figures = run(args.entries, args.authors, args.round_ms, signals, args.verify_processes)
     except KeyboardInterrupt:
         sys.exit("replicate: stopped by a signal; both nodes were stopped")
     print(json.dumps(figures))

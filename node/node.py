@@ -79,7 +79,7 @@ class Node:
         self.journal = Journal(self.store, self.chain, self.metrics,
                                push=lambda actions: self.gossip.eager_push(actions),
                                clock=self.clock, disk=self.disk,
-                               workers=VerifierProcesses.for_this_machine())
+                               workers=VerifierProcesses.for_this_machine(cfg.extra))
         scope = GridScope(self.store, cfg.grid if cfg.replicate == "grid" else None)
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
                              self.metrics, cfg.round_ms, scope=scope)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import msgpack
 
+from node.errors import UserError
 from node.verifier_child import HEADER, READY
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,18 @@ class VerifierProcesses:
         self._warming = False
 
     @classmethod
-    def for_this_machine(cls) -> VerifierProcesses | None:
-        """One child per core, or None on a single core (the verify threads suffice there)."""
-        n = cores()
-        return cls(min(n, MAX_PROCESSES)) if n >= 2 and sys.executable else None
+    def for_this_machine(cls, extra: dict | None = None) -> VerifierProcesses | None:
+        """One child per core, or None on a single core (the verify threads suffice there);
+        `[node] verify_processes` in the config (`extra`) sets the number, 0 for none."""
+        value = (extra or {}).get("node", {}).get("verify_processes")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= MAX_PROCESSES):
+            raise UserError(f"node.verify_processes must be an integer from 0 to "
+                            f"{MAX_PROCESSES}, got {value!r}")
+        n = cores() if value is None else value
+        if value is None and n < 2:
+            return None
+        return cls(min(n, MAX_PROCESSES)) if n >= 1 and sys.executable else None
 
     @property
     def usable(self) -> bool:

@@ -23,6 +23,7 @@ from ledger.store import Store
 from ledger.testing import ChainSigner, identity, order_payload, warrant_payload, wire_items
 from ledger.validation import check_intrinsic
 from node import verifier_child, verifiers
+from node.errors import UserError
 from node.journal import PROCESS_MIN, Journal
 from node.verifiers import VerifierProcesses
 
@@ -142,8 +143,13 @@ def test_small_batches_and_one_core_stay_in_the_node(journal, monkeypatch):
     assert children_of(os.getpid()) == []  # not even started
     monkeypatch.setattr(verifiers, "cores", lambda: 1)
     assert VerifierProcesses.for_this_machine() is None
+    assert VerifierProcesses.for_this_machine({"node": {"verify_processes": 2}}).count == 2
     monkeypatch.setattr(verifiers, "cores", lambda: 2)
     assert VerifierProcesses.for_this_machine() is not None
+    assert VerifierProcesses.for_this_machine({"node": {"verify_processes": 0}}) is None
+    for bad in (-1, 99, "2", True):
+        with pytest.raises(UserError):
+            VerifierProcesses.for_this_machine({"node": {"verify_processes": bad}})
 
 
 def test_the_child_answers_frames_and_leaves_at_eof_or_when_idle():
