@@ -96,6 +96,9 @@ class Sim:
         journal = node.journal
         journal.pool.shutdown(), journal.writer.shutdown()
         journal.pool, journal.writer = self.pool, self.writer
+        if journal.workers is not None:  # a hundred nodes in one process: no processes each
+            journal.workers.close()
+            journal.workers = None
         node.peers.rng.seed(seed * 100_000 + i)
         node.chain.append("genesis", genesis_payload("sim", grid, name=cfg.name))
         node.refresh_own_info()

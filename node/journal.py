@@ -1,7 +1,9 @@
 """The node's writes to its store: signing its own actions, taking in others', telling listeners.
 
 Verification runs on a pool of threads, every write on one store thread; a new action (ours or
-new to us) is handed to `push` (gossip's eager push) and to every listener's `on_new`.
+new to us) is handed to `push` (gossip's eager push) and to every listener's `on_new`. With
+`workers` (`node.verifiers`, two cores or more), the signatures of a batch of PROCESS_MIN
+actions or more are verified in other processes while a thread decodes the batch.
 
 Before signing, `clock` (a `ClockWatch`) may refuse an order while our clock is off from the
 peers', and an append waits up to CATCH_UP_S for the clock to pass our head's timestamp (it was
@@ -23,15 +25,20 @@ from typing import Protocol
 from ledger.actions import Action, decode_action
 from ledger.chain import ClockBehindChain, SourceChain, now_us
 from ledger.errors import BAD_TIME, Invalid
+from ledger.precheck import Checked, decode_pass, signature_pass
 from ledger.store import IngestResult, Store, gather, submit_precheck
 from node.disk import DiskWatch
 from node.errors import NotSigned
 from node.p2p.clock import CLOCK_BEHIND_CHAIN, ClockWatch
+from node.verifiers import VerifierProcesses
 
 log = logging.getLogger(__name__)
 CATCH_UP_S = 2.0  # how long an append waits for the clock to pass our head's timestamp
 KEPT_TYPES = ("reading", "warrant")  # signed later when refused for the disk or the clock (the
 MAX_UNSIGNED = 256  # agent retries its settlements itself; orders are stale by then)
+# The smallest batch whose signatures go to the verifier processes: below, the round trip
+# costs more than the threads lose to the GIL.
+PROCESS_MIN = 64
 
 
 class Listener(Protocol):
@@ -46,7 +53,8 @@ class Journal:
 
     def __init__(self, store: Store, chain: SourceChain, metrics: Counter[str],
                  push: Callable[[list[Action]], None], clock: ClockWatch | None = None,
-                 disk: DiskWatch | None = None) -> None:
+                 disk: DiskWatch | None = None,
+                 workers: VerifierProcesses | None = None) -> None:
         self.store = store
         self.chain = chain
         self.metrics = metrics
@@ -56,6 +64,7 @@ class Journal:
         self.unsigned: list[tuple[str, dict]] = []  # refused for a full disk, signed later
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self.workers = workers
         self.listeners: list[Listener] = []
         # Told of the authors the store marked forked for the first time (the fork alarm).
         self.on_forked: Callable[[list[bytes]], None] | None = None
@@ -104,11 +113,41 @@ class Journal:
         if keep and type_ in KEPT_TYPES and len(self.unsigned) < MAX_UNSIGNED:
             self.unsigned.append((type_, payload))
 
-    async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> list:
-        """The intrinsic checks of a batch (signatures included), spread over the verify pool."""
+    def expect(self, count: int) -> None:
+        """About `count` actions are on their way: start the verifier processes now if they
+        will be used, so they are ready sooner (the first pages are verified in threads)."""
+        if self.workers is not None and count >= PROCESS_MIN and not self.workers.ready():
+            self.workers.warm()
+
+    async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> Checked:
+        """The intrinsic checks of a batch (signatures included): on the verifier processes
+        when they run and the batch is large enough (the first such batch starts them), else
+        spread over the verify pool."""
+        workers = self.workers
+        if workers is not None and len(items) >= PROCESS_MIN:
+            if workers.ready():
+                checked = await self._verify_with(workers, items, now)
+                if checked is not None:
+                    self.metrics["verified_in_processes"] += len(items)
+                    return checked
+                self.metrics["verify_process_failed"] += 1
+            else:
+                workers.warm()
         futures = submit_precheck(self.pool, items, now) if items else []
         await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return gather(futures)
+
+    async def _verify_with(self, workers: VerifierProcesses, items: list[tuple[bytes, bytes]],
+                           now: int) -> Checked | None:
+        """Signatures on the processes while a thread decodes; None if a process failed."""
+        loop = asyncio.get_running_loop()
+        asked = [asyncio.wrap_future(f) for f in workers.submit(items)]
+        decoded = await loop.run_in_executor(self.pool, decode_pass, items, now)
+        answers = await asyncio.gather(*asked)
+        if any(a is None for a in answers):
+            return None
+        verdicts = b"".join(answers)
+        return await loop.run_in_executor(self.pool, signature_pass, items, decoded, now, verdicts)
 
     async def ingest(self, items: list[tuple[bytes, bytes]], forward: bool = True,
                      checked: list | None = None) -> IngestResult:
@@ -199,6 +238,9 @@ class Journal:
                 log.exception("listener failed on new actions")
 
     def close(self) -> None:
-        """Finish the writes already submitted, then stop the threads (the store stays open)."""
+        """Finish the writes already submitted, then stop the threads and the verifier
+        processes (the store stays open)."""
         self.writer.shutdown(wait=True)
         self.pool.shutdown(wait=True)
+        if self.workers is not None:
+            self.workers.close()

@@ -49,6 +49,7 @@ from node.p2p.scoping import GridScope
 from node.p2p.session import RequestSigner, open_session
 from node.services import Services
 from node.trading.agent import AgentLoop
+from node.verifiers import VerifierProcesses
 from node.version import VERSION
 
 __all__ = ["INFO_REPUBLISH_S", "VERSION", "Node"]
@@ -77,7 +78,8 @@ class Node:
         self.disk = DiskWatch(cfg.dir, self.metrics)
         self.journal = Journal(self.store, self.chain, self.metrics,
                                push=lambda actions: self.gossip.eager_push(actions),
-                               clock=self.clock, disk=self.disk)
+                               clock=self.clock, disk=self.disk,
+                               workers=VerifierProcesses.for_this_machine(cfg.extra))
         scope = GridScope(self.store, cfg.grid if cfg.replicate == "grid" else None)
         self.gossip = Gossip(self.store, self.peers, self.journal, self.book, self.infos,
                              self.metrics, cfg.round_ms, scope=scope)

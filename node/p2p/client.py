@@ -249,11 +249,14 @@ class PeerClient:
                                   {"from": str(start), "limit": str(limit)})
         items = self._decode(body, "chain answer", lambda b: wire.signed_list(wire.unpack(b)))
         out = []
-        for item in items:
-            if not (isinstance(item, list) and len(item) == 2
-                    and all(isinstance(x, bytes) for x in item)):
+        append = out.append
+        for item in items:  # a page has a thousand: exact type checks, no generator per item
+            if type(item) is not list or len(item) != 2:
                 raise PeerError(f"{self.base}: chain items must be [bin, bin]")
-            out.append((item[0], item[1]))
+            body, signature = item
+            if type(body) is not bytes or type(signature) is not bytes:
+                raise PeerError(f"{self.base}: chain items must be [bin, bin]")
+            append((body, signature))
         return out
 
     async def push(self, items: list[tuple[bytes, bytes]], reached_all: bool = False) -> dict:

@@ -51,6 +51,7 @@ class PageTransfer:
         writes: deque[tuple[asyncio.Task, int]] = deque()
         in_flight = 0
         last: asyncio.Task | None = None
+        self.journal.expect(sum(until - start + 1 for _, start, until in pulls))
         try:
             for author, start, until in pulls:
                 while pages < MAX_PAGES_PER_ROUND and start <= until:

@@ -8,9 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import codec
-from ledger.actions import sign_action
+from ledger.actions import claimed_author, sign_action, signature_verdicts
 from ledger.errors import Invalid
-from ledger.precheck import check_chunk, gather, precheck, submit_precheck
+from ledger.precheck import (
+    check_chunk,
+    decode_pass,
+    gather,
+    precheck,
+    signature_pass,
+    submit_precheck,
+)
 from ledger.testing import T0, ChainSigner, identity, order_payload, warrant_payload, wire_items
 from ledger.validation import check_intrinsic
 
@@ -84,3 +91,27 @@ def test_any_mix_in_any_order_on_a_pool_too(indices):
     with ThreadPoolExecutor(2) as pool:
         assert verdicts(precheck(items, NOW, pool)) == expected
         assert verdicts(gather(submit_precheck(pool, items, NOW, 3))) == expected
+
+
+def test_claimed_author_is_the_author_of_every_action_that_decodes():
+    for body, sig in ITEMS:
+        try:
+            action = check_intrinsic(body, sig, NOW, check_signature=False)
+        except Invalid:
+            continue
+        assert claimed_author(body) == action.author
+    assert claimed_author(b"\xc1") is None
+    assert claimed_author(b"\x97\x01\xc4\x20" + bytes(31)) is None  # cut short
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(range(len(ITEMS))), max_size=40))
+def test_verdicts_from_elsewhere_give_the_same_outcomes(indices):
+    # What a node does with verifier processes: decode here, verdicts computed elsewhere.
+    items = [ITEMS[i] for i in indices]
+    decoded = decode_pass(items, NOW)
+    elsewhere = signature_verdicts(items)
+    assert verdicts(signature_pass(items, decoded, NOW, elsewhere)) == one_by_one(items)
+    for verdict, outcome in zip(elsewhere, one_by_one(items), strict=True):
+        if not isinstance(outcome, str):  # a valid action: its signature verified elsewhere too
+            assert verdict == 1

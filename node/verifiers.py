@@ -1,0 +1,213 @@
+"""Signatures verified in other processes, so that they do not wait for this one's GIL.
+
+PyNaCl releases the GIL while it verifies, but everything around a verification (decoding,
+placing, writing, HTTP) holds it, and the verify threads and the rest of the node then take turns
+more than they run side by side. `VerifierProcesses` keeps one child Python per core (at most
+MAX_PROCESSES) that does nothing but `ledger.precheck.signature_verdicts`: it reads a batch of
+`[action_bytes, signature]` pairs and answers one byte per pair. The node decodes the same batch
+meanwhile and takes the verdicts in `signature_pass`, so every signature is still checked, once,
+and an action is judged exactly as by `check_intrinsic`.
+
+A child is started on first use, by one of the threads that talk to it (one child per thread),
+and lives until the node stops or it has had nothing to do for a minute (`node.verifier_child`). It learns of the node's
+end by the end of its stdin: closed by `close`, or by the kernel when the node dies, even by
+SIGKILL, so no child outlives its node. A child that fails (it died, answered nonsense) is
+stopped, the batch is verified in the node instead (`None` from `submit`'s futures), and the
+next batch starts another one; after MAX_FAILURES failures in a row the processes are given up
+for the node's life. On one core none are started (`for_this_machine` is None).
+
+The child is `node.verifier_child`, which says how they talk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import msgpack
+
+from node.errors import UserError
+from node.verifier_child import HEADER, READY
+
+log = logging.getLogger(__name__)
+
+MAX_PROCESSES = 4
+
+START_TIMEOUT_S = 20.0  # a child that is not ready by then counts as failed
+MAX_FAILURES = 3  # failures in a row after which the processes are not used again
+CHUNK = 250  # pairs per request: several per batch, so every child stays busy
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class VerifierProcesses:
+    """Child processes that verify signatures; `submit` from any thread, `close` once."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._io = ThreadPoolExecutor(count, thread_name_prefix="verifier")
+        self._local = threading.local()  # each io thread's own child
+        self._lock = threading.Lock()
+        self._children: set[subprocess.Popen] = set()  # every child not stopped yet ...
+        self._started: set[subprocess.Popen] = set()  # ... and those that said they are ready
+        self._closed = False
+        self._failures = 0
+        self._warming = False
+
+    @classmethod
+    def for_this_machine(cls, extra: dict | None = None) -> VerifierProcesses | None:
+        """One child per core, or None on a single core (the verify threads suffice there);
+        `[node] verify_processes` in the config (`extra`) sets the number, 0 for none."""
+        value = (extra or {}).get("node", {}).get("verify_processes")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= MAX_PROCESSES):
+            raise UserError(f"node.verify_processes must be an integer from 0 to "
+                            f"{MAX_PROCESSES}, got {value!r}")
+        n = cores() if value is None else value
+        if value is None and n < 2:
+            return None
+        return cls(min(n, MAX_PROCESSES)) if n >= 1 and sys.executable else None
+
+    @property
+    def usable(self) -> bool:
+        """Not closed, and not given up after repeated failures."""
+        return not self._closed and self._failures < MAX_FAILURES
+
+    def ready(self) -> bool:
+        """At least one child has started and still runs (the others start on their first
+        request)."""
+        with self._lock:
+            return self.usable and any(c.poll() is None for c in self._started)
+
+    def warm(self) -> None:
+        """Start the children in the background, without waiting; the caller verifies in
+        threads meanwhile."""
+        with self._lock:
+            if not self.usable or self._warming:
+                return
+            self._warming = True
+        futures = [self._io.submit(self._child) for _ in range(self.count)]
+        futures[-1].add_done_callback(lambda _: setattr(self, "_warming", False))
+
+    def submit(self, items: list[tuple[bytes, bytes]]) -> list[Future]:
+        """Verdicts of `items` in chunks: futures of bytes (`signature_verdicts` of each chunk,
+        in order), or of None where a child failed."""
+        size = max(1, min(CHUNK, -(-len(items) // self.count)))
+        return [self._io.submit(self._ask, items[i : i + size]) for i in range(0, len(items), size)]
+
+    def _ask(self, chunk: list[tuple[bytes, bytes]]) -> bytes | None:
+        child = self._child()
+        if child is None:
+            return None
+        try:
+            body = msgpack.packb(chunk, use_bin_type=True)
+            child.stdin.write(len(body).to_bytes(HEADER, "big") + body)
+            child.stdin.flush()
+            answer = _read_frame(child.stdout)
+        except (OSError, ValueError):
+            answer = None
+        if answer is None or len(answer) != len(chunk):
+            self._failed(child, "answered no verdicts")
+            return None
+        self._failures = 0
+        return answer
+
+    def _child(self) -> subprocess.Popen | None:
+        """This thread's child, started if it has none or it exited (idle, killed)."""
+        child: subprocess.Popen | None = getattr(self._local, "child", None)
+        if child is not None and child.poll() is None:
+            return child
+        if child is not None:
+            self._forget(child)
+        if not self.usable:
+            return None
+        root = str(Path(__file__).resolve().parent.parent)  # the child imports node and ledger
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        with self._lock:  # held by the set at once, so that `close` ends a child still starting
+            if self._closed:
+                return None
+            try:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "node.verifier_child"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, env=env, close_fds=True,
+                )
+            except OSError as exc:
+                self._failures += 1
+                log.warning("cannot start a verifier process: %s", exc)
+                return None
+            self._children.add(child)
+        try:
+            started = select.select([child.stdout], [], [], START_TIMEOUT_S)[0] \
+                and child.stdout.read(1) == READY
+        except (OSError, ValueError):  # closed by `close` meanwhile
+            started = False
+        if not started:
+            self._failed(child, "did not start")
+            return None
+        with self._lock:
+            self._started.add(child)
+        self._local.child = child
+        return child
+
+    def _failed(self, child: subprocess.Popen, what: str) -> None:
+        self._failures += 1
+        if not self._closed:
+            log.warning("a verifier process %s (exit %s); verifying in the node instead%s", what,
+                        child.poll(), "" if self.usable else " from now on")
+        self._forget(child)
+        _stop(child)
+
+    def _forget(self, child: subprocess.Popen) -> None:
+        with self._lock:
+            self._children.discard(child)
+            self._started.discard(child)
+        self._local.child = None
+
+    def close(self) -> None:
+        """End every child (EOF on its stdin: it answers the request it has, then exits), then
+        the threads that talk to them."""
+        with self._lock:
+            self._closed = True
+            children, self._children, self._started = list(self._children), set(), set()
+        for child in children:
+            _stop(child)
+        self._io.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Close its stdin (the child exits), wait a little, kill it if it lingers."""
+    try:
+        child.stdin.close()
+    except OSError:
+        pass
+    try:
+        child.wait(2)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    try:
+        child.stdout.close()
+    except OSError:
+        pass
+
+
+def _read_frame(stream) -> bytes | None:
+    header = stream.read(HEADER)
+    if len(header) != HEADER:
+        return None
+    size = int.from_bytes(header, "big")
+    body = stream.read(size)
+    return body if len(body) == size else None
