@@ -38,12 +38,11 @@ demo: $(VENV)/.installed
 
 # Most tests wait on real processes and intervals, so three run at once even on two cores
 # (each must pass beside two busy loops anyway); `make test WORKERS=0` runs them one by one.
-# Tests that start a whole kit (xdist_group "kit") run one after the other on one worker.
 WORKERS ?= 3
 
 test: $(VENV)/.installed-test system-deps
 	$(BIN)/ruff check ledger market hardware node tests benchmarks
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check ledger market hardware node tests benchmarks

@@ -139,14 +139,12 @@ def wait_for(predicate, timeout: float):
     return value
 
 
-@pytest.mark.xdist_group("kit")  # one kit of processes at a time: see tests/node/cli/test_demo.py
 def test_converge_reaches_every_live_node():
     f = run_bench("converge", "--nodes", "3", "--trials", "2")
     assert f["alive"] == 3 and f["trials"] == 2
     assert 0 < f["p50_s"] <= f["p99_s"] <= f["max_s"]
 
 
-@pytest.mark.xdist_group("kit")  # one kit of processes at a time: see tests/node/cli/test_demo.py
 def test_settle_times_confirmation_on_real_nodes_with_no_dispute():
     f = run_bench("settle", "--intervals", "2", "--agents", "20", "--grid-intervals", "1",
                   "--grid-interval-s", "10", timeout=280)
@@ -156,7 +154,6 @@ def test_settle_times_confirmation_on_real_nodes_with_no_dispute():
     assert f["disputed"] == 0 and f["verify_per_s"] > 0
 
 
-@pytest.mark.xdist_group("kit")  # one kit of processes at a time: see tests/node/cli/test_demo.py
 def test_demo_disputes_counts_a_short_day_with_a_node_killed():
     f = run_bench("demo_disputes", "--runs", "1", "--intervals", "4", "--interval-seconds", "2",
                   "--busy", "0", "--kill", "Home 2", "--kill-after", "1", timeout=200)

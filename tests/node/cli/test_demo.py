@@ -14,7 +14,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 from nodedemo import (
     SUMMARY,
     Demo,
@@ -30,11 +29,6 @@ from ledger.store import Store
 from market.scenario import day_scenario, default_scenario
 from node.cli.launcher import free_port_run
 from node.config import load_config
-
-# A whole kit of node processes: tests that start one run one at a time (`--dist loadgroup`,
-# Makefile), beside the lighter tests; two kits at once beside two busy loops starved the
-# nodes until their orders missed the gate.
-pytestmark = pytest.mark.xdist_group("kit")
 
 KIT = [spec.name for spec in default_scenario().agents]
 CURVE = default_scenario().agents[-1].generation_curve

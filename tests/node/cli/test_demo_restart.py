@@ -15,16 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from nodedemo import SUMMARY, Demo, children_of, get_json
 
 from node.cli.launcher import free_port_run, slug
 from node.cli.processes import answers, run_argv, spawn, stop_processes
-
-# A whole kit of node processes: tests that start one run one at a time (`--dist loadgroup`,
-# Makefile), beside the lighter tests; two kits at once beside two busy loops starved the
-# nodes until their orders missed the gate.
-pytestmark = pytest.mark.xdist_group("kit")
 
 INTERVAL_S = 3
 INTERVALS = 10
