@@ -47,9 +47,15 @@ def traded(tmp_path_factory) -> Path:
         nodes = await start_all(cfgs)
         try:
             home = nodes[0]
-            await eventually(
-                lambda: home.metrics["readings_signed"] >= 3, 20, "three metered intervals"
-            )
+            # Three metered intervals with three trades among them: under load an interval can
+            # go unsettled (its views late), so readings alone do not promise the trades.
+            def traded_enough() -> bool:
+                if home.metrics["readings_signed"] < 3:
+                    return False
+                frm, to = held_range(home)
+                return len(trades_in(home, "kit", frm, to, None)) >= 3
+
+            await eventually(traded_enough, 60, "three metered intervals and three trades")
             # the store can be exported while its node runs (SQLite readers beside the writer)
             proc = await asyncio.create_subprocess_exec(
                 PICOGRID,

@@ -42,5 +42,11 @@ def test_a_members_signed_gossip_passes_a_flooded_block_and_a_forged_claim_loses
         claim = sign_request(member, "c1", "GET", "/v1/gossip/heads", now_us(), b"")
         forged = request("GET", heads, headers={**claim, "PicoGrid-Signature": "00" * 64})
         assert forged.status == 401, forged.body[:200]
-        after = signed_request(member, "c1", "GET", heads)
-        assert after.status == 429 and int(after.headers["retry-after"]) >= 1
+        # The block has lost the lane: B's signed requests now draw on the block's bucket. A
+        # loaded node can answer slowly enough for it to refill a token (5 a second) before the
+        # first, so two are sent: charged to the block, the second at least is refused; charged
+        # to B, both pass (its 9th and 10th, within its burst of 10).
+        after = [signed_request(member, "c1", "GET", heads) for _ in range(2)]
+        refused = [r for r in after if r.status == 429]
+        assert refused, [r.status for r in after]
+        assert all(int(r.headers["retry-after"]) >= 1 for r in refused)

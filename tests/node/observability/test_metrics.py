@@ -266,7 +266,8 @@ async def test_connection_failures_are_reported_once_not_every_round(tmp_path, c
     assert len(logged) == 1 and any(url in logged[0] for url in dead)
 
 
-async def test_hardware_node_drives_its_own_leds(tmp_path):
+async def test_hardware_node_drives_its_own_leds(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="picogrid.hardware")
     cfgs = community(tmp_path, [HOME1, SOLAR, HOME2])
     cfgs[0].hardware = True  # off a Pi: gpiozero's mock pins (said once in the log)
     cfgs[0].extra = {"leds": {"Home 1/grid": 5}}
@@ -298,7 +299,11 @@ async def test_hardware_node_drives_its_own_leds(tmp_path):
         other = nodes[2].hardware
         await eventually(lambda: other.led_interval is not None, 10, "Home 2's LEDs")
         assert set(other._leds) == {"Home 2/grid", "Home 2/battery", "Home 2/solar"}
-        assert nodes[2].status.counts()["short"] == 1  # the status pin was taken: minor
+        # The status pin was taken: a short error, said once. (A loaded machine can add another
+        # short one, an interval's settlement missed; those are not what this checks.)
+        taken = [r.getMessage() for r in caplog.records if "LED 'status'" in r.getMessage()]
+        assert len(taken) == 1 and "short error" in taken[0], taken
+        assert nodes[2].status.counts()["short"] >= 1
         assert nodes[2].status.counts()["critical"] == 0
     finally:
         for node in nodes:

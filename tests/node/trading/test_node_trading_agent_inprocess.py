@@ -125,7 +125,10 @@ async def test_a_settlement_that_failed_to_sign_is_signed_on_a_later_tick(cfg):
 
     parts.agent.settler.append = append_refusing_the_first_settlement
     try:
-        await run_until(parts, lambda: refused and refused[0] in parts.own("settlement"), 15)
+        # Done when the loop counts the interval settled (the store shows the settlement a
+        # moment before the loop resumes after its append).
+        await run_until(parts, lambda: refused and refused[0] in parts.agent.settled
+                        and refused[0] in parts.own("settlement"), 15)
         assert refused, "no settlement was due in 15 s"
         k = refused[0]
         assert parts.own("settlement").count(k) == 1  # signed once, on a later tick
