@@ -104,7 +104,8 @@ def test_csv_has_one_row_per_trade_with_its_status(traded, reference):
         for key in ("interval", "energy_wh", "price"):
             assert int(row[key]) == want[key], key
         assert row["start_utc"].endswith("Z")
-    assert {r["status"] for r in rows} <= {"confirmed", "disputed", "pending"}
+    # `failed` too: a short run can leave an interval one counterparty did not settle in time
+    assert {r["status"] for r in rows} <= {"confirmed", "disputed", "pending", "failed"}
     assert any(r["status"] == "confirmed" for r in rows)
     assert f"{len(rows)} trade(s)" in proc.stderr  # the summary goes to stderr, not the data
 
