@@ -72,15 +72,23 @@ class GossipAnswers:
             log.warning("a batch of %d failed to store; retrying item by item", len(batch),
                         exc_info=True)
             result = await self.ingest_each(batch, forward)
+        return wire.pack(await self.answer(result, pairs, shape_errors, dropped))
+
+    async def answer(self, result: IngestResult, pairs: list[tuple[int, tuple[bytes, bytes]]],
+                     shape_errors: list[list],
+                     dropped: list[tuple[int, tuple[bytes, bytes]]]) -> dict:
+        """What a push is answered once its batch is ingested: fork evidence among the items
+        our scope did not keep is taken first (pushed by a fork alarm), then every item is
+        counted accepted or refused by its index in the pushed body."""
         answer = result.summary()
         kept, refused = await self.fork_evidence(dropped)
         answer["accepted"] += kept
         answer["rejected"] = sorted(
             [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors + refused
         )
-        for _ in shape_errors:
-            self.metrics["rejected:bad-encoding"] += 1
-        return wire.pack(answer)
+        if shape_errors:
+            self.metrics["rejected:bad-encoding"] += len(shape_errors)
+        return answer
 
     def pairs_in(self, body: bytes) -> tuple[list[tuple[int, tuple[bytes, bytes]]], list[list],
                                              list[tuple[int, tuple[bytes, bytes]]]]:

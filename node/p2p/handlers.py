@@ -109,14 +109,7 @@ class GossipHandlers:
                 return self._refused(exc)
         if OVER_LIMIT in request and any(r == BAD_SIGNATURE for _, r in result.rejected):
             request.app[LIMITER_KEY].deny_lane(address_block(request.remote))
-        answer = result.summary()
-        kept, refused = await self.answers.fork_evidence(dropped)  # pushed by a fork alarm
-        answer["accepted"] += kept
-        answer["rejected"] = sorted(
-            [[pairs[i][0], reason] for i, reason in result.rejected] + shape_errors + refused
-        )
-        for _ in shape_errors:
-            self.metrics["rejected:bad-encoding"] += 1
+        answer = await self.answers.answer(result, pairs, shape_errors, dropped)
         return msgpack_response(wire.pack(answer))
 
     def _members_lane(self, request: web.Request, batch: list[tuple[bytes, bytes]]) -> None:
