@@ -59,6 +59,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def unproven(node: Node) -> list:
+    """The candidates in `node`'s peer table that have not proved their key yet (a URL the
+    operator gave is called meanwhile, so it does not count)."""
+    return [p for p in node.peers.by_url.values()
+            if p.agent is not None and not p.proven and not p.given]
+
+
 def rss_bytes() -> int:
     """This process's resident set, now."""
     with open("/proc/self/statm") as f:
@@ -188,14 +195,26 @@ class Sim:
         await asyncio.sleep(seconds)
 
     async def settle(self, limit_s: float) -> float:
-        """Wait until every node holds every genesis and every other node's agent info."""
+        """Wait until every node holds every genesis and every other node's agent info, and
+        has asked every candidate in its peer table for its proof (as in a community that has
+        run a while: until then a node rounds and pushes with fewer peers)."""
         started = time.monotonic()
         held = await self.wait_all([(n.identity.agent, 0) for n in self.nodes], limit_s)
         while time.monotonic() - started < limit_s:
-            if all(len(n.peers.infos) >= len(self.nodes) - 1 for n in self.nodes):
+            if all(len(n.peers.infos) >= len(self.nodes) - 1 and not unproven(n)
+                   for n in self.nodes):
                 return time.monotonic() - started
             await asyncio.sleep(POLL_S * 10)
         return held if held == float("inf") else float("inf")
+
+    def peer_table(self) -> dict:
+        """Per node, on average: peers it calls (proven or given), candidates still unproven,
+        members' URLs waiting for room in its table."""
+        n = len(self.nodes)
+        now = time.monotonic()
+        return {"live": round(sum(len(x.peers.live(now)) for x in self.nodes) / n, 1),
+                "unproven": round(sum(len(unproven(x)) for x in self.nodes) / n, 1),
+                "waiting": round(sum(len(x.peers.waiting) for x in self.nodes) / n, 1)}
 
     async def post(self, node: Node, k: int):
         """Sign one new order on `node` (eager push included), as its agent loop would."""
@@ -325,6 +344,7 @@ async def main(args: argparse.Namespace) -> dict:
                 "anti_entropy": "heads list" if args.heads_list else "reconcile",
                 "replicate": args.replicate,
                 "latency_ms": [20, 300], "loss": sim.net.loss, "settle_s": round(settle_s, 2),
+                "peer_table": sim.peer_table(),
                 "convergence": await phase("convergence",
                                            convergence(sim, args.trials, args.limit)),
                 "quiet_s": await phase("quiet", sim.net_idle(args.quiet)) or args.quiet,

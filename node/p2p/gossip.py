@@ -104,6 +104,7 @@ class Gossip(PageTransfer):
         self._old_peers: dict[str, int] = {}  # peer -> round it answered 404 to reconcile
         self._item_hashes: dict = {}  # (author, seq, hash) -> fingerprint part, for HeadSets
         peers.is_member = lambda agent: store.head(agent) is not None
+        peers.prefer = self.scope.own_grid  # under grid scope, our grid's members keep a place
         self.prover = Prover(peers, infos.community, metrics, self._proven)
 
     def open(self, session: aiohttp.ClientSession) -> None:

@@ -1,13 +1,20 @@
 """The peer table: who we know, where they listen, how well they answer, how far behind they are.
 
-A URL learned from an agent info is only a *candidate* until it proves that it holds that
+Two things are kept apart. The *infos* are data: the newest signed info of every member (one
+per agent whose genesis we hold, so bounded by the community), all passed on, so that every
+node holds the same set and reconciling it costs nothing when idle. The *table* is what we call:
+a URL learned from an agent info is only a *candidate* until it proves that it holds that
 agent's key (`ledger.peerproof`): rounds and pushes go to proven peers and to the URLs the
-operator gave (`--peer`, config), never to a candidate. The table is bounded (MAX_PEERS), one
+operator gave (`--peer`, config), never to a candidate. Each node proves for itself, so an info
+naming a URL that is not its agent's costs each node at most PROOF_ATTEMPTS challenges to that
+URL, and an agent at most DISPROVED_PER_AGENT such URLs. The table is bounded (MAX_PEERS), one
 source (a peer we pulled infos from, or an address block that posted them) may hold at most
 SOURCE_SHARE unproven candidates at once, a candidate that fails PROOF_ATTEMPTS proofs is
 forgotten, and a peer that fails DEMOTE_AFTER times in a row is demoted (called again only after
 DEMOTED_S, and the first to be evicted when a new member needs room). So a flood of infos can
-neither reach our rounds nor crowd out members that answer.
+neither reach our rounds nor crowd out members that answer. When the table is full, members of
+our own grid (`prefer`: the chains we replicate with them) take the place of other grids' peers;
+a member's info that found no room waits, and its URL is taken when room comes.
 
 A dead peer costs one short timeout, then exponential back-off (1 s, 2 s, 4 s ... 60 s): it is
 never chosen again before its back-off ends, so it never delays rounds with live peers.
@@ -16,7 +23,7 @@ never chosen again before its back-off ends, so it never delays rounds with live
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +38,7 @@ DEMOTED_S = 300.0  # ... then the peer is called only every five minutes
 PROOF_ATTEMPTS = 3
 PROOF_BACKOFF_S = 5.0
 MAX_DISPROVED = 4096
+DISPROVED_PER_AGENT = 2  # URLs of one agent that failed their proofs: its next ones are not tried
 
 
 @dataclass(slots=True)
@@ -113,8 +121,11 @@ class PeerTable:
     by_url: dict[str, Peer] = field(default_factory=dict)
     infos: dict[bytes, AgentInfo] = field(default_factory=dict)
     is_member: Callable[[bytes], bool] = lambda agent: True
+    prefer: Callable[[bytes], bool] = lambda agent: False  # our grid's members
     strangers: OrderedDict[bytes, str] = field(default_factory=OrderedDict)
     disproved: OrderedDict[tuple[bytes, str], None] = field(default_factory=OrderedDict)
+    disproved_of: Counter[bytes] = field(default_factory=Counter)
+    waiting: OrderedDict[bytes, str] = field(default_factory=OrderedDict)  # members' URLs, no room
 
     def add_url(self, url: str, bootstrap: bool = False) -> Peer | None:
         """Know a peer by a URL the operator gave (not ourselves); the peer, or None."""
@@ -136,21 +147,20 @@ class PeerTable:
     def add_info(self, info: AgentInfo, source: str = "") -> bool:
         """Keep the newest info per agent; returns True when it told us something new.
 
-        `source` names where it came from; a member's new URL is refused when that source
-        already holds SOURCE_SHARE unproven candidates, or the table has no room for it."""
+        `source` names where it came from. A member's info is always kept (and passed on); its
+        URL waits for room when that source already holds SOURCE_SHARE unproven candidates or
+        the table is full, and is never tried when the agent's URLs failed their proofs."""
         if info.agent == self.own_agent:
             return False
         old = self.infos.get(info.agent)
         if old is not None and old.created_us >= info.created_us:
             return False
-        member = self.is_member(info.agent)
-        if member and info.url and not self._room_for(info, source):
-            return False
         if old is not None and old.url != info.url:
             self._forget_url(old)  # the agent moved
         self.infos[info.agent] = info
-        if member:
-            self._adopt(info, source)
+        self.waiting.pop(info.agent, None)
+        if self.is_member(info.agent):
+            self._place(info, source)
         else:  # held, not called: it becomes a candidate only once its genesis is held (`live`)
             self.strangers[info.agent] = source
             self.strangers.move_to_end(info.agent)
@@ -160,12 +170,26 @@ class PeerTable:
                     self._forget_url(self.infos.pop(agent))
         return True
 
+    def _place(self, info: AgentInfo, source: str) -> None:
+        """A member's info: its URL becomes a candidate if there is room, or waits for it."""
+        if not info.url or self._tried_enough(info):
+            return
+        if self._room_for(info, source):
+            self._adopt(info, source)
+        else:
+            self.waiting[info.agent] = source
+            self.waiting.move_to_end(info.agent)
+
+    def _tried_enough(self, info: AgentInfo) -> bool:
+        """Whether this URL, or DISPROVED_PER_AGENT others of the agent, failed their proofs."""
+        return ((info.agent, info.url.rstrip("/")) in self.disproved
+                or self.disproved_of[info.agent] >= DISPROVED_PER_AGENT)
+
     def _room_for(self, info: AgentInfo, source: str) -> bool:
-        """Whether a member's info may add its URL: not disproved, within its source's share,
-        and within MAX_PEERS (evicting the worst candidate or demoted peer when full)."""
+        """Whether a member's URL may join the table: within its source's share, and within
+        MAX_PEERS (evicting the worst candidate or demoted peer when full; a member of our
+        grid may also take the place of another grid's peer)."""
         url = info.url.rstrip("/")
-        if (info.agent, url) in self.disproved:
-            return False
         if url in self.by_url:
             return True
         learned = [p for p in self.by_url.values() if not p.given]
@@ -174,11 +198,19 @@ class PeerTable:
             return False
         if len(learned) < MAX_PEERS:
             return True
-        worst = [p for p in learned if not p.proven or p.demoted]
+        # Unproven or demoted peers make room, never one of our grid for another grid's member;
+        # a member of our grid may also take a proven peer's place if that one is of another
+        # grid. Unproven first, then demoted; for a member of our grid, other grids' first.
+        ours = self.prefer(info.agent)
+        worst = [p for p in learned if (ours or not self._ours(p))
+                 and (not p.proven or p.demoted or (ours and not self._ours(p)))]
         if not worst:
-            return False  # every peer proved itself and answers: keep them
-        victim = max(worst, key=lambda p: (not p.proven, p.failures + p.proof_failures))
+            return False  # every peer proved itself and answers (or is of our grid): keep them
+        victim = max(worst, key=lambda p: (ours and not self._ours(p), not p.proven, p.demoted,
+                                           not self._ours(p), p.failures + p.proof_failures))
         del self.by_url[victim.url]
+        if victim.agent is not None and self.infos.get(victim.agent) is victim.info:
+            self.waiting[victim.agent] = victim.source  # its info is still held: it waits
         return True
 
     def _adopt(self, info: AgentInfo, source: str) -> None:
@@ -194,14 +226,9 @@ class PeerTable:
         peer.source = peer.source or source
 
     def member_infos(self, now_us: int) -> list[AgentInfo]:
-        """The unexpired infos of members whose URL proved their key (or who have none): what
-        we pass on. A stranger's info, or a candidate's, is never served."""
-        return [i for a, i in self.infos.items()
-                if i.expires_us >= now_us and self.is_member(a) and self._vouched(i)]
-
-    def _vouched(self, info: AgentInfo) -> bool:
-        peer = self.by_url.get(info.url.rstrip("/"))
-        return not info.url or (peer is not None and peer.agent == info.agent and peer.proven)
+        """The unexpired infos of members: what we pass on, whether or not their URL proved
+        itself to us (each node proves a URL before it calls it). A stranger's is never."""
+        return [i for a, i in self.infos.items() if i.expires_us >= now_us and self.is_member(a)]
 
     def _forget_url(self, info: AgentInfo) -> None:
         peer = self.by_url.get(info.url.rstrip("/"))
@@ -213,15 +240,36 @@ class PeerTable:
         for agent in [a for a, i in self.infos.items() if i.expires_us < now_us]:
             self._forget_url(self.infos.pop(agent))
             self.strangers.pop(agent, None)
+            self.waiting.pop(agent, None)
 
     def live(self, now: float) -> list[Peer]:
         """Peers to talk to now; infos of agents that became members since are adopted first."""
         for agent in [a for a in self.strangers if self.is_member(a)]:
             source = self.strangers.pop(agent)
             info = self.infos.get(agent)
-            if info is not None and (not info.url or self._room_for(info, source)):
-                self._adopt(info, source)
+            if info is not None:
+                self._place(info, source)
+        self._take_waiting()
         return [p for p in self.by_url.values() if p.live(now)]
+
+    def _ours(self, peer: Peer) -> bool:
+        return peer.agent is not None and self.prefer(peer.agent)
+
+    def _take_waiting(self) -> None:
+        """Members' URLs that waited for room take what room there is, oldest first; one whose
+        source's share is full goes to the back and ends the turn."""
+        if not self.waiting:
+            return
+        room = MAX_PEERS - sum(1 for p in self.by_url.values() if not p.given)
+        for agent in list(self.waiting)[:max(0, room)]:
+            source = self.waiting.pop(agent)
+            info = self.infos.get(agent)
+            if info is None or not info.url or self._tried_enough(info):
+                continue
+            if not self._room_for(info, source):
+                self.waiting[agent] = source
+                return
+            self._adopt(info, source)
 
     def to_prove(self, now: float) -> list[Peer]:
         """Candidates whose proof may be asked for now, fewest failed proofs first."""
@@ -235,17 +283,21 @@ class PeerTable:
         peer.last_error = ""
 
     def proof_failed(self, peer: Peer, now: float, error: str) -> None:
-        """A failed proof: retry later; after PROOF_ATTEMPTS the URL and its info are dropped."""
+        """A failed proof: retry later; after PROOF_ATTEMPTS the URL is dropped (its info stays:
+        the agent's word, passed on, that others may be able to check)."""
         peer.proof_failures += 1
         peer.last_error = f"no proof: {error}"[:200]
         peer.proof_retry_at = now + PROOF_BACKOFF_S * 2.0 ** (peer.proof_failures - 1)
         if peer.proof_failures < PROOF_ATTEMPTS or peer.agent is None:
             return
-        self.disproved[(peer.agent, peer.url)] = None
+        if (peer.agent, peer.url) not in self.disproved:
+            self.disproved[(peer.agent, peer.url)] = None
+            self.disproved_of[peer.agent] += 1
         while len(self.disproved) > MAX_DISPROVED:
-            self.disproved.popitem(last=False)
-        if peer.info is not None and self.infos.get(peer.agent) is peer.info:
-            del self.infos[peer.agent]  # never passed on with a URL that did not prove it
+            (agent, _), _ = self.disproved.popitem(last=False)
+            self.disproved_of[agent] -= 1
+            if self.disproved_of[agent] <= 0:
+                del self.disproved_of[agent]
         if peer.given:  # a URL the operator gave stays; only the claim on it is dropped
             peer.agent, peer.info, peer.proof_failures = None, None, 0
         elif self.by_url.get(peer.url) is peer:

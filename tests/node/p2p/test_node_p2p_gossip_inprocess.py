@@ -205,7 +205,7 @@ async def test_peer_exchange_goes_both_ways_through_one_intake(net):
     assert candidate.live(time.monotonic()) and a.metrics["peer_proofs_ok"] >= 1
 
 
-async def test_a_candidate_that_cannot_prove_the_key_is_never_called_and_is_forgotten(net):
+async def test_a_candidate_that_cannot_prove_the_key_is_never_called_and_its_url_is_forgotten(net):
     a, b = net(1), net(2)
     impostor = identity(5)  # signs an info for b's URL; b's node holds another key
     await a.journal.ingest(wire_items([ChainSigner(impostor).genesis(COMMUNITY)]), forward=False)
@@ -221,9 +221,11 @@ async def test_a_candidate_that_cannot_prove_the_key_is_never_called_and_is_forg
                 break
             await asyncio.sleep(0.01)
         assert peer.proof_failures == attempt + 1 and "another agent" in peer.last_error
-    assert b.url not in a.peers.by_url and impostor.agent not in a.peers.infos
-    assert not a.peers.add_info(
+    assert b.url not in a.peers.by_url
+    # The info stays, the impostor's own word; a newer one for the same URL is never tried.
+    assert a.peers.add_info(
         PeerInfos(impostor, COMMUNITY, b.url, PeerTable("", b"")).refresh_own())
+    assert b.url not in a.peers.by_url and a.peers.to_prove(time.monotonic()) == []
     assert a.metrics["gossip_pushed"] == 0 and b.metrics["gossip_rounds"] == 0
 
 

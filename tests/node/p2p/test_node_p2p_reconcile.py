@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from nodeproc import Author, Cluster, heads, post_actions, request
 
 from ledger import reconcile as rc
+from ledger.chain import now_us
+from node.p2p import peers as table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
@@ -92,6 +94,37 @@ async def test_an_idle_community_exchanges_no_infos_only_fingerprints(tmp_path: 
             if all(len(n.peers.infos) == 9 for n in sim.nodes):
                 break
             await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # let exchanges that started before the last info finish
+        before = dict(sim.net.by_kind)
+        await asyncio.sleep(3)
+        spent = {k: v - before.get(k, 0) for k, v in sim.net.by_kind.items()}
+        assert spent.get("peers", 0) == 0 and spent.get("infos", 0) == 0, spent
+        assert spent["reconcile_infos"] > 0 and spent["reconcile_infos"] % 24 == 0, spent
+    finally:
+        await sim.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_past_the_peer_tables_size_every_node_holds_every_info(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A community larger than the peer table (MAX_PEERS, 256; 6 here): each node calls at most
+    6 learned peers, its own grid's first, yet holds and passes on every member's info, so the
+    infos sets agree and an idle exchange is a fingerprint. (When nodes passed on only the
+    infos whose URL proved itself to them, each held a different share, for good.)"""
+    monkeypatch.setattr(table, "MAX_PEERS", 6)
+    sim = Sim(15, 3, tmp_path, round_ms=100, seed=19, loss=0.0, replicate="grid")
+    sim.start()
+    try:
+        assert await sim.settle(120) < float("inf")  # every info held, every candidate asked
+        shared = {n.identity.agent: {i.agent for i in n.infos.held(now_us())} for n in sim.nodes}
+        assert all(len(held) == 15 for held in shared.values())
+        for node in sim.nodes:
+            learned = [p for p in node.peers.by_url.values() if not p.given]
+            assert len(learned) <= 6
+            ours = {n.cfg.url for n in sim.nodes if n.cfg.grid == node.cfg.grid} - {node.cfg.url}
+            assert ours <= {p.url for p in node.peers.by_url.values() if p.proven}, (
+                node.cfg.name, [(p.url, p.proven, p.given, p.source) for p in node.peers.all()],
+                node.peers.waiting, node.peers.disproved)
         await asyncio.sleep(1.5)  # let exchanges that started before the last info finish
         before = dict(sim.net.by_kind)
         await asyncio.sleep(3)
