@@ -55,7 +55,7 @@ from node.version import VERSION
 __all__ = ["INFO_REPUBLISH_S", "VERSION", "Node"]
 
 log = logging.getLogger(__name__)
-INFO_REPUBLISH_S = 10 * 60
+INFO_REPUBLISH_S = 20 * 60  # an info lives 30 minutes: 10 to spare, half the re-signs of 10
 
 
 class Node:
