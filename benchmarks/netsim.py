@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -389,6 +390,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         "one seq, and the time until every node knows it is measured")
     p.add_argument("--limit", type=float, default=120.0, help="give up waiting after this")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="error",
+                   help="the nodes' log on stderr (warning: every node's line on every fork)")
     p.add_argument("--heads-list", action="store_true",
                    help="nodes do not offer reconcile: every round sends the whole heads list")
     p.add_argument("--know-all", action="store_true", help="skip discovery by peer exchange")
@@ -409,4 +412,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse()
+    logging.basicConfig(level=arguments.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
     netsim_clock.run(main(arguments), arguments.slowdown)
