@@ -209,8 +209,11 @@ class PeerTable:
         victim = max(worst, key=lambda p: (ours and not self._ours(p), not p.proven, p.demoted,
                                            not self._ours(p), p.failures + p.proof_failures))
         del self.by_url[victim.url]
-        if victim.agent is not None and self.infos.get(victim.agent) is victim.info:
-            self.waiting[victim.agent] = victim.source  # its info is still held: it waits
+        if (victim.agent is not None and victim.proof_failures == 0
+                and self.infos.get(victim.agent) is victim.info):
+            # Its info is still held: it waits for room. Not one that failed a proof: a new
+            # place would start its count of PROOF_ATTEMPTS again.
+            self.waiting[victim.agent] = victim.source
         return True
 
     def _adopt(self, info: AgentInfo, source: str) -> None:

@@ -110,3 +110,18 @@ def test_an_operator_given_url_is_live_and_a_false_claim_on_it_is_dropped():
         peers.proof_failed(peers.by_url["http://boot"], 0.0, "another agent")
     boot = peers.by_url["http://boot"]
     assert boot.agent is None and boot.live(0.0) and peers.to_prove(0.0) == []
+
+
+def test_an_evicted_candidate_waits_for_room_unless_it_failed_a_proof():
+    peers = PeerTable("http://me", b"me")
+    for n in range(table.MAX_PEERS):
+        peers.add_info(info(1000 + n, f"http://m/{n}"), f"peer {n}")
+        if n >= 2:
+            peers.proved(peers.by_url[f"http://m/{n}"])
+    failed, untried = peers.by_url["http://m/0"], peers.by_url["http://m/1"]
+    peers.proof_failed(failed, 0.0, "timeout")  # one of its three attempts
+    assert peers.add_info(info(5000, "http://new/1"), "peer new")
+    assert "http://m/0" not in peers.by_url and not peers.waiting  # its count is not restarted
+    assert peers.add_info(info(5001, "http://new/2"), "peer new")
+    assert "http://m/1" not in peers.by_url and list(peers.waiting) == [untried.agent]
+    assert {failed.info, untried.info} <= set(peers.member_infos(now_us()))  # both passed on
