@@ -259,20 +259,31 @@ def test_dashboard_in_chromium(kit, browser):
         agent_id = row.get_attribute("data-agent")
         assert get_json(f"{kit.url}/v1/agents/{agent_id}/audit")["status"] == "valid"
 
-    # chain heights are this node's (the page polls, so it may be a poll behind), sync shown
-    before = {a["id"]: a["length"] for a in get_json(f"{kit.url}/v1/agents")}
-    table = driver.execute_script(
-        "return [...document.querySelectorAll('#agents tr[data-agent]')].map(tr => ["
-        "tr.getAttribute('data-agent'), tr.querySelector('.c-height b').textContent,"
-        "tr.querySelector('[data-sync]').textContent])"
-    )
-    after = {a["id"]: a["length"] for a in get_json(f"{kit.url}/v1/agents")}
-    assert {agent for agent, _, _ in table} == set(after)
-    for agent, height, sync in table:
-        assert before[agent] - 6 <= int(height.replace(",", "")) <= after[agent], agent
+    # chain heights are this node's (the page polls, so it may be a poll behind: on a loaded
+    # machine a poll can come late, so the table is read again until it is within one), sync shown
+    def heights_shown():
+        before = {a["id"]: a["length"] for a in get_json(f"{kit.url}/v1/agents")}
+        table = driver.execute_script(
+            "return [...document.querySelectorAll('#agents tr[data-agent]')].map(tr => ["
+            "tr.getAttribute('data-agent'), tr.querySelector('.c-height b').textContent,"
+            "tr.querySelector('[data-sync]').textContent])"
+        )
+        after = {a["id"]: a["length"] for a in get_json(f"{kit.url}/v1/agents")}
+        heights_shown.last = (before, table, after)
+        return {agent for agent, _, _ in table} == set(after) and all(
+            before[agent] - 6 <= int(height.replace(",", "")) <= after[agent]
+            for agent, height, _ in table
+        ) and table
+
+    heights_shown.last = None
+    try:
+        table = wait_for(heights_shown, 20, "the agents table to show this node's chain heights")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nAPI before, page, API after: {heights_shown.last}") from None
+    for agent, _, sync in table:
         assert sync in ("this node", "in sync", "linked", "via gossip") or sync.startswith(
             "syncing"
-        )
+        ), (agent, sync)
 
     # trades: statuses, and links to the offer and the bid that the browser can verify
     wait_for(
