@@ -23,7 +23,7 @@ never chosen again before its back-off ends, so it never delays rounds with live
 from __future__ import annotations
 
 import random
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,7 +37,7 @@ DEMOTE_AFTER = 8  # failures in a row (about two minutes of back-off) ...
 DEMOTED_S = 300.0  # ... then the peer is called only every five minutes
 PROOF_ATTEMPTS = 3
 PROOF_BACKOFF_S = 5.0
-MAX_DISPROVED = 4096
+MAX_DISPROVED = 4096  # agents whose failed URLs are remembered
 DISPROVED_PER_AGENT = 2  # URLs of one agent that failed their proofs: its next ones are not tried
 
 
@@ -123,8 +123,7 @@ class PeerTable:
     is_member: Callable[[bytes], bool] = lambda agent: True
     prefer: Callable[[bytes], bool] = lambda agent: False  # our grid's members
     strangers: OrderedDict[bytes, str] = field(default_factory=OrderedDict)
-    disproved: OrderedDict[tuple[bytes, str], None] = field(default_factory=OrderedDict)
-    disproved_of: Counter[bytes] = field(default_factory=Counter)
+    disproved: OrderedDict[bytes, set[str]] = field(default_factory=OrderedDict)  # failed URLs
     waiting: OrderedDict[bytes, str] = field(default_factory=OrderedDict)  # members' URLs, no room
 
     def add_url(self, url: str, bootstrap: bool = False) -> Peer | None:
@@ -182,8 +181,8 @@ class PeerTable:
 
     def _tried_enough(self, info: AgentInfo) -> bool:
         """Whether this URL, or DISPROVED_PER_AGENT others of the agent, failed their proofs."""
-        return ((info.agent, info.url.rstrip("/")) in self.disproved
-                or self.disproved_of[info.agent] >= DISPROVED_PER_AGENT)
+        failed = self.disproved.get(info.agent, ())
+        return info.url.rstrip("/") in failed or len(failed) >= DISPROVED_PER_AGENT
 
     def _room_for(self, info: AgentInfo, source: str) -> bool:
         """Whether a member's URL may join the table: within its source's share, and within
@@ -293,14 +292,10 @@ class PeerTable:
         peer.proof_retry_at = now + PROOF_BACKOFF_S * 2.0 ** (peer.proof_failures - 1)
         if peer.proof_failures < PROOF_ATTEMPTS or peer.agent is None:
             return
-        if (peer.agent, peer.url) not in self.disproved:
-            self.disproved[(peer.agent, peer.url)] = None
-            self.disproved_of[peer.agent] += 1
+        self.disproved.setdefault(peer.agent, set()).add(peer.url)
+        self.disproved.move_to_end(peer.agent)
         while len(self.disproved) > MAX_DISPROVED:
-            (agent, _), _ = self.disproved.popitem(last=False)
-            self.disproved_of[agent] -= 1
-            if self.disproved_of[agent] <= 0:
-                del self.disproved_of[agent]
+            self.disproved.popitem(last=False)
         if peer.given:  # a URL the operator gave stays; only the claim on it is dropped
             peer.agent, peer.info, peer.proof_failures = None, None, 0
         elif self.by_url.get(peer.url) is peer:

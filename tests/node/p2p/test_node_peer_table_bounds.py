@@ -96,7 +96,7 @@ def test_three_failed_proofs_forget_the_url_for_good_and_two_such_urls_the_agent
     third = make_agent_info(identity(7), "c1", "http://victim/3", now_us() + 3)
     assert peers.add_info(third) and peers.member_infos(now_us()) == [third]
     assert peers.by_url == {}  # two URLs of the agent failed: its next ones are not called
-    assert peers.disproved_of[identity(7).agent] == table.DISPROVED_PER_AGENT
+    assert len(peers.disproved[identity(7).agent]) == table.DISPROVED_PER_AGENT
 
 
 def test_an_operator_given_url_is_live_and_a_false_claim_on_it_is_dropped():
