@@ -82,6 +82,17 @@ def test_a_bad_infos_request_gets_400(node, body: bytes) -> None:
     assert ask_infos(node.url, body).status == 400
 
 
+async def only_fingerprints_cross(sim: Sim) -> None:
+    """Over 3 idle seconds, no agent info crosses the wire: infos exchanges are 24-byte
+    fingerprints only."""
+    await asyncio.sleep(1.5)  # let exchanges that started before the last info finish
+    before = dict(sim.net.by_kind)
+    await asyncio.sleep(3)
+    spent = {k: v - before.get(k, 0) for k, v in sim.net.by_kind.items()}
+    assert spent.get("peers", 0) == 0 and spent.get("infos", 0) == 0, spent
+    assert spent["reconcile_infos"] > 0 and spent["reconcile_infos"] % 24 == 0, spent
+
+
 @pytest.mark.timeout(180)
 async def test_an_idle_community_exchanges_no_infos_only_fingerprints(tmp_path: Path) -> None:
     """Peer exchange reconciles infos: once every node holds every info, an exchange is one
@@ -94,12 +105,7 @@ async def test_an_idle_community_exchanges_no_infos_only_fingerprints(tmp_path: 
             if all(len(n.peers.infos) == 9 for n in sim.nodes):
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(1.5)  # let exchanges that started before the last info finish
-        before = dict(sim.net.by_kind)
-        await asyncio.sleep(3)
-        spent = {k: v - before.get(k, 0) for k, v in sim.net.by_kind.items()}
-        assert spent.get("peers", 0) == 0 and spent.get("infos", 0) == 0, spent
-        assert spent["reconcile_infos"] > 0 and spent["reconcile_infos"] % 24 == 0, spent
+        await only_fingerprints_cross(sim)
     finally:
         await sim.stop()
 
@@ -125,12 +131,7 @@ async def test_past_the_peer_tables_size_every_node_holds_every_info(tmp_path: P
             assert ours <= {p.url for p in node.peers.by_url.values() if p.proven}, (
                 node.cfg.name, [(p.url, p.proven, p.given, p.source) for p in node.peers.all()],
                 node.peers.waiting, node.peers.disproved)
-        await asyncio.sleep(1.5)  # let exchanges that started before the last info finish
-        before = dict(sim.net.by_kind)
-        await asyncio.sleep(3)
-        spent = {k: v - before.get(k, 0) for k, v in sim.net.by_kind.items()}
-        assert spent.get("peers", 0) == 0 and spent.get("infos", 0) == 0, spent
-        assert spent["reconcile_infos"] > 0 and spent["reconcile_infos"] % 24 == 0, spent
+        await only_fingerprints_cross(sim)
     finally:
         await sim.stop()
 
