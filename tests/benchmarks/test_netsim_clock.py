@@ -15,7 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import netsim_clock  # noqa: E402
-from netsim import Sim, percentile  # noqa: E402
+from netsim import Sim  # noqa: E402
+from netsim_phases import percentile  # noqa: E402
 from netsim_transport import Net  # noqa: E402
 
 K = 5
