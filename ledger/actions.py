@@ -5,16 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import nacl.bindings
-import nacl.exceptions
-
 from ledger import codec
 from ledger.errors import BAD_ENCODING, BAD_SEQ, BAD_SIGNATURE, BAD_TIME, TOO_LARGE, Invalid
+from ledger.signatures import VERSION, signature_ok
 
-if TYPE_CHECKING:  # a process that only verifies imports this module, and starts faster
+if TYPE_CHECKING:  # ledger.keys imports the signing half of PyNaCl; only types are needed
     from ledger.keys import Identity
 
-VERSION = 1
 MAX_ACTION_BYTES = 16384
 ENTRY_TYPES = ("genesis", "offer", "bid", "settlement", "reading", "warrant")
 
@@ -124,40 +121,6 @@ def decode_action(action_bytes: bytes, signature: bytes, *, check_signature: boo
     return _new_action(
         Action, (author, seq, prev, ts, type_, payload, action_bytes, signature, hash_)
     )
-
-
-# How every action's bytes begin: an array of seven fields, version 1, then `bin 8` of length 32
-# (the author). The canonical encoding allows no other start for an action that decodes.
-ACTION_HEAD = bytes((0x97, VERSION, 0xC4, 32))
-
-
-def claimed_author(action_bytes: bytes) -> bytes | None:
-    """The author an action's bytes name, read at its fixed place without decoding; None when
-    the bytes do not begin as an action's must (they will not decode either)."""
-    if action_bytes[:4] != ACTION_HEAD or len(action_bytes) < 36:
-        return None
-    return action_bytes[4:36]
-
-
-def signature_ok(author: bytes, action_bytes: bytes, signature: bytes) -> bool:
-    try:
-        nacl.bindings.crypto_sign_open(signature + action_bytes, author)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-        return False
-    return True
-
-
-def signature_verdicts(items: list[tuple[bytes, bytes]]) -> bytes:
-    """One byte per item: 1 when its signature verifies against the author its bytes name
-    (`claimed_author`), else 0. Needs no decoding, so it can run where the decoded actions are
-    not: `ledger.precheck.signature_pass` takes them in place of verifying."""
-    out = bytearray(len(items))
-    for i, (body, signature) in enumerate(items):
-        if type(body) is bytes and type(signature) is bytes:
-            author = claimed_author(body)
-            if author is not None and signature_ok(author, body, signature):
-                out[i] = 1
-    return bytes(out)
 
 
 def split_signed(item: Any) -> tuple[bytes, bytes]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, Future
 
-from ledger.actions import Action, claimed_author, signature_ok
+from ledger.actions import Action
 from ledger.errors import BAD_ENCODING, BAD_SIGNATURE, TOO_LARGE, Invalid
+from ledger.signatures import claimed_author, signature_ok
 from ledger.validation import check_intrinsic
 
 Checked = list[Action | Invalid]
@@ -49,7 +50,7 @@ def signature_pass(
 ) -> Checked:
     """Finish `decode_pass`'s outcomes (a new list): each signature checked.
 
-    `verdicts`, when given, is `ledger.actions.signature_verdicts(items)` computed elsewhere
+    `verdicts`, when given, is `ledger.signatures.signature_verdicts(items)` computed elsewhere
     (another process): an action's verdict is taken instead of verifying it again, since the author it was checked
     against is the one the action names (`claimed_author`; should they ever differ, the
     signature is verified here). An item whose first pass found a reason that ranks after the

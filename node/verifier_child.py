@@ -1,23 +1,25 @@
 """A verifier process of `node.verifiers`: signatures in, one verdict byte per signature out.
 
-It imports as little as it can (a node starts one per core when a large batch arrives) and
-talks on its stdin and stdout in frames: a 4-byte big-endian length, then the body. The node
-sends a msgpack array of `[action_bytes, signature]` pairs; the child answers
-`ledger.actions.signature_verdicts` of them. It exits at the end of its stdin (the node closed it,
-or the node is gone) or after IDLE_S without a frame.
+It imports as little as it can, since a node starts one per core when a large batch arrives:
+the node runs this file as a script (not `-m`, which would import the `node` package) under
+`python -S`, with its own `sys.path` in PYTHONPATH, so the child skips the site packages' start
+and imports only msgpack and `ledger.signatures`. It runs in a process group of its own, so a
+Ctrl-C in the terminal reaches the node, which closes it.
 
-    python -m node.verifier_child
+It talks on its stdin and stdout in frames: a 4-byte big-endian length, then the body. The node
+sends a msgpack array of `[action_bytes, signature]` pairs; the child answers
+`ledger.signatures.signature_verdicts` of them. It exits at the end of its stdin (the node closed
+it, or the node is gone) or after IDLE_S without a frame.
 """
 
 from __future__ import annotations
 
 import os
 import select
-import signal
 
 import msgpack
 
-from ledger.actions import signature_verdicts
+from ledger.signatures import signature_verdicts
 
 HEADER = 4
 READY = b"R"  # the child's first byte: imported and waiting
@@ -56,5 +58,4 @@ def serve(fd_in: int = 0, fd_out: int = 1, idle_s: float = IDLE_S) -> None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the node, which closes us
     serve()

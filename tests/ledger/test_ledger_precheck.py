@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import codec
-from ledger.actions import claimed_author, sign_action, signature_verdicts
+from ledger.actions import sign_action
 from ledger.errors import Invalid
 from ledger.precheck import (
     check_chunk,
@@ -18,6 +18,7 @@ from ledger.precheck import (
     signature_pass,
     submit_precheck,
 )
+from ledger.signatures import claimed_author, signature_verdicts
 from ledger.testing import T0, ChainSigner, identity, order_payload, warrant_payload, wire_items
 from ledger.validation import check_intrinsic
 
