@@ -39,6 +39,10 @@ MAX_UNSIGNED = 256  # agent retries its settlements itself; orders are stale by 
 # The smallest batch whose signatures go to the verifier processes: below, the round trip
 # costs more than the threads lose to the GIL.
 PROCESS_MIN = 64
+# How long a batch for the processes waits for them to start. Meanwhile they take both cores
+# (importing): pages verified in threads then would compete with them for the cores and leave
+# them idle afterwards (a quarter of a 20,000-action copy went that way).
+WARM_WAIT_S = 1.0
 
 
 class Listener(Protocol):
@@ -121,18 +125,21 @@ class Journal:
 
     async def verify(self, items: list[tuple[bytes, bytes]], now: int) -> Checked:
         """The intrinsic checks of a batch (signatures included): on the verifier processes
-        when they run and the batch is large enough (the first such batch starts them), else
-        spread over the verify pool."""
+        when the batch is large enough (the first such batch starts them, and waits up to
+        WARM_WAIT_S for them), else spread over the verify pool."""
         workers = self.workers
         if workers is not None and len(items) >= PROCESS_MIN:
+            if not workers.ready():
+                starting = [asyncio.wrap_future(f) for f in workers.warm()]
+                if starting:
+                    await asyncio.wait(starting, timeout=WARM_WAIT_S,
+                                       return_when=asyncio.FIRST_COMPLETED)
             if workers.ready():
                 checked = await self._verify_with(workers, items, now)
                 if checked is not None:
                     self.metrics["verified_in_processes"] += len(items)
                     return checked
                 self.metrics["verify_process_failed"] += 1
-            else:
-                workers.warm()
         futures = submit_precheck(self.pool, items, now) if items else []
         await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return gather(futures)

@@ -32,12 +32,14 @@ from pathlib import Path
 
 import msgpack
 
+from node import verifier_child
 from node.errors import UserError
 from node.verifier_child import HEADER, READY
 
 log = logging.getLogger(__name__)
 
 MAX_PROCESSES = 4
+CHILD = Path(verifier_child.__file__).resolve()  # run as a script: see node.verifier_child
 
 START_TIMEOUT_S = 20.0  # a child that is not ready by then counts as failed
 MAX_FAILURES = 3  # failures in a row after which the processes are not used again
@@ -64,7 +66,7 @@ class VerifierProcesses:
         self._started: set[subprocess.Popen] = set()  # ... and those that said they are ready
         self._closed = False
         self._failures = 0
-        self._warming = False
+        self._warm: list[Future] = []  # the children being started by `warm`
 
     @classmethod
     def for_this_machine(cls, extra: dict | None = None) -> VerifierProcesses | None:
@@ -91,15 +93,15 @@ class VerifierProcesses:
         with self._lock:
             return self.usable and any(c.poll() is None for c in self._started)
 
-    def warm(self) -> None:
-        """Start the children in the background, without waiting; the caller verifies in
-        threads meanwhile."""
+    def warm(self) -> list[Future]:
+        """Start the children in the background, without waiting (again only once the last
+        start ended): futures that end as each child has started or failed to."""
         with self._lock:
-            if not self.usable or self._warming:
-                return
-            self._warming = True
-        futures = [self._io.submit(self._child) for _ in range(self.count)]
-        futures[-1].add_done_callback(lambda _: setattr(self, "_warming", False))
+            if not self.usable:
+                return []
+            if all(f.done() for f in self._warm):
+                self._warm = [self._io.submit(self._child) for _ in range(self.count)]
+            return list(self._warm)
 
     def submit(self, items: list[tuple[bytes, bytes]]) -> list[Future]:
         """Verdicts of `items` in chunks: futures of bytes (`signature_verdicts` of each chunk,
@@ -133,16 +135,14 @@ class VerifierProcesses:
             self._forget(child)
         if not self.usable:
             return None
-        root = str(Path(__file__).resolve().parent.parent)  # the child imports node and ledger
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        env = {**os.environ, "PYTHONPATH": _child_path()}
         with self._lock:  # held by the set at once, so that `close` ends a child still starting
             if self._closed:
                 return None
             try:
                 child = subprocess.Popen(
-                    [sys.executable, "-m", "node.verifier_child"], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, env=env, close_fds=True,
+                    [sys.executable, "-S", str(CHILD)], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, env=env, close_fds=True, process_group=0,
                 )
             except OSError as exc:
                 self._failures += 1
@@ -185,6 +185,13 @@ class VerifierProcesses:
         for child in children:
             _stop(child)
         self._io.shutdown(wait=True, cancel_futures=True)
+
+
+def _child_path() -> str:
+    """The child's PYTHONPATH: the project's root (it imports `ledger.signatures`), then this
+    process's own path, site packages included, which `-S` leaves out."""
+    root = str(CHILD.parent.parent)
+    return os.pathsep.join(dict.fromkeys([root, *(p for p in sys.path if p and os.path.exists(p))]))
 
 
 def _stop(child: subprocess.Popen) -> None:

@@ -15,13 +15,15 @@ import pytest
 from nodeproc import Author, Cluster, post_actions, wait_until
 
 from ledger import codec
-from ledger.actions import sign_action, signature_verdicts
+from ledger.actions import sign_action
 from ledger.chain import SourceChain, now_us
 from ledger.errors import Invalid
 from ledger.membrane import Membrane
+from ledger.signatures import signature_verdicts
 from ledger.store import Store
 from ledger.testing import ChainSigner, identity, order_payload, warrant_payload, wire_items
 from ledger.validation import check_intrinsic
+from node import journal as journal_module
 from node import verifier_child, verifiers
 from node.errors import UserError
 from node.journal import PROCESS_MIN, Journal
@@ -134,6 +136,35 @@ def test_a_killed_process_costs_time_never_a_check(journal):
         assert reasons(asyncio.run(journal.verify(items, now))) == expected
     assert reasons(verify_until_in_processes(journal, items, now)) == expected
     assert journal.workers.usable
+
+
+def test_a_big_batch_waits_for_the_processes_to_start(journal, monkeypatch):
+    # The first big batch starts the processes and waits for them (WARM_WAIT_S, made long here
+    # so that a loaded machine cannot turn this into a test of its speed) instead of taking the
+    # threads the starting processes need.
+    monkeypatch.setattr(journal_module, "WARM_WAIT_S", 60.0)
+    items, now = batch(), now_us()
+    assert children_of(os.getpid()) == []
+    checked = asyncio.run(journal.verify(items, now))
+    assert journal.metrics["verified_in_processes"] == len(items)
+    assert reasons(checked) == one_by_one(items, now)
+
+
+def test_processes_that_do_not_start_in_time_leave_the_batch_to_the_node(
+        journal, monkeypatch, tmp_path):
+    mute = tmp_path / "verifier_child.py"  # starts, but never says it is ready
+    mute.write_text("import time\ntime.sleep(30)\n")
+    monkeypatch.setattr(verifiers, "CHILD", mute)
+    monkeypatch.setattr(journal_module, "WARM_WAIT_S", 0.3)
+    items, now = batch(), now_us()
+    started = time.monotonic()
+    checked = asyncio.run(journal.verify(items, now))
+    assert time.monotonic() - started < 10
+    assert journal.metrics["verified_in_processes"] == 0
+    assert reasons(checked) == one_by_one(items, now)
+    assert children_of(os.getpid()), "the mute children were not started"
+    journal.close()  # ends the mute children too
+    assert children_of(os.getpid()) == []
 
 
 def test_small_batches_and_one_core_stay_in_the_node(journal, monkeypatch):
