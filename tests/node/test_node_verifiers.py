@@ -167,6 +167,41 @@ def test_processes_that_do_not_start_in_time_leave_the_batch_to_the_node(
     assert children_of(os.getpid()) == []
 
 
+PATIENT_CHILD = """
+import os, msgpack
+from ledger.signatures import signature_verdicts
+from node.verifier_child import READY, _read_exactly, _write_all
+_write_all(1, READY)
+while True:  # reads two requests before it answers either
+    bodies = []
+    for _ in range(2):
+        header = _read_exactly(0, 4)
+        if header is None:
+            raise SystemExit
+        bodies.append(_read_exactly(0, int.from_bytes(header, "big")))
+    for body in bodies:
+        verdicts = signature_verdicts(msgpack.unpackb(body, use_list=False))
+        _write_all(1, len(verdicts).to_bytes(4, "big") + verdicts)
+"""
+
+
+def test_a_child_has_the_next_request_before_it_answers(monkeypatch, tmp_path):
+    # A child that answers only once it holds two requests is answered in full: the node does
+    # not wait for an answer before it sends the next request (the child would sit idle).
+    patient = tmp_path / "verifier_child.py"
+    patient.write_text(PATIENT_CHILD)
+    monkeypatch.setattr(verifiers, "CHILD", patient)
+    workers = VerifierProcesses(1)
+    try:
+        items = batch()
+        futures = workers.submit(items[:40]) + workers.submit(items[40:80])
+        assert [f.result(timeout=30) for f in futures] == [
+            signature_verdicts(items[:40]), signature_verdicts(items[40:80])]
+    finally:
+        workers.close()
+    assert children_of(os.getpid()) == []
+
+
 def test_small_batches_and_one_core_stay_in_the_node(journal, monkeypatch):
     items, now = batch()[: PROCESS_MIN - 1], now_us()
     assert reasons(asyncio.run(journal.verify(items, now))) == one_by_one(items, now)
