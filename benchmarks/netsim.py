@@ -114,15 +114,27 @@ class Sim:
         node.gossip.connect = self.net.add(url, answers)
         return node
 
-    async def preload(self) -> None:
+    async def preload(self, orders_each: int = 0) -> None:
         """Give every node every genesis and every agent info, as in a community that has run
-        a while: a cold start of N nodes checks N * N signatures of each kind."""
+        a while: a cold start of N nodes checks N * N signatures of each kind. With
+        `orders_each`, every agent has also signed that many orders, and every node holds those
+        of its own grid (checked on ingest, as any): the history of a community that has
+        traded for a while, which is what the stored-data figure is about."""
         geneses = [(g.action_bytes, g.signature) for g in
                    (n.store.get_by_seq(n.identity.agent, 0) for n in self.nodes)]
         infos = [list(n.infos.own.wire()) for n in self.nodes]
         for node in self.nodes:
             await node.ingest(geneses, forward=False)
             node.infos.take(infos, now_us())
+        history: dict[str, list[tuple[bytes, bytes]]] = {}
+        for node in self.nodes:
+            for k in range(orders_each):
+                order = node.chain.append("bid", order_payload(interval=k + 1))
+                history.setdefault(node.cfg.grid, []).append((order.action_bytes,
+                                                               order.signature))
+        for node in self.nodes:
+            if history:  # a node's own orders are in its grid's list: duplicates, skipped
+                await node.ingest(history[node.cfg.grid], forward=False)
 
     def start(self) -> None:
         """Start every node's gossip loop."""
@@ -262,7 +274,7 @@ async def main(args: argparse.Namespace) -> dict:
                   know_all=args.know_all, replicate=args.replicate,
                   reconcile=not args.heads_list)
         if args.preload:
-            await sim.preload()
+            await sim.preload(round(args.history * 60 / args.pace))
         virtual0 = time.monotonic()
         probe.phase("settle")
         probe.start()
@@ -272,7 +284,7 @@ async def main(args: argparse.Namespace) -> dict:
             figures = {
                 "nodes": args.nodes, "grids": args.grids, "round_ms": args.round_ms,
                 "anti_entropy": "heads list" if args.heads_list else "reconcile",
-                "replicate": args.replicate,
+                "replicate": args.replicate, "history_min": args.history,
                 "latency_ms": [20, 300], "loss": sim.net.loss, "settle_s": round(settle_s, 2),
                 "peer_table": sim.peer_table(),
                 "convergence": await phase("convergence",
@@ -328,10 +340,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="grid: each node holds its own grid's chains whole (scoped replication)")
     p.add_argument("--preload", action="store_true",
                    help="every node starts with every genesis and agent info (no cold start)")
+    p.add_argument("--history", type=float, default=0.0,
+                   help="with --preload: minutes of trading every agent has behind it, at "
+                        "--pace (its orders, held by every node of its grid)")
     p.add_argument("--slowdown", type=float, default=0.0,
                    help="run the clock K times slower than real time, so that each node gets K "
                         "times the CPU (1: the real clock; default: one per 100 nodes)")
     args = p.parse_args(argv)
+    if args.history and not args.preload:
+        p.error("--history needs --preload")
+    if args.history < 0:
+        p.error("--history must be 0 or more")
     if not args.slowdown:
         args.slowdown = netsim_clock.auto_slowdown(args.nodes)
     if args.slowdown < 1:
