@@ -22,6 +22,7 @@ starts knowing node 0 only and finds the others by peer exchange.
 
     python benchmarks/netsim.py [--nodes 100] [--grids 10] [--trials 20] [--round-ms 1000]
                                 [--forks 10] [--know-all] [--replicate grid] [--slowdown K]
+                                [--preload [--history MINUTES]]
 """
 
 from __future__ import annotations
