@@ -71,6 +71,9 @@ class VerifierProcesses:
         # Requests: (future, chunk), WARM (start your child) or None (leave); one for all threads.
         self._requests: SimpleQueue = SimpleQueue()
         self._threads: list[threading.Thread] = []
+        # `_gate` orders requests and `close` (none is queued after it); `_lock` guards the
+        # children, and is held while one starts, so the event loop never waits for a start.
+        self._gate = threading.Lock()
         self._lock = threading.Lock()
         self._children: set[subprocess.Popen] = set()  # every child not stopped yet ...
         self._started: set[subprocess.Popen] = set()  # ... and those that said they are ready
@@ -106,7 +109,7 @@ class VerifierProcesses:
     def warm(self) -> list[Future]:
         """Start the children in the background, without waiting (again only once the last
         start ended): futures that end as each child has started or failed to."""
-        with self._lock:
+        with self._gate:
             if not self.usable:
                 return []
             self._spawn_threads()
@@ -121,7 +124,7 @@ class VerifierProcesses:
         in order), or of None where a child failed."""
         size = max(1, min(CHUNK, -(-len(items) // self.count)))
         futures = [Future() for _ in range(0, len(items), size)]
-        with self._lock:
+        with self._gate:
             if not self.usable:
                 for future in futures:
                     future.set_result(None)
@@ -132,7 +135,7 @@ class VerifierProcesses:
         return futures
 
     def _spawn_threads(self) -> None:
-        """The threads that talk to the children, once (under the lock)."""
+        """The threads that talk to the children, once (under `_gate`)."""
         while len(self._threads) < self.count:
             thread = threading.Thread(target=self._serve, daemon=True,
                                       name=f"verifier-{len(self._threads)}")
@@ -153,7 +156,14 @@ class VerifierProcesses:
                 break
             if request:
                 future, chunk = request
-                child = self._child(child)
+                if child is not None and child.poll() is not None:  # exited: idle, or killed
+                    if sent:  # with requests in hand: none of their answers will come
+                        self._lost(child, "exited", sent)
+                    else:
+                        self._forget(child)
+                    child = None
+                if child is None:  # never another child while `sent` awaits this one's answers
+                    child = self._start()
                 if chunk is WARM:
                     future.set_result(child is not None)
                     continue
@@ -165,7 +175,8 @@ class VerifierProcesses:
                     child.stdin.write(len(body).to_bytes(HEADER, "big") + body)
                     child.stdin.flush()
                 except (OSError, ValueError):
-                    self._lost(child, "took no request", sent, future)
+                    future.set_result(None)
+                    self._lost(child, "took no request", sent)
                     child = None
                     continue
                 sent.append((future, len(chunk)))
@@ -177,7 +188,8 @@ class VerifierProcesses:
             except (OSError, ValueError):
                 answer = None
             if answer is None or len(answer) != size:
-                self._lost(child, "answered no verdicts", sent, future)
+                future.set_result(None)
+                self._lost(child, "answered no verdicts", sent)
                 child = None
                 continue
             self._failures = 0
@@ -185,13 +197,8 @@ class VerifierProcesses:
         for future, _ in sent:  # closed: the child is being stopped
             future.set_result(None)
 
-    def _child(self, child: subprocess.Popen | None) -> subprocess.Popen | None:
-        """`child` if it still runs, else a new one (it exited when idle, or was killed), or
-        None when none can be had."""
-        if child is not None and child.poll() is None:
-            return child
-        if child is not None:
-            self._forget(child)
+    def _start(self) -> subprocess.Popen | None:
+        """A new child, ready; None when none can be had."""
         if not self.usable:
             return None
         env = {**os.environ, "PYTHONPATH": _child_path()}
@@ -220,11 +227,10 @@ class VerifierProcesses:
             self._started.add(child)
         return child
 
-    def _lost(self, child: subprocess.Popen, what: str, sent: deque, future: Future) -> None:
-        """The child failed with `future` and the requests `sent` in its hands: each gets None
-        (verified in the node instead)."""
+    def _lost(self, child: subprocess.Popen, what: str, sent: deque) -> None:
+        """The child failed with the requests `sent` in its hands: each gets None (verified in
+        the node instead)."""
         self._failed(child, what)
-        future.set_result(None)
         while sent:
             sent.popleft()[0].set_result(None)
 
@@ -244,10 +250,11 @@ class VerifierProcesses:
     def close(self) -> None:
         """End every child (EOF on its stdin: it answers the requests it has, then exits), then
         the threads that talk to them; requests not answered get None."""
-        with self._lock:
+        with self._gate:
             self._closed = True
-            children, self._children, self._started = list(self._children), set(), set()
             threads = list(self._threads)
+        with self._lock:  # a child started before this is stopped below; none starts after
+            children, self._children, self._started = list(self._children), set(), set()
         for child in children:
             _stop(child)
         for _ in threads:

@@ -202,6 +202,59 @@ def test_a_child_has_the_next_request_before_it_answers(monkeypatch, tmp_path):
     assert children_of(os.getpid()) == []
 
 
+class DiesAfterItsFirstRequest:
+    """A real child that reports itself exited as soon as it has been sent a request (it still
+    answers): the moment between a send and the next request that a real death can fall in."""
+
+    def __init__(self, real) -> None:
+        self.real, self.stdout, self.stdin, self.sent = real, real.stdout, self, 0
+
+    def write(self, data: bytes) -> int:
+        self.sent += 1
+        return self.real.stdin.write(data)
+
+    def flush(self) -> None:
+        self.real.stdin.flush()
+
+    def close(self) -> None:
+        self.real.stdin.close()
+
+    def poll(self):
+        return 1 if self.sent else self.real.poll()
+
+    def wait(self, timeout=None):
+        return self.real.wait(timeout)
+
+    def kill(self) -> None:
+        self.real.kill()
+
+
+def test_a_child_that_dies_with_requests_in_hand_never_answers_for_another():
+    # The next child must not be asked while the dead one's answers are awaited: read from the
+    # next, those answers would be the verdicts of other items.
+    workers = VerifierProcesses(1)
+    start = workers._start
+    starts = []
+
+    def start_once_mortal():
+        child = start()
+        starts.append(child)
+        return DiesAfterItsFirstRequest(child) if len(starts) == 1 else child
+
+    workers._start = start_once_mortal
+    try:
+        items = batch()
+        first, second = items[:40], items[40:80]
+        assert signature_verdicts(first) != signature_verdicts(second)
+        answers = [f.result(timeout=30) for f in workers.submit(first) + workers.submit(second)]
+        assert answers[0] in (None, signature_verdicts(first))
+        assert answers[1] in (None, signature_verdicts(second))
+        assert len(starts) == 2 and answers[1] is not None
+    finally:
+        workers.close()
+    assert children_of(os.getpid()) == []
+
+
 def test_small_batches_and_one_core_stay_in_the_node(journal, monkeypatch):
     items, now = batch()[: PROCESS_MIN - 1], now_us()
     assert reasons(asyncio.run(journal.verify(items, now))) == one_by_one(items, now)
