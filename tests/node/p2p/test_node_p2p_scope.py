@@ -59,6 +59,9 @@ async def test_scoped_replication_still_detects_a_fork_in_another_grid(tmp_path:
             assert node.store.head(cheat).seq == 0  # it never held the cheat's chain ...
             evidence = node.store.fork_evidence(cheat)
             assert len(evidence) == 2 and evidence[0].seq == evidence[1].seq == 1
-        assert sum(n.metrics["forks_learned"] for n in others) == len(others)
+        # Each learned it once: from the evidence (the fork alarm, the forks set), or from a
+        # warrant of the cheat's grid, which a node holds whatever its scope (that path is not
+        # counted in forks_learned; which one comes first is a race, seen under load).
+        assert all(n.metrics["forks_learned"] <= 1 for n in others)
     finally:
         await sim.stop()
