@@ -127,15 +127,15 @@ class Sim:
         for node in self.nodes:
             await node.ingest(geneses, forward=False)
             node.infos.take(infos, now_us())
+        if not orders_each:
+            return
         history: dict[str, list[tuple[bytes, bytes]]] = {}
         for node in self.nodes:
-            for k in range(orders_each):
-                order = node.chain.append("bid", order_payload(interval=k + 1))
-                history.setdefault(node.cfg.grid, []).append((order.action_bytes,
-                                                               order.signature))
-        for node in self.nodes:
-            if history:  # a node's own orders are in its grid's list: duplicates, skipped
-                await node.ingest(history[node.cfg.grid], forward=False)
+            orders = [node.chain.append("bid", order_payload(interval=k + 1))
+                      for k in range(orders_each)]
+            history.setdefault(node.cfg.grid, []).extend(o.wire() for o in orders)
+        for node in self.nodes:  # its own orders are in its grid's list: duplicates, skipped
+            await node.ingest(history[node.cfg.grid], forward=False)
 
     def start(self) -> None:
         """Start every node's gossip loop."""

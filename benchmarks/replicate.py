@@ -48,6 +48,7 @@ from nodeproc import (  # noqa: E402
     post_actions,
     post_msgpack,
     seed,
+    wait_until,
 )
 
 from ledger.actions import decode_action, signature_ok  # noqa: E402
@@ -139,24 +140,21 @@ def wait_held(watch: HeadsWatch, want: dict[bytes, int], started: float, timeout
               logs) -> int:
     """Poll B's heads until they reach `want` (author -> seq); the number of polls made."""
     total = sum(seq + 1 for seq in want.values())
-    deadline = time.monotonic() + timeout
-    polls, last_exc = 0, None
-    while True:
-        held: dict = {}
-        try:
-            held = watch.heads()
-        except (OSError, http.client.HTTPException, AssertionError) as exc:  # not yet
-            last_exc = exc
-        polls += 1
-        got = sum(min(held.get(k, [-1])[0], seq) + 1 for k, seq in want.items())
-        if got >= total:
-            return polls
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s: B holds {got} of {total} "
-                                 f"actions; last error: {last_exc!r}\n--- logs ---\n{logs()}")
-        elapsed = time.perf_counter() - started
-        remaining = (total - got) * elapsed / got if got else MAX_POLL_S
-        time.sleep(min(MAX_POLL_S, max(MIN_POLL_S, remaining / 2)))
+    seen = {"polls": 0, "got": 0}
+
+    def complete() -> bool:
+        seen["polls"] += 1
+        held = watch.heads()
+        seen["got"] = sum(min(held.get(k, [-1])[0], seq) + 1 for k, seq in want.items())
+        return seen["got"] >= total
+
+    def pause() -> float:
+        got = seen["got"]
+        remaining = (total - got) * (time.perf_counter() - started) / got if got else MAX_POLL_S
+        return min(MAX_POLL_S, max(MIN_POLL_S, remaining / 2))
+
+    wait_until(complete, timeout, "B holds every chain", interval=pause, logs=logs)
+    return seen["polls"]
 
 
 def make_actions(community: str, authors: int, entries: int) -> tuple[list, list[Author]]:

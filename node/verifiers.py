@@ -3,7 +3,7 @@
 PyNaCl releases the GIL while it verifies, but everything around a verification (decoding,
 placing, writing, HTTP) holds it, and the verify threads and the rest of the node then take turns
 more than they run side by side. `VerifierProcesses` keeps one child Python per core (at most
-MAX_PROCESSES) that does nothing but `ledger.precheck.signature_verdicts`: it reads a batch of
+MAX_PROCESSES) that does nothing but `ledger.signatures.signature_verdicts`: it reads a batch of
 `[action_bytes, signature]` pairs and answers one byte per pair. The node decodes the same batch
 meanwhile and takes the verdicts in `signature_pass`, so every signature is still checked, once,
 and an action is judged exactly as by `check_intrinsic`.
@@ -53,6 +53,7 @@ START_TIMEOUT_S = 20.0  # a child that is not ready by then counts as failed
 MAX_FAILURES = 3  # failures in a row after which the processes are not used again
 CHUNK = 250  # pairs per request: several per batch, so every child stays busy
 DEPTH = 2  # requests a child holds at once: one it verifies, the next waiting in its stdin
+WARM = object()  # in place of a chunk: a request that only starts the thread's child
 
 
 def cores() -> int:
@@ -268,9 +269,6 @@ class VerifierProcesses:
                 return
             if request:
                 request[0].set_result(None)
-
-
-WARM = object()  # a request that only starts the thread's child
 
 
 def _child_path() -> str:

@@ -100,7 +100,7 @@ def wait_until(
     predicate: Callable[[], Any],
     timeout: float,
     message: str = "",
-    interval: float = 0.05,
+    interval: float | Callable[[], float] = 0.05,
     logs: Callable[[], str] | None = None,
 ) -> Any:
     """Call `predicate` until it returns something truthy (returned) or `timeout` s pass.
@@ -122,7 +122,7 @@ def wait_until(
             detail = f"; last error: {last_exc!r}" if last_exc else ""
             tail = f"\n--- logs ---\n{logs()}" if logs else ""
             raise AssertionError(f"timed out after {timeout} s: {message}{detail}{tail}")
-        time.sleep(interval)
+        time.sleep(interval() if callable(interval) else interval)
 
 
 # -- running nodes --------------------------------------------------------------------------------
